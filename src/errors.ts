@@ -1,0 +1,146 @@
+/**
+ * One error model for the whole gateway (house style §3).
+ *
+ * Every failure a client can see has a stable code `GW_ERR_<AREA>_<WHAT>` that maps to an HTTP status
+ * and Kong's message. Request-path code never throws across a phase: it builds a GatewayError (or
+ * picks a code) and `errorResponse()` turns it into a status + JSON body. Bodies are pre-rendered
+ * once at module load so the hot path only copies a Buffer. No stack trace or internal detail ever
+ * reaches a client; `detail` is for logs only.
+ */
+
+export interface ErrorCodeInfo {
+  status: number
+  /** the Kong-compatible message, sent as {"message": ...} */
+  message: string
+  /** what it means, for docs/errors.md (a test checks every code is documented there) */
+  description: string
+}
+
+export const ERROR_CODES = {
+  GW_ERR_ROUTER_NO_ROUTE: {
+    status: 404,
+    message: 'no Route matched with those values',
+    description: 'No route matched the request (host, method, path, headers).',
+  },
+  GW_ERR_ROUTER_NO_SERVICE: {
+    status: 503,
+    message: 'no Service found with those values',
+    description: 'The matched route has no service attached.',
+  },
+  GW_ERR_REQUEST_BAD: {
+    status: 400,
+    message: 'Bad request',
+    description: 'The request is malformed (path encoding, host, or header syntax).',
+  },
+  GW_ERR_REQUEST_FRAMING: {
+    status: 400,
+    message: 'Bad request',
+    description:
+      'Ambiguous request framing: Content-Length with Transfer-Encoding, differing or malformed Content-Length, or a Transfer-Encoding other than chunked. The connection is closed.',
+  },
+  GW_ERR_REQUEST_TOO_LARGE: {
+    status: 413,
+    message: 'Request size limit exceeded',
+    description: 'The request body is larger than the configured limit (BOUNCER_MAX_BODY_SIZE).',
+  },
+  GW_ERR_REQUEST_METHOD: {
+    status: 405,
+    message: 'Method not allowed',
+    description: 'TRACE, TRACK and CONNECT are never proxied.',
+  },
+  GW_ERR_REQUEST_EXPECT: {
+    status: 417,
+    message: 'Expectation Failed',
+    description: 'An Expect header other than 100-continue.',
+  },
+  GW_ERR_PROTOCOL_HTTPS_REQUIRED: {
+    status: 426,
+    message: 'Please use HTTPS protocol',
+    description: 'The route accepts only https and the request came over http.',
+  },
+  GW_ERR_UPSTREAM_INVALID_RESPONSE: {
+    status: 502,
+    message: 'An invalid response was received from the upstream server',
+    description: 'The upstream refused the connection, reset it, or sent a malformed response.',
+  },
+  GW_ERR_UPSTREAM_UNAVAILABLE: {
+    status: 503,
+    message: 'The upstream server is currently unavailable',
+    description: 'No healthy target could be picked (empty upstream, all targets weight 0 or down, name resolution failed).',
+  },
+  GW_ERR_UPSTREAM_TIMEOUT: {
+    status: 504,
+    message: 'The upstream server is timing out',
+    description: 'Connecting to, writing to, or reading from the upstream took longer than the service timeouts.',
+  },
+  GW_ERR_INTERNAL: {
+    status: 500,
+    message: 'An unexpected error occurred',
+    description: 'A bug in the gateway. The request failed; the worker keeps serving.',
+  },
+  GW_ERR_SERVER_DRAINING: {
+    status: 503,
+    message: 'The gateway is shutting down',
+    description: 'Answered on the status endpoint while the node drains.',
+  },
+} as const satisfies Record<string, ErrorCodeInfo>
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+export class GatewayError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+  /** for logs only, never sent to a client */
+  readonly detail: string | undefined
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    super(ERROR_CODES[code].message, options)
+    this.name = 'GatewayError'
+    this.code = code
+    this.status = ERROR_CODES[code].status
+    this.detail = detail
+  }
+}
+
+export interface RenderedError {
+  status: number
+  /** e.g. `404 Not Found`, ready for uWS writeStatus */
+  statusLine: string
+  body: Buffer
+  code: ErrorCode
+}
+
+const REASONS: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  413: 'Payload Too Large', 415: 'Unsupported Media Type', 417: 'Expectation Failed', 426: 'Upgrade Required',
+  429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+}
+
+/** `404 Not Found` style status line for any status code. */
+export function statusLine(status: number): string {
+  const reason = REASONS[status]
+  return reason === undefined ? String(status) : `${status} ${reason}`
+}
+
+const RENDERED = new Map<ErrorCode, RenderedError>()
+for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
+  const info = ERROR_CODES[code]
+  RENDERED.set(code, {
+    status: info.status,
+    statusLine: statusLine(info.status),
+    body: Buffer.from(JSON.stringify({ message: info.message })),
+    code,
+  })
+}
+
+/** The response for a code: pre-rendered, shared, never mutate it. */
+export function errorResponse(code: ErrorCode): RenderedError {
+  return RENDERED.get(code)!
+}
+
+/** Any thrown value → a response; non-GatewayErrors become GW_ERR_INTERNAL (details go to logs only). */
+export function toErrorResponse(err: unknown): RenderedError {
+  if (err instanceof GatewayError) return errorResponse(err.code)
+  return errorResponse('GW_ERR_INTERNAL')
+}

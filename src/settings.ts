@@ -1,0 +1,49 @@
+/**
+ * Gateway settings (the kong.conf analogue): where to listen, how many workers, which headers to
+ * add, which peers to trust. Each comes from a CLI flag, else a BOUNCER_* environment variable, else
+ * the default below (Kong's where Kong has one). Parsed and validated once in the primary
+ * (src/cli), then sent to each worker as plain JSON.
+ */
+import os from 'node:os'
+
+export interface ListenAddress {
+  host: string
+  port: number
+}
+
+export interface Settings {
+  /** path of the declarative config (kong.yml / JSON) */
+  config: string | null
+  workers: number
+  proxy_listen: ListenAddress
+  admin_listen: ListenAddress
+  status_listen: ListenAddress
+  /** CIDRs / IPs whose X-Forwarded-* and X-Real-IP are trusted (Kong `trusted_ips`, default empty) */
+  trusted_ips: string[]
+  /** add Via / X-Bouncer-*-Latency / X-Bouncer-Request-Id to responses (Kong `headers`; `off` disables) */
+  headers: boolean
+  /** largest request body accepted, bytes; 0 = unlimited. Finite by default (catalog H-24), 2 GiB. */
+  max_body_size: number
+  /** SIGTERM drain deadline, ms (default 30 s) */
+  drain_timeout: number
+  /** max connections per upstream target per worker (undici Pool `connections`) */
+  upstream_connections: number
+  /** upstream keep-alive idle timeout, ms: kept below the common 5 s server default (catalog U-09) */
+  upstream_keepalive_timeout: number
+  log_level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'
+}
+
+export const DEFAULT_SETTINGS: Settings = {
+  config: null,
+  workers: Math.max(1, os.availableParallelism()),
+  proxy_listen: { host: '0.0.0.0', port: 8000 },
+  admin_listen: { host: '127.0.0.1', port: 8001 },
+  status_listen: { host: '127.0.0.1', port: 8100 },
+  trusted_ips: [],
+  headers: true,
+  max_body_size: 1024 * 1024 * 1024 * 2,
+  drain_timeout: 30_000,
+  upstream_connections: 128,
+  upstream_keepalive_timeout: 4_000,
+  log_level: 'info',
+}
