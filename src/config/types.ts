@@ -1,0 +1,28 @@
+/**
+ * The config loader's public contract (implemented in ./load.ts).
+ */
+import type { ConfigIssue, Snapshot } from './model.js'
+
+export type ConfigResult =
+  | { ok: true; snapshot: Snapshot }
+  | { ok: false; issues: ConfigIssue[] }
+
+export interface LoadOptions {
+  /** shown in issues and stored as snapshot.source (file path, or "inline") */
+  source?: string
+  /** snapshot.version to stamp (the primary counts reloads); default 1 */
+  version?: number
+  /** force a format; by default JSON when the text starts with `{`, else YAML (YAML is a superset) */
+  format?: 'yaml' | 'json'
+}
+
+/*
+ * ./load.ts exports:
+ *   parseConfigText(text: string, opts?: LoadOptions): ConfigResult
+ *   loadConfigFile(file: string, opts?: Omit<LoadOptions, 'source'>): Promise<ConfigResult>
+ *     (a missing/unreadable file is an issue with path '' and a clear message, never a throw)
+ *   formatIssue(issue: ConfigIssue, source: string): string
+ *     e.g. `kong.yml:14:9: services[0].routes[1].paths[0]: invalid regex: ...`
+ *   summarize(snapshot: Snapshot): string
+ *     one line: entity counts + short hash, e.g. `ok: 1 service, 1 route, 1 consumer, 1 plugin, 1 jwt_secret; hash 3f2a9c1d0b7e`
+ */
