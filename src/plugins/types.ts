@@ -1,0 +1,101 @@
+/**
+ * The plugin contract shared by every plugin (built-in now, sandboxed SDK plugins later).
+ *
+ * A built-in plugin is a folder `src/plugins/<name>/` with `schema.ts` (TypeBox config schema, in the
+ * registry) and `handler.ts` exporting a `PluginFactory`. The factory runs once per Snapshot per
+ * plugin instance (Envoy's "config factory"; proxy-wasm's root context): it validates nothing more
+ * (the loader did), precomputes everything (verifier maps, group sets, header lists) and returns a
+ * `PluginInstance` whose phase handlers are called per request with one `PluginContext`.
+ *
+ * Handlers never throw across the phase boundary on purpose: a denial is a returned `PluginExit`.
+ * If a handler does throw, the chain turns it into a 500 for that request (never a crashed worker).
+ */
+import type { Acl, Consumer, JwtSecret, KeyauthCredential, Plugin, Route, Service, Snapshot } from '../config/model.js'
+
+/** Kong `kong.response.exit(status, body, headers)`: a string body becomes {"message": body}. */
+export interface PluginExit {
+  status: number
+  body?: string | Record<string, unknown>
+  headers?: Record<string, string>
+}
+
+/** The authenticated credential (Kong `kong.client.get_credential()`). */
+export interface AuthenticatedCredential {
+  id: string
+  consumer_id: string | null
+  /** the identifier sent in X-Credential-Identifier (jwt: the key; key-auth: the credential id) */
+  identifier: string
+}
+
+export interface PluginRequestView {
+  /** upper-case method */
+  readonly method: string
+  /** the normalised path the router matched */
+  readonly path: string
+  /** raw query string without `?` ('' if none) */
+  readonly query: string
+  /** client IP as the gateway determined it (trusted-proxy rules applied) */
+  readonly clientIp: string
+  readonly scheme: 'http' | 'https'
+  /** first value of a header, by lower-cased name */
+  header(name: string): string | undefined
+  /** all values of a header (repeated lines), by lower-cased name */
+  headerAll(name: string): string[]
+  /** parsed query args (computed lazily, once) */
+  queryArgs(): Record<string, string | string[]>
+  /** cookie value by name (parsed lazily, once) */
+  cookie(name: string): string | undefined
+}
+
+/** One per request; created by the server, walked by the chain. */
+export interface PluginContext {
+  readonly request: PluginRequestView
+  readonly route: Route
+  readonly service: Service | null
+  /** set by auth plugins through `authenticate()` */
+  consumer: Consumer | null
+  credential: AuthenticatedCredential | null
+  /** groups the ACL plugin found for the consumer (X-Consumer-Groups), or null */
+  authenticatedGroups: string[] | null
+  /** Kong `kong.ctx.shared`: per request, shared across plugins */
+  readonly shared: Record<string, unknown>
+  /** set (string) or remove (null) a header on the upstream request; last write wins */
+  setUpstreamHeader(name: string, value: string | null): void
+  /** remove a query argument from the upstream request (key-auth hide_credentials) */
+  clearUpstreamQueryArg(name: string): void
+  /** set a header on the response to the client */
+  setResponseHeader(name: string, value: string | null): void
+}
+
+/** Precomputed, per-Snapshot lookup tables plugins share (built once by the chain compiler). */
+export interface SnapshotIndex {
+  snapshot: Snapshot
+  consumersById: Map<string, Consumer>
+  consumersByUsername: Map<string, Consumer>
+  jwtSecretsByKey: Map<string, JwtSecret[]>
+  keyauthByKey: Map<string, KeyauthCredential>
+  aclsByConsumer: Map<string, Acl[]>
+}
+
+export type MaybePromise<T> = T | Promise<T>
+
+export interface PluginInstance {
+  readonly name: string
+  /** effective priority (instance override or the plugin's default); higher runs first */
+  readonly priority: number
+  /** access phase: return a PluginExit to short-circuit, nothing to continue */
+  access: ((ctx: PluginContext) => MaybePromise<PluginExit | undefined>) | null
+  /** response phase (before headers go to the client): status and headers of the upstream response */
+  response: ((ctx: PluginContext, status: number, headers: Record<string, string | string[]>) => void) | null
+  /** log phase (after the response is sent); must not throw */
+  log: ((ctx: PluginContext, status: number) => void) | null
+  /** free timers / caches when the Snapshot is replaced */
+  dispose?(): void
+}
+
+export interface PluginFactory {
+  readonly name: string
+  /** Kong's PRIORITY */
+  readonly priority: number
+  create(plugin: Plugin, index: SnapshotIndex): PluginInstance
+}
