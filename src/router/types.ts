@@ -17,6 +17,11 @@ export interface RouteRequest {
   /** raw query string without `?`, or '' */
   query: string
   /**
+   * whether the request target had a `?` at all; lets `/get?` keep its empty query upstream as Kong does.
+   * Optional: when absent the router assumes a `?` only when `query` is non-empty.
+   */
+  hasQuery?: boolean
+  /**
    * header lookup by lower-cased name; repeated header lines come back as an array. The router only
    * calls it for the header names that some route matches on (`router.headerNames`).
    */
