@@ -1,0 +1,216 @@
+/**
+ * `bouncer` command line: start | validate | quickstart, --help, --version.
+ *
+ * Exit statuses: 0 ok; 1 the config is invalid, a port cannot be bound, workers cannot start, or a
+ * forced stop; 2 a usage mistake (unknown command or flag, bad value, missing file). A usage mistake
+ * is one line on stderr, never a stack trace.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { formatIssue, loadConfigFile, summarize } from '../config/load.js'
+import { createLogger } from '../observability/logger.js'
+import { runPrimary } from '../cluster/primary.js'
+import { resolveSettings, SETTING_FLAGS, UsageError, type SettingFlag, type SettingValues } from './resolve-settings.js'
+import { runQuickstart } from './quickstart.js'
+
+const COMMANDS = ['start', 'validate', 'quickstart'] as const
+type Command = (typeof COMMANDS)[number]
+
+export function packageVersion(): string {
+  // dist/src/cli/main.js and src/cli/main.ts both sit below the package root; walk up to it.
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  for (let i = 0; i < 5; i++) {
+    const file = path.join(dir, 'package.json')
+    if (existsSync(file)) {
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string }
+      if (pkg.name === 'bouncer-gateway' && pkg.version) return pkg.version
+    }
+    dir = path.dirname(dir)
+  }
+  return 'unknown'
+}
+
+function settingsHelp(except: SettingFlag[] = []): string {
+  const rows = (Object.keys(SETTING_FLAGS) as SettingFlag[])
+    .filter((flag) => !except.includes(flag))
+    .map((flag) => {
+      const left = `  --${flag} ${SETTING_FLAGS[flag].arg}`
+      return `${left.padEnd(30)}${SETTING_FLAGS[flag].help} [${SETTING_FLAGS[flag].env}]`
+    })
+  return rows.join('\n')
+}
+
+export function usage(command?: Command): string {
+  const header = `bouncer ${packageVersion()}: a Kong-compatible API gateway`
+  const start = `bouncer start [options]
+  Start the gateway: a primary process and N workers sharing the proxy port.
+  Each option may also come from the environment variable in brackets (flag > env > default).
+${settingsHelp()}
+  Signals: SIGTERM/SIGINT drain (a second one forces exit), SIGHUP reloads the config file.`
+  const validate = `bouncer validate FILE
+  Check a declarative config (kong.yml or JSON). Prints every issue with its location and exits 1,
+  or prints a one-line summary and exits 0.`
+  const quickstart = `bouncer quickstart [options]
+  Start a demo upstream (JSON echo on 127.0.0.1:3000 and :3001) and the gateway with
+  examples/quickstart/kong.yml, then try:  curl localhost:8000/echo/hello
+  Accepts the options of \`start\` except --config. Ctrl-C stops both.`
+  switch (command) {
+    case 'start':
+      return `${start}\n`
+    case 'validate':
+      return `${validate}\n`
+    case 'quickstart':
+      return `${quickstart}\n`
+    default:
+      return `${header}
+
+Usage:
+  bouncer <command> [options]
+  bouncer --help | --version
+
+Commands:
+${start}
+
+${validate}
+
+${quickstart}
+
+Exit status: 0 ok, 1 invalid config or failed start, 2 usage error.
+`
+  }
+}
+
+function settingOptions(except: SettingFlag[] = []): NonNullable<ParseArgsConfig['options']> {
+  const options: NonNullable<ParseArgsConfig['options']> = { help: { type: 'boolean', short: 'h' } }
+  for (const flag of Object.keys(SETTING_FLAGS) as SettingFlag[]) {
+    if (!except.includes(flag)) options[flag] = { type: 'string' }
+  }
+  return options
+}
+
+/** parseArgs with errors turned into one-line UsageErrors that name the command. */
+function parse(command: string, args: string[], options: NonNullable<ParseArgsConfig['options']>, positionals: number) {
+  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] }
+  try {
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: positionals > 0 }) as typeof parsed
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    const quoted = /'([^']+)'/.exec(e.message)?.[1] ?? ''
+    switch (e.code) {
+      case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+        throw new UsageError(`unknown option ${quoted} for \`bouncer ${command}\` (see bouncer ${command} --help)`)
+      case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+        throw new UsageError(`option ${quoted.split(' ')[0] ?? quoted} of \`bouncer ${command}\` needs a value`)
+      case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+        throw new UsageError(`unexpected argument ${quoted} for \`bouncer ${command}\` (see bouncer ${command} --help)`)
+      default:
+        throw new UsageError(`bad arguments for \`bouncer ${command}\`: ${e.message.split('\n')[0]}`)
+    }
+  }
+  if (parsed.positionals.length > positionals) {
+    throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[positionals])} for \`bouncer ${command}\``)
+  }
+  return parsed
+}
+
+function settingValues(values: Record<string, string | boolean | undefined>): SettingValues {
+  const out: SettingValues = {}
+  for (const flag of Object.keys(SETTING_FLAGS) as SettingFlag[]) {
+    const v = values[flag]
+    if (typeof v === 'string') out[flag] = v
+  }
+  return out
+}
+
+function requireReadableFile(file: string, from: string): void {
+  let ok = false
+  try {
+    ok = statSync(file).isFile()
+  } catch {
+    throw new UsageError(`config file not found: ${file} (from ${from})`)
+  }
+  if (!ok) throw new UsageError(`config path is not a file: ${file} (from ${from})`)
+}
+
+/** Run the CLI; resolves with the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    const topic = first === 'help' ? rest[0] : undefined
+    if (topic !== undefined && !(COMMANDS as readonly string[]).includes(topic)) throw new UsageError(`unknown command ${JSON.stringify(topic)} (commands: ${COMMANDS.join(', ')})`)
+    // Bare `bouncer` is a usage mistake: the text goes to stderr with status 2.
+    if (first === undefined) {
+      process.stderr.write(usage())
+      return 2
+    }
+    process.stdout.write(usage(topic as Command | undefined))
+    return 0
+  }
+  if (first === '--version' || first === '-v' || first === '-V') {
+    if (rest.length > 0) throw new UsageError(`--version takes no arguments`)
+    process.stdout.write(`${packageVersion()}\n`)
+    return 0
+  }
+  if (first.startsWith('-')) throw new UsageError(`unknown option ${first} (a command comes first: ${COMMANDS.join(', ')}; see bouncer --help)`)
+  if (!(COMMANDS as readonly string[]).includes(first)) {
+    throw new UsageError(`unknown command ${JSON.stringify(first)} (commands: ${COMMANDS.join(', ')}; see bouncer --help)`)
+  }
+  const command = first as Command
+
+  switch (command) {
+    case 'validate': {
+      const { values, positionals } = parse(command, rest, { help: { type: 'boolean', short: 'h' } }, 1)
+      if (values.help) {
+        process.stdout.write(usage(command))
+        return 0
+      }
+      const file = positionals[0]
+      if (file === undefined) throw new UsageError('`bouncer validate` needs a FILE (e.g. bouncer validate kong.yml)')
+      requireReadableFile(file, 'bouncer validate')
+      const result = await loadConfigFile(file)
+      if (!result.ok) {
+        for (const issue of result.issues) process.stdout.write(`${formatIssue(issue, file)}\n`)
+        process.stderr.write(`bouncer: ${file}: ${result.issues.length} issue${result.issues.length === 1 ? '' : 's'}\n`)
+        return 1
+      }
+      process.stdout.write(`${summarize(result.snapshot)}\n`)
+      return 0
+    }
+    case 'start':
+    case 'quickstart': {
+      const except: SettingFlag[] = command === 'quickstart' ? ['config'] : []
+      const { values } = parse(command, rest, settingOptions(except), 0)
+      if (values.help) {
+        process.stdout.write(usage(command))
+        return 0
+      }
+      const env = { ...process.env }
+      if (command === 'quickstart') delete env.BOUNCER_CONFIG
+      const settings = resolveSettings(settingValues(values), env)
+      if (command === 'quickstart') return runQuickstart(settings)
+      if (settings.config) requireReadableFile(settings.config, values.config !== undefined ? '--config' : 'BOUNCER_CONFIG')
+      const log = createLogger(settings.log_level, { role: 'primary' })
+      if (!settings.config) log.warn('no config file given (--config or BOUNCER_CONFIG): serving an empty config, every request answers 404')
+      return runPrimary({ settings, log })
+    }
+  }
+}
+
+const isEntry = process.argv[1] !== undefined && /[\\/](bouncer(\.js)?|main\.[jt]s)$/.test(process.argv[1])
+if (isEntry) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      if (err instanceof UsageError) {
+        process.stderr.write(`bouncer: ${err.message}\n`)
+        process.exit(2)
+      }
+      const e = err instanceof Error ? err : new Error(String(err))
+      process.stderr.write(`bouncer: unexpected error: ${e.message}\n`)
+      if (process.env.BOUNCER_DEBUG) process.stderr.write(`${e.stack ?? ''}\n`)
+      process.exit(1)
+    },
+  )
+}

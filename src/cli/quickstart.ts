@@ -1,0 +1,85 @@
+/**
+ * `bouncer quickstart`: the demo upstream (examples/quickstart/upstream.js) plus a gateway running
+ * examples/quickstart/kong.yml, so a newcomer can curl the proxy at once. Ctrl-C stops both: the
+ * terminal's SIGINT reaches the whole process group, the primary drains, and the upstream (a child
+ * with an IPC channel) leaves when we do, even if we are killed.
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { runPrimary, type StartedInfo } from '../cluster/primary.js'
+import { createLogger } from '../observability/logger.js'
+import type { Settings } from '../settings.js'
+
+export const QUICKSTART_UPSTREAM_PORTS = [3000, 3001]
+
+function examplesDir(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  for (let i = 0; i < 5; i++) {
+    const candidate = path.join(dir, 'examples', 'quickstart')
+    if (existsSync(path.join(candidate, 'kong.yml'))) return candidate
+    dir = path.dirname(dir)
+  }
+  throw new Error('examples/quickstart/kong.yml not found next to the bouncer installation')
+}
+
+function startUpstream(dir: string): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = fork(path.join(dir, 'upstream.js'), QUICKSTART_UPSTREAM_PORTS.map(String), {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
+    const onExit = (code: number | null) => reject(new Error(`the demo upstream exited (code ${code}) before it was listening`))
+    child.once('exit', onExit)
+    child.once('error', reject)
+    child.once('message', () => {
+      child.off('exit', onExit)
+      resolve(child)
+    })
+  })
+}
+
+function banner(info: StartedInfo, configFile: string): string {
+  const host = info.proxy.host === '0.0.0.0' || info.proxy.host === '::' ? 'localhost' : info.proxy.host
+  const proxy = `${host}:${info.proxy.port}`
+  return `
+Bouncer quickstart is running.
+  proxy          http://${proxy}      config: ${path.relative(process.cwd(), configFile) || configFile}
+  status         http://${info.status.host}:${info.status.port}/status
+  demo upstream  http://127.0.0.1:${QUICKSTART_UPSTREAM_PORTS.join(' and :')} (echoes what it receives)
+
+Try:
+  curl -s ${proxy}/echo/hello?x=1                          # strip_path: upstream sees /hello
+  curl -s ${proxy}/keep/me                                 # strip_path off: upstream sees /base/keep/me
+  curl -s -H 'Host: api.example.test' ${proxy}/anything    # host route, to :3001
+  curl -s ${proxy}/balanced                                # round-robin over :3000 and :3001
+  curl -s ${proxy}/nothing-here                            # 404 {"message":"no Route matched with those values"}
+
+Ctrl-C stops the gateway and the demo upstream.
+`
+}
+
+export async function runQuickstart(base: Settings): Promise<number> {
+  const dir = examplesDir()
+  const settings: Settings = { ...base, config: path.join(dir, 'kong.yml') }
+  const log = createLogger(settings.log_level, { role: 'primary' })
+  let upstream: ChildProcess
+  try {
+    upstream = await startUpstream(dir)
+  } catch (err) {
+    process.stderr.write(`bouncer: quickstart: ${err instanceof Error ? err.message : String(err)}\n`)
+    return 1
+  }
+  upstream.once('exit', (code, signal) => {
+    log.warn({ code, signal }, 'the demo upstream stopped; routes to it now answer 502')
+  })
+  try {
+    return await runPrimary({
+      settings,
+      log,
+      onReady: (info) => process.stdout.write(banner(info, settings.config ?? '')),
+    })
+  } finally {
+    upstream.kill('SIGTERM')
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * Settings from CLI flags, else BOUNCER_* environment variables, else DEFAULT_SETTINGS.
+ *
+ * Every value is checked here, once, in the primary; a bad one is a UsageError whose one-line message
+ * names the flag or variable it came from, so `bouncer start --workers abc` and
+ * `BOUNCER_WORKERS=abc bouncer start` each point at the thing to fix.
+ */
+import net from 'node:net'
+import path from 'node:path'
+import { DEFAULT_SETTINGS, type ListenAddress, type Settings } from '../settings.js'
+
+/** A mistake in how bouncer was invoked: printed as one line, exit status 2. */
+export class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+/** The flags `start` (and `quickstart`) accept, with the environment variable behind each. */
+export const SETTING_FLAGS = {
+  config: { arg: 'FILE', env: 'BOUNCER_CONFIG', help: 'declarative config file (kong.yml or JSON)' },
+  workers: { arg: 'N', env: 'BOUNCER_WORKERS', help: 'worker processes (default: available CPUs)' },
+  'proxy-listen': { arg: 'HOST:PORT', env: 'BOUNCER_PROXY_LISTEN', help: 'proxy address (default 0.0.0.0:8000)' },
+  'admin-listen': { arg: 'HOST:PORT', env: 'BOUNCER_ADMIN_LISTEN', help: 'admin API address (default 127.0.0.1:8001; not served yet)' },
+  'status-listen': { arg: 'HOST:PORT', env: 'BOUNCER_STATUS_LISTEN', help: 'status endpoint (default 127.0.0.1:8100)' },
+  'trusted-ips': { arg: 'LIST', env: 'BOUNCER_TRUSTED_IPS', help: 'comma-separated IPs/CIDRs whose X-Forwarded-* headers are trusted' },
+  headers: { arg: 'on|off', env: 'BOUNCER_HEADERS', help: 'add Via / X-Bouncer-* headers (default on)' },
+  'log-level': { arg: 'LEVEL', env: 'BOUNCER_LOG_LEVEL', help: 'trace, debug, info, warn, error, fatal or silent (default info)' },
+  'drain-timeout': { arg: 'MS', env: 'BOUNCER_DRAIN_TIMEOUT', help: 'ms to finish in-flight requests on SIGTERM (default 30000)' },
+  'max-body-size': { arg: 'BYTES', env: 'BOUNCER_MAX_BODY_SIZE', help: 'largest request body in bytes, 0 = unlimited (default 2 GiB)' },
+} as const
+
+export type SettingFlag = keyof typeof SETTING_FLAGS
+export type SettingValues = Partial<Record<SettingFlag, string>>
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
+const MAX_WORKERS = 1024
+
+/**
+ * Merge flags over environment over defaults and validate. `flags` holds raw strings as parsed by
+ * parseArgs; `env` is usually process.env.
+ */
+export function resolveSettings(flags: SettingValues, env: NodeJS.ProcessEnv, cwd = process.cwd()): Settings {
+  const settings: Settings = structuredClone(DEFAULT_SETTINGS)
+
+  const pick = (flag: SettingFlag): { value: string; from: string } | null => {
+    const fromFlag = flags[flag]
+    if (fromFlag !== undefined) return { value: fromFlag, from: `--${flag}` }
+    const envName = SETTING_FLAGS[flag].env
+    const fromEnv = env[envName]
+    if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, from: envName }
+    return null
+  }
+
+  const config = pick('config')
+  if (config) settings.config = path.resolve(cwd, config.value)
+
+  const workers = pick('workers')
+  if (workers) settings.workers = parseInteger(workers.value, workers.from, 1, MAX_WORKERS)
+
+  const proxy = pick('proxy-listen')
+  if (proxy) settings.proxy_listen = parseListen(proxy.value, proxy.from)
+  const admin = pick('admin-listen')
+  if (admin) settings.admin_listen = parseListen(admin.value, admin.from)
+  const status = pick('status-listen')
+  if (status) settings.status_listen = parseListen(status.value, status.from)
+
+  const trusted = pick('trusted-ips')
+  if (trusted) settings.trusted_ips = parseTrustedIps(trusted.value, trusted.from)
+
+  const headers = pick('headers')
+  if (headers) {
+    const v = headers.value.toLowerCase()
+    if (v !== 'on' && v !== 'off') throw new UsageError(`invalid ${headers.from} ${JSON.stringify(headers.value)}: expected on or off`)
+    settings.headers = v === 'on'
+  }
+
+  const level = pick('log-level')
+  if (level) {
+    const v = level.value.toLowerCase()
+    if (!(LOG_LEVELS as readonly string[]).includes(v)) {
+      throw new UsageError(`invalid ${level.from} ${JSON.stringify(level.value)}: expected one of ${LOG_LEVELS.join(', ')}`)
+    }
+    settings.log_level = v as Settings['log_level']
+  }
+
+  const drain = pick('drain-timeout')
+  if (drain) settings.drain_timeout = parseInteger(drain.value, drain.from, 0, 24 * 3600 * 1000)
+
+  const body = pick('max-body-size')
+  if (body) settings.max_body_size = parseInteger(body.value, body.from, 0, Number.MAX_SAFE_INTEGER)
+
+  return settings
+}
+
+function parseInteger(raw: string, from: string, min: number, max: number): number {
+  const text = raw.trim()
+  if (!/^\d+$/.test(text)) throw new UsageError(`invalid ${from} ${JSON.stringify(raw)}: expected an integer from ${min} to ${max}`)
+  const n = Number(text)
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`invalid ${from} ${JSON.stringify(raw)}: expected an integer from ${min} to ${max}`)
+  }
+  return n
+}
+
+/** `HOST:PORT` or `[IPv6]:PORT`; port 0 asks for any free port (handy in tests). */
+export function parseListen(raw: string, from: string): ListenAddress {
+  const bad = (why: string) => new UsageError(`invalid ${from} ${JSON.stringify(raw)}: ${why}`)
+  const text = raw.trim()
+  let host: string
+  let portText: string
+  const v6 = /^\[([^\]]+)\]:(.*)$/.exec(text)
+  if (v6) {
+    host = v6[1] ?? ''
+    portText = v6[2] ?? ''
+    if (net.isIPv6(host) === false) throw bad(`${host} is not an IPv6 address`)
+  } else {
+    const colon = text.lastIndexOf(':')
+    if (colon <= 0) throw bad('expected HOST:PORT, e.g. 127.0.0.1:8000')
+    host = text.slice(0, colon)
+    portText = text.slice(colon + 1)
+    if (host.includes(':')) throw bad('put an IPv6 host in brackets, e.g. [::1]:8000')
+    if (!net.isIPv4(host) && !/^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/.test(host)) throw bad(`${host} is not a valid host`)
+  }
+  if (!/^\d+$/.test(portText)) throw bad('the port must be a number from 0 to 65535')
+  const port = Number(portText)
+  if (port > 65535) throw bad(`port ${port} is out of range (0-65535)`)
+  return { host, port }
+}
+
+function parseTrustedIps(raw: string, from: string): string[] {
+  const out: string[] = []
+  for (const part of raw.split(',')) {
+    const item = part.trim()
+    if (item === '') continue
+    const [addr = '', prefix, extra] = item.split('/')
+    const family = net.isIP(addr)
+    const prefixOk =
+      prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= (family === 6 ? 128 : 32))
+    if (family === 0 || !prefixOk || extra !== undefined) {
+      throw new UsageError(`invalid ${from}: ${JSON.stringify(item)} is not an IP address or CIDR`)
+    }
+    out.push(item)
+  }
+  return out
+}
+

@@ -1,0 +1,114 @@
+/**
+ * Worker process entry (forked by ./primary.ts): one data plane per process.
+ *
+ * Waits for `init` (settings + snapshot), starts the data plane on the shared proxy port, reports
+ * `ready`, then serves `reload` / `stats` / `drain` from the primary. The primary owns every
+ * lifecycle decision; a worker only exits when told to drain, when it cannot start, or when its IPC
+ * channel disconnects (the primary is gone: an orphan must not keep the port).
+ */
+import { startDataPlane } from '../server/data-plane.js'
+import type { DataPlane } from '../server/types.js'
+import { createLogger, type Logger } from '../observability/logger.js'
+import { isMessage, type PrimaryMessage, type WorkerMessage } from './messages.js'
+
+if (typeof process.send !== 'function') {
+  process.stderr.write('bouncer: src/cluster/worker.js runs as a child of `bouncer start`, not on its own\n')
+  process.exit(2)
+}
+
+let dataPlane: DataPlane | null = null
+let log: Logger | null = null
+let draining = false
+
+function send(msg: WorkerMessage, then?: () => void): void {
+  if (process.connected && process.send) process.send(msg, undefined, {}, () => then?.())
+  else then?.()
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+// The terminal sends Ctrl-C to the whole process group; the primary decides what it means.
+process.on('SIGINT', () => {})
+// A SIGTERM aimed at one worker drains just that worker; the primary replaces it.
+process.on('SIGTERM', () => void drainAndExit(30_000))
+
+process.on('disconnect', () => {
+  // The primary is gone (exit or SIGKILL). Close the listen socket now; no one can replace us.
+  log?.warn('primary disconnected; worker exiting')
+  const done = dataPlane ? dataPlane.close().catch(() => {}) : Promise.resolve()
+  void done.finally(() => process.exit(draining ? 0 : 1))
+  setTimeout(() => process.exit(1), 1000).unref()
+})
+
+process.on('uncaughtException', (err) => {
+  if (log) log.fatal({ err }, 'uncaught exception in worker')
+  else process.stderr.write(`bouncer worker: uncaught exception: ${err.stack ?? err.message}\n`)
+  send({ type: 'fatal', message: errorText(err) }, () => process.exit(1))
+  setTimeout(() => process.exit(1), 200).unref()
+})
+
+process.on('message', (raw: unknown) => {
+  if (!isMessage<PrimaryMessage>(raw)) return
+  switch (raw.type) {
+    case 'init':
+      void init(raw)
+      break
+    case 'reload': {
+      const { snapshot } = raw
+      if (!dataPlane) return
+      try {
+        dataPlane.swap(snapshot)
+        log?.debug({ version: snapshot.version, hash: snapshot.hash }, 'config swapped')
+        send({ type: 'reloaded', version: snapshot.version, hash: snapshot.hash })
+      } catch (err) {
+        log?.error({ err, version: snapshot.version }, 'config swap failed; keeping the previous config')
+        send({ type: 'reload_failed', version: snapshot.version, message: errorText(err) })
+      }
+      break
+    }
+    case 'stats':
+      if (dataPlane) send({ type: 'stats', id: raw.id, stats: dataPlane.stats() })
+      break
+    case 'drain':
+      void drainAndExit(raw.timeoutMs)
+      break
+  }
+})
+
+async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<void> {
+  if (dataPlane || draining) return
+  const { settings, snapshot, workerId } = msg
+  log = createLogger(settings.log_level, { role: 'worker', worker: workerId })
+  try {
+    const dp = await startDataPlane({ settings, snapshot, workerId, log })
+    dataPlane = dp
+    if (draining) {
+      await dp.close()
+      process.exit(0)
+    }
+    send({ type: 'ready', pid: process.pid, port: dp.port, version: snapshot.version, hash: snapshot.hash })
+  } catch (err) {
+    log.error({ err }, 'worker failed to start')
+    // Exit once the IPC message has left, so the primary can say why.
+    send({ type: 'fatal', message: errorText(err) }, () => process.exit(1))
+    setTimeout(() => process.exit(1), 200).unref()
+  }
+}
+
+async function drainAndExit(timeoutMs: number): Promise<void> {
+  if (draining) return
+  draining = true
+  if (!dataPlane) process.exit(0)
+  let complete = false
+  try {
+    complete = await dataPlane.drain(timeoutMs)
+    if (!complete) log?.warn({ timeout_ms: timeoutMs }, 'drain deadline reached with requests still in flight')
+    await dataPlane.close()
+  } catch (err) {
+    log?.error({ err }, 'error while draining')
+  }
+  send({ type: 'drained', complete }, () => process.exit(0))
+  setTimeout(() => process.exit(0), 200).unref()
+}
