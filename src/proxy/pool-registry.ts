@@ -1,0 +1,88 @@
+/**
+ * undici Pools, one per (target origin, connect timeout, TLS verification), shared by every compiled
+ * Snapshot that needs them. A snapshot `acquire`s the pools it routes to when it compiles and
+ * `release`s them once it is retired and its last in-flight request has ended; a pool whose
+ * reference count drops to zero is closed gracefully (undici lets dispatched requests finish).
+ * So a reload that keeps a service keeps its warm keep-alive connections.
+ *
+ * Read and body timeouts vary per service but not per connection, so they travel per request
+ * (dispatch options `headersTimeout` / `bodyTimeout`) and do not split pools.
+ */
+import { Pool } from 'undici'
+
+export interface PoolOptions {
+  connections: number
+  /** idle keep-alive, ms (also the cap on server Keep-Alive hints) */
+  keepAliveTimeout: number
+  connectTimeout: number
+  /** only meaningful for https origins */
+  rejectUnauthorized: boolean
+}
+
+export interface PoolRef {
+  readonly key: string
+  readonly pool: Pool
+}
+
+interface Entry {
+  pool: Pool
+  refs: number
+}
+
+export interface PoolRegistry {
+  acquire(origin: string, opts: PoolOptions): PoolRef
+  release(ref: PoolRef): void
+  readonly size: number
+  /** destroy every pool now (data plane close) */
+  destroyAll(): Promise<void>
+}
+
+export function createPoolRegistry(): PoolRegistry {
+  const entries = new Map<string, Entry>()
+
+  return {
+    acquire(origin, opts) {
+      const key = `${origin}|${opts.connections}|${opts.keepAliveTimeout}|${opts.connectTimeout}|${opts.rejectUnauthorized ? 1 : 0}`
+      let entry = entries.get(key)
+      if (entry === undefined) {
+        const pool = new Pool(origin, {
+          connections: opts.connections,
+          pipelining: 1,
+          keepAliveTimeout: opts.keepAliveTimeout,
+          // a server's `Keep-Alive: timeout=` hint may shorten our idle time, never lengthen it
+          // past the setting (catalog U-09: stay below the upstream's own idle close)
+          keepAliveMaxTimeout: opts.keepAliveTimeout,
+          connectTimeout: opts.connectTimeout,
+          // never undici's 300 s defaults; the real per-service values come with each dispatch
+          headersTimeout: 60_000,
+          bodyTimeout: 60_000,
+          connect: origin.startsWith('https:') ? { rejectUnauthorized: opts.rejectUnauthorized } : {},
+        })
+        entry = { pool, refs: 0 }
+        entries.set(key, entry)
+      }
+      entry.refs++
+      return { key, pool: entry.pool }
+    },
+
+    release(ref) {
+      const entry = entries.get(ref.key)
+      if (entry === undefined || entry.pool !== ref.pool) return
+      entry.refs--
+      if (entry.refs <= 0) {
+        entries.delete(ref.key)
+        entry.pool.close().catch(() => {})
+      }
+    },
+
+    get size() {
+      return entries.size
+    },
+
+    async destroyAll() {
+      const pools = [...entries.values()].map((e) => e.pool)
+      entries.clear()
+      await Promise.all(pools.map((p) => p.destroy().catch(() => {})))
+    },
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The client's request body as undici sees it: an async iterable fed by uWS `onData`, with
+ * backpressure both ways and a size limit.
+ *
+ * - uWS hands us ArrayBuffers it neuters on return, so each chunk is copied once into a Buffer.
+ * - Chunks wait in a small queue until undici pulls them (undici pulls only as fast as the upstream
+ *   socket drains). Past HIGH_WATER queued bytes the client socket is paused (`res.pause()`), and
+ *   resumed below LOW_WATER, so a slow upstream holds memory at about one uWS read (≤ 512 KiB) plus
+ *   HIGH_WATER, however large the upload.
+ * - undici calls `next()` only after the request was assigned to a connected socket, so `started`
+ *   false after a failed attempt proves no byte left: the same source can be replayed on the next
+ *   target (a connect-failure retry is safe for any method).
+ */
+
+const HIGH_WATER = 1024 * 1024
+const LOW_WATER = 256 * 1024
+
+/** What the body needs from the request that owns it (implemented by the data plane's request). */
+export interface BodyOwner {
+  /** pause / resume reading the client socket; no-ops once the response is finished */
+  pauseClient(): void
+  resumeClient(): void
+  /** the body crossed the size limit */
+  bodyTooLarge(): void
+}
+
+const DONE: IteratorResult<Buffer> = { done: true, value: undefined }
+const ABANDONED = new Error('request body abandoned by the upstream request')
+
+export class RequestBody implements AsyncIterableIterator<Buffer> {
+  /** bytes received from the client so far */
+  received = 0
+  /** undici asked for data at least once: the body cannot be replayed */
+  started = false
+  ended = false
+  private readonly queue: Buffer[] = []
+  private queued = 0
+  private failed: Error | null = null
+  private paused = false
+  private waitResolve: ((r: IteratorResult<Buffer>) => void) | null = null
+  private waitReject: ((err: Error) => void) | null = null
+
+  constructor(
+    private readonly owner: BodyOwner,
+    /** 0 = unlimited */
+    private readonly limit: number,
+  ) {}
+
+  /** uWS onData: copy the chunk (uWS neuters it on return) and hand it over or queue it. */
+  push(chunk: ArrayBuffer, isLast: boolean): void {
+    if (this.ended) return
+    const n = chunk.byteLength
+    if (n > 0) {
+      this.received += n
+      if (this.limit > 0 && this.received > this.limit) {
+        this.ended = true
+        this.owner.bodyTooLarge()
+        return
+      }
+      if (this.failed !== null) {
+        if (isLast) this.ended = true
+        return
+      }
+      const buf = Buffer.from(new Uint8Array(chunk)) // copies
+      if (this.waitResolve !== null) {
+        const resolve = this.waitResolve
+        this.waitResolve = this.waitReject = null
+        resolve({ done: false, value: buf })
+      } else {
+        this.queue.push(buf)
+        this.queued += n
+        if (!this.paused && this.queued > HIGH_WATER) {
+          this.paused = true
+          this.owner.pauseClient()
+        }
+      }
+    }
+    if (isLast) {
+      this.ended = true
+      if (this.waitResolve !== null && this.queue.length === 0) {
+        const resolve = this.waitResolve
+        this.waitResolve = this.waitReject = null
+        resolve(DONE)
+      }
+    }
+  }
+
+  /** The client went away or the request failed: a pending or later `next()` rejects. */
+  fail(err: Error): void {
+    if (this.failed !== null) return
+    this.failed = err
+    this.queue.length = 0
+    this.queued = 0
+    if (this.waitReject !== null) {
+      const reject = this.waitReject
+      this.waitResolve = this.waitReject = null
+      reject(err)
+    }
+  }
+
+  next(): Promise<IteratorResult<Buffer>> {
+    this.started = true
+    if (this.failed !== null) return Promise.reject(this.failed)
+    const buf = this.queue.shift()
+    if (buf !== undefined) {
+      this.queued -= buf.length
+      if (this.paused && this.queued < LOW_WATER) {
+        this.paused = false
+        this.owner.resumeClient()
+      }
+      return Promise.resolve({ done: false, value: buf })
+    }
+    if (this.ended) return Promise.resolve(DONE)
+    return new Promise<IteratorResult<Buffer>>((resolve, reject) => {
+      this.waitResolve = resolve
+      this.waitReject = reject
+    })
+  }
+
+  /**
+   * undici stops iterating (an error, or the upstream answered before reading the whole body): the
+   * rest of the client's body is read and dropped, so unpause the client rather than hold it.
+   */
+  return(): Promise<IteratorResult<Buffer>> {
+    if (this.failed === null) this.failed = ABANDONED
+    this.queue.length = 0
+    this.queued = 0
+    if (this.paused) {
+      this.paused = false
+      this.owner.resumeClient()
+    }
+    return Promise.resolve(DONE)
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Buffer> {
+    return this
+  }
+}

@@ -1,0 +1,833 @@
+/**
+ * The worker's data plane: a uWS front end on the proxy port and an undici streaming proxy behind it.
+ *
+ * Per request (one ProxyRequest object): read everything from uWS synchronously, check framing,
+ * method and size, route (router compiled per Snapshot), build the upstream headers once, dispatch on
+ * the target's undici Pool with a streaming body, and stream the response back with backpressure both
+ * ways. Retries go to the balancer's next target, and only when re-sending is safe. Everything that
+ * depends only on config lives in the CompiledSnapshot (see compile-snapshot.ts).
+ *
+ * uWS rules this file keeps (a broken one kills the process): `onAborted` is attached before any
+ * async step; HttpRequest is read only at the top of the handler; writes after an async step are
+ * corked; `res` is never touched after an abort or after the response ended (`resDone`).
+ */
+import { randomBytes } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+import type { Dispatcher } from 'undici'
+import { uws, abText, type HttpRequest, type HttpResponse, type us_listen_socket } from './uws.js'
+import type { DataPlane, DataPlaneOptions, DataPlaneStats } from './types.js'
+import type { Snapshot } from '../config/model.js'
+import type { RouteRequest } from '../router/types.js'
+import { errorResponse, type ErrorCode } from '../errors.js'
+import { BOUNCER_VERSION } from './version.js'
+import { checkFraming, FRAMING_CHUNKED, FRAMING_ERROR } from './request-framing.js'
+import { compileSnapshot, type CompiledRoute, type CompiledSnapshot } from './compile-snapshot.js'
+import { createPoolRegistry, type PoolRegistry } from '../proxy/pool-registry.js'
+import { createIpMatcher, normalizePeerIp, type IpMatcher } from '../proxy/trusted-ips.js'
+import { RequestBody, type BodyOwner } from '../proxy/request-body.js'
+import {
+  connectionListed,
+  isValidHeaderName,
+  isValidHeaderValue,
+  REQ_DROP,
+  REQ_FORWARDING,
+  REQ_VIA,
+  REQUEST_HEADER_ACTION,
+  RES_DROP,
+  RES_VIA,
+  RESPONSE_HEADER_ACTION,
+  statusLineFor,
+} from '../proxy/headers.js'
+import type { Settings } from '../settings.js'
+import type { Logger } from '../observability/logger.js'
+
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
+const SERVER_TOKEN = `bouncer/${BOUNCER_VERSION}`
+/** appended to the client's Via on the way up (no version: upstreams need not learn it) */
+const VIA_UPSTREAM = '1.1 bouncer'
+const VIA_CLIENT = `1.1 ${SERVER_TOKEN}`
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
+const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx']
+
+const MODE_NONE = 0
+const MODE_LENGTH = 1
+const MODE_CHUNKED = 2
+
+/** State shared by every request of this worker. */
+interface Plane {
+  readonly settings: Settings
+  readonly log: Logger
+  readonly registry: PoolRegistry
+  readonly isTrusted: IpMatcher
+  readonly headersOn: boolean
+  readonly maxBody: number
+  readonly requestIdPrefix: string
+  compiled: CompiledSnapshot
+  port: number
+  draining: boolean
+  requestCounter: number
+  inflight: number
+  requestsTotal: number
+  readonly responses: Record<string, number>
+  readonly errors: Record<string, number>
+  drainWaiters: Array<() => void>
+}
+
+/** One undici dispatch. A retry makes a new one, so late callbacks of an old attempt are ignored. */
+class UpstreamAttempt implements Dispatcher.DispatchHandler {
+  connected = false
+  cancelled = false
+  private abortFn: ((err?: Error) => void) | null = null
+
+  constructor(
+    private readonly req: ProxyRequest,
+    readonly target: number,
+  ) {}
+
+  cancel(): void {
+    if (this.cancelled) return
+    this.cancelled = true
+    if (this.abortFn !== null) this.abortFn(CANCELLED)
+  }
+
+  // The legacy handler interface is what undici's core calls; the newer controller-style one is
+  // adapted onto it with an extra wrapper object and parsed headers per request.
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortFn = abort
+    if (this.cancelled) {
+      abort(CANCELLED)
+      return
+    }
+    this.connected = true
+  }
+
+  onHeaders(statusCode: number, headers: Buffer[], resume: () => void): boolean {
+    if (this.cancelled) return false
+    return this.req.onUpstreamHeaders(this, statusCode, headers, resume)
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.cancelled) return false
+    return this.req.upstreamData(chunk)
+  }
+
+  onComplete(): void {
+    if (this.cancelled) return
+    this.req.upstreamComplete(this)
+  }
+
+  onError(err: Error): void {
+    if (this.cancelled) return
+    this.req.upstreamError(this, err)
+  }
+}
+
+const CANCELLED = new Error('upstream request cancelled by the gateway')
+
+/** Set while `req.forEach` runs (synchronously), so the callback needs no closure per request. */
+let collecting: ProxyRequest | null = null
+function collectHeader(name: string, value: string): void {
+  const r = collecting!
+  r.raw.push(name, value)
+  // uWS hands names lower-cased; only a few need a look now (framing, routing, expect)
+  switch (name) {
+    case 'host':
+      r.host = value
+      break
+    case 'content-length':
+      ;(r.contentLength ??= []).push(value)
+      break
+    case 'transfer-encoding':
+      ;(r.transferEncoding ??= []).push(value)
+      break
+    case 'expect':
+      r.expect = value
+      break
+  }
+}
+
+/** Set while a response chunk is corked out (synchronous), to avoid a closure per chunk. */
+let corkReq: ProxyRequest | null = null
+let corkChunk: Buffer | null = null
+let corkResult = true
+function corkedWrite(): void {
+  const r = corkReq!
+  if (r.mode === MODE_LENGTH) {
+    const [ok, done] = r.res.tryEnd(corkChunk!, r.total)
+    corkResult = ok
+    if (done) r.responseEnded()
+  } else {
+    corkResult = r.res.write(corkChunk!)
+  }
+}
+
+class ProxyRequest implements RouteRequest, BodyOwner {
+  // --- read from uWS at the top of the handler
+  method = ''
+  path = ''
+  query = ''
+  host = ''
+  port: number
+  peer = ''
+  readonly raw: string[] = []
+  contentLength: string[] | null = null
+  transferEncoding: string[] | null = null
+  expect: string | null = null
+
+  // --- per request state
+  readonly compiled: CompiledSnapshot
+  readonly startedAt = performance.now()
+  requestId = ''
+  route: CompiledRoute | null = null
+  upstreamPath = ''
+  /** flat [name, value, …] list for undici (no per-request object with dynamic keys) */
+  readonly upHeaders: string[] = []
+  hostIndex = -1
+  body: RequestBody | null = null
+  current: UpstreamAttempt | null = null
+  tried: number[] | null = null
+  triesLeft = 0
+  target = -1
+  dispatchedAt = 0
+
+  // --- response state
+  aborted = false
+  /** the uWS response ended, was closed or aborted: `res` must not be touched */
+  resDone = false
+  headersSent = false
+  finished = false
+  status = 0
+  mode = MODE_NONE
+  total = 0
+  private pending: Buffer | null = null
+  private pendingOffset = 0
+  private resumeUpstream: (() => void) | null = null
+  private upstreamPaused = false
+
+  constructor(
+    readonly plane: Plane,
+    readonly res: HttpResponse,
+  ) {
+    this.compiled = plane.compiled
+    this.port = plane.port
+  }
+
+  /** RouteRequest: header lookup by lower-cased name (only for names some route matches on). */
+  header(name: string): string | string[] | undefined {
+    let found: string | string[] | undefined
+    const raw = this.raw
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i] !== name) continue
+      const v = raw[i + 1]!
+      if (found === undefined) found = v
+      else if (typeof found === 'string') found = [found, v]
+      else found.push(v)
+    }
+    return found
+  }
+
+  start(): void {
+    const p = this.plane
+    p.requestsTotal++
+    p.inflight++
+    this.compiled.inflight++
+    this.requestId = p.requestIdPrefix + (p.requestCounter++).toString(36)
+
+    const framing = checkFraming(this.contentLength, this.transferEncoding)
+    if (framing === FRAMING_ERROR) return this.fail('GW_ERR_REQUEST_FRAMING', true)
+    const m = this.method
+    if (m === 'TRACE' || m === 'TRACK' || m === 'CONNECT') return this.fail('GW_ERR_REQUEST_METHOD', framing !== -1)
+    // uWS already answered `100 Continue` for exactly `100-continue`; anything else is refused
+    if (this.expect !== null && this.expect.toLowerCase() !== '100-continue') return this.fail('GW_ERR_REQUEST_EXPECT', true)
+    if (framing > 0 && p.maxBody > 0 && framing > p.maxBody) return this.fail('GW_ERR_REQUEST_TOO_LARGE', true)
+
+    const result = this.compiled.router.match(this)
+    if (result.kind === 'none') return this.fail('GW_ERR_ROUTER_NO_ROUTE')
+    if (result.kind === 'bad_request') return this.fail('GW_ERR_REQUEST_BAD')
+    const match = result.match
+    const route = this.compiled.routes.get(match.route)
+    if (route === undefined) return this.fail('GW_ERR_INTERNAL')
+    this.route = route
+    if (!route.acceptsHttp) return this.httpsRequired(route)
+    const svc = route.service
+    if (svc === null) return this.fail('GW_ERR_ROUTER_NO_SERVICE')
+
+    this.upstreamPath = match.upstreamPath
+    this.buildUpstreamHeaders(match.upstreamHost, match.strippedPrefix, framing)
+
+    if (framing === FRAMING_CHUNKED || framing > 0) {
+      const body = new RequestBody(this, p.maxBody)
+      this.body = body
+      // must be attached before the handler returns, or uWS drops the chunks already read
+      this.res.onData((chunk, isLast) => body.push(chunk, isLast))
+    }
+
+    // access phase: the route's plugin chain (route.chain) runs here, before any upstream contact.
+    // When it lands it may be async: the body above is then held by its backpressure (pauses the
+    // client) until dispatch.
+
+    this.triesLeft = svc.retries
+    this.dispatch()
+  }
+
+  /**
+   * Upstream request headers, computed once per request (retries only swap the Host value).
+   * Drops hop-by-hop headers (and any `Connection` lists), identity headers, underscore names; the
+   * forwarding headers are trusted from trusted_ips peers, else replaced by the gateway's own.
+   */
+  private buildUpstreamHeaders(preservedHost: string | null, strippedPrefix: string | null, framing: number): void {
+    const p = this.plane
+    const raw = this.raw
+    const out = this.upHeaders
+    let listed: string[] | null = null
+    let xff: string | null = null
+    let xfProto: string | null = null
+    let xfHost: string | null = null
+    let xfPort: string | null = null
+    let xfPath: string | null = null
+    let xfPrefix: string | null = null
+    let xRealIp: string | null = null
+    let forwarded: string | null = null
+    let via: string | null = null
+
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i] === 'connection') {
+        const l = connectionListed([raw[i + 1]!])
+        if (l !== null) (listed ??= []).push(...l)
+      }
+    }
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!
+      const value = raw[i + 1]!
+      const action = REQUEST_HEADER_ACTION.get(name)
+      if (action === undefined) {
+        // Underscore names are dropped: CGI-style upstreams read X_Consumer_ID as X-Consumer-ID.
+        if (name.includes('_')) continue
+        if (listed !== null && listed.includes(name)) continue
+        out.push(name, value)
+        continue
+      }
+      if (action === REQ_DROP) continue
+      if (action === REQ_VIA) {
+        via = via === null ? value : `${via}, ${value}`
+        continue
+      }
+      if (action === REQ_FORWARDING) {
+        switch (name) {
+          case 'x-forwarded-for':
+            xff = xff === null ? value : `${xff}, ${value}`
+            break
+          case 'x-forwarded-proto':
+            xfProto ??= value
+            break
+          case 'x-forwarded-host':
+            xfHost ??= value
+            break
+          case 'x-forwarded-port':
+            xfPort ??= value
+            break
+          case 'x-forwarded-path':
+            xfPath ??= value
+            break
+          case 'x-forwarded-prefix':
+            xfPrefix ??= value
+            break
+          case 'x-real-ip':
+            xRealIp ??= value
+            break
+          case 'forwarded':
+            forwarded = forwarded === null ? value : `${forwarded}, ${value}`
+            break
+        }
+      }
+    }
+
+    const peer = this.peer
+    // Fast path: with no trusted_ips (the default) the matcher is a constant false.
+    const trusted = p.isTrusted(peer)
+    if (trusted) {
+      out.push('x-forwarded-for', xff === null ? peer : `${xff}, ${peer}`)
+      out.push('x-forwarded-proto', xfProto ?? 'http')
+      out.push('x-forwarded-host', xfHost ?? stripPort(this.host))
+      out.push('x-forwarded-port', xfPort ?? String(this.port))
+      out.push('x-forwarded-path', xfPath ?? this.path)
+      const prefix = xfPrefix ?? (strippedPrefix !== null && strippedPrefix !== '/' ? strippedPrefix : null)
+      if (prefix !== null) out.push('x-forwarded-prefix', prefix)
+      out.push('x-real-ip', xRealIp ?? clientIpFromChain(xff, peer, p.isTrusted))
+      if (forwarded !== null) out.push('forwarded', forwarded)
+    } else {
+      out.push('x-forwarded-for', peer)
+      out.push('x-forwarded-proto', 'http')
+      out.push('x-forwarded-host', stripPort(this.host))
+      out.push('x-forwarded-port', String(this.port))
+      out.push('x-forwarded-path', this.path)
+      if (strippedPrefix !== null && strippedPrefix !== '/') out.push('x-forwarded-prefix', strippedPrefix)
+      out.push('x-real-ip', peer)
+    }
+    out.push('via', via === null ? VIA_UPSTREAM : `${via}, ${VIA_UPSTREAM}`)
+    out.push('x-bouncer-request-id', this.requestId)
+    if (framing >= 0) out.push('content-length', String(framing))
+    // Host last: a retry on another target rewrites this one slot (unless the client's is kept)
+    this.hostIndex = preservedHost === null ? out.length + 1 : -1
+    out.push('host', preservedHost ?? '')
+  }
+
+  private dispatch(): void {
+    const svc = this.route!.service!
+    const i = svc.balancer.pick(this.tried)
+    if (i < 0) return this.fail('GW_ERR_UPSTREAM_UNAVAILABLE')
+    this.target = i
+    if (this.hostIndex !== -1) this.upHeaders[this.hostIndex] = svc.hostHeaders[i]!
+    const attempt = new UpstreamAttempt(this, i)
+    this.current = attempt
+    this.dispatchedAt = performance.now()
+    svc.pools[i]!.pool.dispatch(
+      {
+        path: this.upstreamPath,
+        method: this.method as Dispatcher.HttpMethod,
+        headers: this.upHeaders,
+        // undici accepts any async iterable as a body at runtime; its types list only streams
+        body: this.body as unknown as Dispatcher.DispatchOptions['body'],
+        headersTimeout: svc.headersTimeout,
+        bodyTimeout: svc.bodyTimeout,
+      },
+      attempt,
+    )
+  }
+
+  // ---------------------------------------------------------------- upstream → client
+
+  onUpstreamHeaders(attempt: UpstreamAttempt, status: number, raw: Buffer[], resume: () => void): boolean {
+    if (this.resDone || attempt !== this.current) return false
+    const now = performance.now()
+    this.headersSent = true
+    this.status = status
+    this.resumeUpstream = resume
+    const p = this.plane
+
+    // lower-cased names once; Connection-listed names are found before anything is written
+    const n = raw.length
+    const names = new Array<string>(n >> 1)
+    let listed: string[] | null = null
+    let contentLength = -1
+    for (let i = 0, j = 0; i < n; i += 2, j++) {
+      const name = raw[i]!.toString('latin1').toLowerCase()
+      names[j] = name
+      if (name === 'connection') {
+        const l = connectionListed([raw[i + 1]!.toString('latin1')])
+        if (l !== null) (listed ??= []).push(...l)
+      } else if (name === 'content-length') {
+        contentLength = Number(raw[i + 1]!.toString('latin1'))
+      }
+    }
+
+    // response phase: the route's plugin chain sees status + headers here, before they are written.
+
+    const head = this.method === 'HEAD'
+    const noBody = head || status === 204 || status === 304 || status < 200
+    this.mode = noBody ? MODE_NONE : contentLength >= 0 ? MODE_LENGTH : MODE_CHUNKED
+    this.total = contentLength
+    const res = this.res
+    res.cork(() => {
+      res.writeStatus(statusLineFor(status))
+      let via: string | null = null
+      for (let i = 0, j = 0; i < n; i += 2, j++) {
+        const name = names[j]!
+        const action = RESPONSE_HEADER_ACTION.get(name)
+        if (action === RES_DROP) continue
+        if (listed !== null && listed.includes(name)) continue
+        const value = raw[i + 1]!.toString('latin1')
+        if (action === RES_VIA) {
+          via = via === null ? value : `${via}, ${value}`
+          continue
+        }
+        // llhttp already refuses CR/LF from upstreams; checked again because uWS checks nothing
+        if (!isValidHeaderValue(value) || !isValidHeaderName(name)) continue
+        res.writeHeader(raw[i]!.toString('latin1'), value)
+      }
+      if (p.headersOn) {
+        res.writeHeader('Via', via === null ? VIA_CLIENT : `${via}, ${VIA_CLIENT}`)
+        res.writeHeader('X-Bouncer-Upstream-Latency', String(Math.round(now - this.dispatchedAt)))
+        res.writeHeader('X-Bouncer-Proxy-Latency', String(Math.round(this.dispatchedAt - this.startedAt)))
+        res.writeHeader('X-Bouncer-Request-Id', this.requestId)
+      } else if (via !== null) {
+        res.writeHeader('Via', via)
+      }
+      // the upstream answered before the whole request body arrived: the rest will not be read
+      const closeAfter = p.draining || (this.body !== null && !this.body.ended)
+      if (closeAfter) res.writeHeader('Connection', 'close')
+
+      if (this.mode === MODE_NONE) {
+        // HEAD keeps the upstream's Content-Length; 204 never has one (RFC 9110 §8.6)
+        if ((head || status === 304) && contentLength >= 0) res.endWithoutBody(contentLength, closeAfter)
+        else res.endWithoutBody(undefined, closeAfter)
+        this.responseEnded()
+      } else if (contentLength === 0) {
+        res.end(undefined, closeAfter)
+        this.responseEnded()
+      }
+    })
+    return true
+  }
+
+  upstreamData(chunk: Buffer): boolean {
+    if (this.resDone) return true // a HEAD/204 body, or the client is gone: let undici drain it
+    corkReq = this
+    corkChunk = chunk
+    const lastOffset = this.mode === MODE_LENGTH ? this.res.getWriteOffset() : 0
+    this.res.cork(corkedWrite)
+    corkReq = null
+    corkChunk = null
+    if (corkResult || this.resDone) return true
+    // The client is slower than the upstream: hold this chunk, pause undici (return false) and
+    // resume it from onWritable once the client drained.
+    this.upstreamPaused = true
+    if (this.mode === MODE_LENGTH) {
+      this.pending = chunk
+      this.pendingOffset = lastOffset
+    }
+    this.res.onWritable((offset) => this.writable(offset))
+    return false
+  }
+
+  private writable(offset: number): boolean {
+    if (this.resDone) return true
+    if (this.mode === MODE_LENGTH && this.pending !== null) {
+      const [ok, done] = this.res.tryEnd(this.pending.subarray(offset - this.pendingOffset), this.total)
+      if (done) {
+        this.pending = null
+        this.responseEnded()
+        return true
+      }
+      if (!ok) return false
+      this.pending = null
+    }
+    if (this.upstreamPaused) {
+      this.upstreamPaused = false
+      this.resumeUpstream?.()
+    }
+    return true
+  }
+
+  upstreamComplete(attempt: UpstreamAttempt): void {
+    if (attempt !== this.current) return
+    this.current = null
+    if (this.resDone) return
+    if (this.mode === MODE_CHUNKED) {
+      const close = this.plane.draining
+      this.res.cork(() => {
+        this.res.end(undefined, close)
+      })
+      this.responseEnded()
+    } else {
+      // a length-delimited body that did not reach its Content-Length (undici normally errors first)
+      this.closeClient()
+    }
+  }
+
+  upstreamError(attempt: UpstreamAttempt, err: Error): void {
+    if (attempt !== this.current) return
+    this.current = null
+    if (this.resDone) return
+    const code = (err as { code?: string }).code ?? ''
+    const p = this.plane
+    const target = this.route!.service!.balancer.targets[attempt.target]
+    if (this.headersSent) {
+      // Part of the response is on its way: a clean error is impossible, and ending the body would
+      // make a truncated response look complete. Abort the client connection instead.
+      p.log.warn({ request_id: this.requestId, target: target?.name, err: code || err.message }, 'upstream failed mid-response')
+      this.closeClient()
+      return
+    }
+    const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT'
+    // Nothing reached the upstream when undici never got the request onto a socket (connect failed
+    // or timed out) and did not start reading the body: re-sending is then safe for any method.
+    const neverSent = !attempt.connected && (this.body === null || !this.body.started)
+    // Otherwise only a replayable idempotent request is retried (a stale keep-alive reset). A read
+    // timeout is not: the upstream has the request and is slow, and retrying would multiply both
+    // its load and the client's wait.
+    const retry =
+      this.triesLeft > 0 &&
+      !this.aborted &&
+      (neverSent || (!timeout && code !== 'UND_ERR_ABORTED' && this.body === null && IDEMPOTENT.has(this.method)))
+    if (retry) {
+      this.triesLeft--
+      ;(this.tried ??= []).push(attempt.target)
+      p.log.debug({ request_id: this.requestId, target: target?.name, err: code || err.message }, 'upstream attempt failed, retrying')
+      return this.dispatch()
+    }
+    p.log.warn({ request_id: this.requestId, target: target?.name, err: code || err.message }, 'upstream request failed')
+    this.fail(code === 'UND_ERR_CONNECT_TIMEOUT' || timeout ? 'GW_ERR_UPSTREAM_TIMEOUT' : 'GW_ERR_UPSTREAM_INVALID_RESPONSE')
+  }
+
+  // ---------------------------------------------------------------- body owner (request body side)
+
+  pauseClient(): void {
+    if (!this.resDone) this.res.pause()
+  }
+
+  resumeClient(): void {
+    if (!this.resDone) this.res.resume()
+  }
+
+  bodyTooLarge(): void {
+    this.current?.cancel()
+    this.current = null
+    this.body?.fail(CANCELLED)
+    if (this.resDone) return
+    if (!this.headersSent) this.fail('GW_ERR_REQUEST_TOO_LARGE', true)
+    else this.closeClient()
+  }
+
+  // ---------------------------------------------------------------- endings
+
+  /** uWS onAborted: the client is gone. Never touch `res` again. */
+  onAborted(): void {
+    this.aborted = true
+    this.resDone = true
+    this.current?.cancel()
+    this.current = null
+    this.body?.fail(CANCELLED)
+    this.finish()
+  }
+
+  /** A gateway-generated error response (pre-rendered body), optionally closing the connection. */
+  fail(code: ErrorCode, close = false): void {
+    if (this.resDone) return
+    const p = this.plane
+    const r = errorResponse(code)
+    this.status = r.status
+    p.errors[code] = (p.errors[code] ?? 0) + 1
+    const res = this.res
+    const closeConn = close || p.draining
+    res.cork(() => {
+      res.writeStatus(r.statusLine)
+      res.writeHeader('Content-Type', JSON_CONTENT_TYPE)
+      if (p.headersOn) {
+        res.writeHeader('Server', SERVER_TOKEN)
+        res.writeHeader('X-Bouncer-Request-Id', this.requestId)
+      }
+      res.end(r.body, closeConn)
+    })
+    this.responseEnded()
+  }
+
+  private httpsRequired(route: CompiledRoute): void {
+    const status = route.route.https_redirect_status_code
+    if (status === 426) {
+      if (this.resDone) return
+      const p = this.plane
+      const r = errorResponse('GW_ERR_PROTOCOL_HTTPS_REQUIRED')
+      this.status = r.status
+      p.errors[r.code] = (p.errors[r.code] ?? 0) + 1
+      this.res.cork(() => {
+        this.res.writeStatus(r.statusLine)
+        this.res.writeHeader('Content-Type', JSON_CONTENT_TYPE)
+        this.res.writeHeader('Upgrade', 'TLS/1.2, HTTP/1.1')
+        if (p.headersOn) {
+          this.res.writeHeader('Server', SERVER_TOKEN)
+          this.res.writeHeader('X-Bouncer-Request-Id', this.requestId)
+        }
+        this.res.end(r.body, p.draining)
+      })
+      this.responseEnded()
+      return
+    }
+    const location = `https://${stripPort(this.host)}${this.path}${this.query === '' ? '' : `?${this.query}`}`
+    if (!isValidHeaderValue(location)) return this.fail('GW_ERR_REQUEST_BAD')
+    this.status = status
+    this.res.cork(() => {
+      this.res.writeStatus(statusLineFor(status))
+      this.res.writeHeader('Location', location)
+      if (this.plane.headersOn) {
+        this.res.writeHeader('Server', SERVER_TOKEN)
+        this.res.writeHeader('X-Bouncer-Request-Id', this.requestId)
+      }
+      this.res.end(undefined, this.plane.draining)
+    })
+    this.responseEnded()
+  }
+
+  /** Abort the client connection (a response that cannot be completed must not look complete). */
+  closeClient(): void {
+    if (this.resDone) return
+    this.resDone = true
+    this.res.close() // runs onAborted → finish()
+    this.finish()
+  }
+
+  /** The response was fully handed to uWS. */
+  responseEnded(): void {
+    if (this.resDone && this.finished) return
+    this.resDone = true
+    this.finish()
+  }
+
+  /** Exactly once per request: stats, drain bookkeeping, snapshot release, log phase. */
+  private finish(): void {
+    if (this.finished) return
+    this.finished = true
+    const p = this.plane
+    if (this.status > 0 && !this.aborted) {
+      const cls = STATUS_CLASSES[Math.floor(this.status / 100)] ?? '5xx'
+      p.responses[cls] = (p.responses[cls] ?? 0) + 1
+    }
+    if (this.body !== null && !this.body.ended) this.body.fail(CANCELLED)
+    // log phase: the route's plugin chain runs here (after the response), never throwing.
+    const c = this.compiled
+    c.inflight--
+    if (c.retired && c.inflight === 0) c.release()
+    p.inflight--
+    if (p.inflight === 0 && p.drainWaiters.length > 0) {
+      const waiters = p.drainWaiters
+      p.drainWaiters = []
+      for (const w of waiters) w()
+    }
+  }
+}
+
+function stripPort(host: string): string {
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']')
+    return end === -1 ? host : host.slice(0, end + 1)
+  }
+  const colon = host.indexOf(':')
+  return colon === -1 ? host : host.slice(0, colon)
+}
+
+/** From a trusted peer: the rightmost X-Forwarded-For entry that is not itself trusted. */
+function clientIpFromChain(xff: string | null, peer: string, isTrusted: IpMatcher): string {
+  if (xff === null) return peer
+  const parts = xff.split(',')
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const ip = parts[i]!.trim()
+    if (isTrusted(ip)) continue
+    return isValidIp(ip) ? ip : peer
+  }
+  return peer
+}
+
+const IPV4 = /^(?:\d{1,3}\.){3}\d{1,3}$/
+function isValidIp(ip: string): boolean {
+  return IPV4.test(ip) || (ip.includes(':') && /^[0-9a-fA-F:.]+$/.test(ip))
+}
+
+function onRequest(p: Plane, res: HttpResponse, req: HttpRequest): void {
+  const r = new ProxyRequest(p, res)
+  res.onAborted(() => r.onAborted())
+  r.method = req.getCaseSensitiveMethod()
+  r.path = req.getUrl()
+  r.query = req.getQuery() ?? ''
+  collecting = r
+  req.forEach(collectHeader)
+  collecting = null
+  r.peer = normalizePeerIp(abText(res.getRemoteAddressAsText()))
+  try {
+    r.start()
+  } catch (err) {
+    // a bug must cost one request, never the worker
+    p.log.error({ err, request_id: r.requestId }, 'request failed in the gateway')
+    r.current?.cancel()
+    if (!r.headersSent) r.fail('GW_ERR_INTERNAL', true)
+    else r.closeClient()
+  }
+}
+
+export async function startDataPlane(opts: DataPlaneOptions): Promise<DataPlane> {
+  const { settings, log } = opts
+  const registry = createPoolRegistry()
+  const compiled = compileSnapshot(opts.snapshot, settings, registry)
+  const plane: Plane = {
+    settings,
+    log,
+    registry,
+    isTrusted: createIpMatcher(settings.trusted_ips),
+    headersOn: settings.headers,
+    maxBody: settings.max_body_size,
+    requestIdPrefix: `${randomBytes(6).toString('hex')}${opts.workerId.toString(36)}-`,
+    compiled,
+    port: 0,
+    draining: false,
+    requestCounter: 0,
+    inflight: 0,
+    requestsTotal: 0,
+    responses: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 },
+    errors: {},
+    drainWaiters: [],
+  }
+  const startedAt = new Date().toISOString()
+
+  const app = uws.App()
+  app.any('/*', (res, req) => onRequest(plane, res, req))
+
+  const { host, port } = settings.proxy_listen
+  let listenSocket: us_listen_socket | null = await new Promise<us_listen_socket | null>((resolve) => {
+    // uWS default listen options: SO_REUSEPORT, so sibling workers share the port
+    app.listen(host, port, (ls) => resolve(ls === false ? null : ls))
+  })
+  if (listenSocket === null) {
+    compiled.release()
+    await registry.destroyAll()
+    throw new Error(`bouncer: the proxy could not listen on ${host}:${port} (address in use, not local, or not permitted)`)
+  }
+  plane.port = uws.us_socket_local_port(listenSocket)
+
+  const closeListen = (): void => {
+    if (listenSocket !== null) {
+      uws.us_listen_socket_close(listenSocket)
+      listenSocket = null
+    }
+  }
+
+  return {
+    get port() {
+      return plane.port
+    },
+
+    swap(snapshot: Snapshot) {
+      const next = compileSnapshot(snapshot, settings, registry)
+      const old = plane.compiled
+      plane.compiled = next
+      old.retired = true
+      if (old.inflight === 0) old.release()
+    },
+
+    drain(timeoutMs: number) {
+      plane.draining = true
+      closeListen()
+      if (plane.inflight === 0) return Promise.resolve(true)
+      return new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          plane.drainWaiters = plane.drainWaiters.filter((w) => w !== done)
+          resolve(false)
+        }, timeoutMs)
+        const done = (): void => {
+          clearTimeout(timer)
+          resolve(true)
+        }
+        plane.drainWaiters.push(done)
+      })
+    },
+
+    async close() {
+      plane.draining = true
+      closeListen()
+      plane.compiled.release()
+      await registry.destroyAll()
+    },
+
+    stats(): DataPlaneStats {
+      return {
+        worker_id: opts.workerId,
+        pid: process.pid,
+        config_version: plane.compiled.snapshot.version,
+        config_hash: plane.compiled.snapshot.hash,
+        requests_total: plane.requestsTotal,
+        in_flight: plane.inflight,
+        responses: { ...plane.responses },
+        errors: { ...plane.errors },
+        started_at: startedAt,
+      }
+    },
+  }
+}
