@@ -2,6 +2,7 @@
  * The config loader's public contract (implemented in ./load.ts).
  */
 import type { ConfigIssue, Snapshot } from './model.js'
+import type { PluginRegistry } from '../plugins/registry.js'
 
 export type ConfigResult =
   | { ok: true; snapshot: Snapshot }
@@ -14,6 +15,8 @@ export interface LoadOptions {
   version?: number
   /** force a format; by default JSON when the text starts with `{`, else YAML (YAML is a superset) */
   format?: 'yaml' | 'json'
+  /** plugin schemas to validate against (additive): default the process-wide registry with the built-ins */
+  plugins?: PluginRegistry
 }
 
 /*

@@ -1,0 +1,43 @@
+/**
+ * `acl` plugin config schema (Kong `kong/plugins/acl/schema.lua`): exactly one of allow / deny.
+ */
+import { Type, type Static } from 'typebox'
+import type { PluginConfigIssue, PluginDefinition } from '../registry.js'
+
+const groups = (description: string) =>
+  Type.Optional(Type.Union([Type.Null(), Type.Array(Type.String({ minLength: 1, description: 'a group name', default: '' }), { uniqueItems: true })], {
+    default: null, description,
+  }))
+
+export const aclConfigSchema = Type.Object(
+  {
+    allow: groups('groups allowed to consume the route/service (exclusive with deny)'),
+    deny: groups('groups refused (exclusive with allow)'),
+    hide_groups_header: Type.Optional(Type.Boolean({ default: false, description: 'do not send X-Consumer-Groups upstream' })),
+    always_use_authenticated_groups: Type.Optional(Type.Boolean({
+      default: false, description: 'use groups from an external authenticator even when a consumer is set',
+    })),
+  },
+  { additionalProperties: false, default: {}, description: 'acl plugin configuration' },
+)
+
+export type AclConfig = Required<Static<typeof aclConfigSchema>>
+
+const nonEmpty = (v: unknown): boolean => Array.isArray(v) && v.length > 0
+
+export function checkAclConfig(config: Record<string, unknown>): PluginConfigIssue[] {
+  const allow = nonEmpty(config['allow'])
+  const deny = nonEmpty(config['deny'])
+  if (allow && deny) return [{ path: [], message: "only one of these fields must be non-empty: 'config.allow', 'config.deny'" }]
+  if (!allow && !deny) return [{ path: [], message: "at least one of these fields must be non-empty: 'config.allow', 'config.deny'" }]
+  return []
+}
+
+export const aclPlugin: PluginDefinition = {
+  name: 'acl',
+  priority: 950,
+  schema: aclConfigSchema,
+  noConsumer: true,
+  protocols: ['grpc', 'grpcs', 'http', 'https'],
+  check: checkAclConfig,
+}
