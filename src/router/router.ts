@@ -14,9 +14,15 @@
  *   for plain-http requests too), and `protocols` are left to the caller (426 after the match, as Kong).
  *
  * Cost: candidates come only from the buckets whose host applies (exact map, wildcard maps looked up
- * per label, and the host-less bucket) and, within a bucket, only from trie nodes along the path; each
- * candidate list is sorted by rank, so a scan stops at the first entry that matches or that cannot beat
- * the best so far. Route count does not enter the per-request cost.
+ * per label, and the host-less bucket) and, within a bucket, only from trie nodes along the path:
+ * prefix matchers where their prefix ends, regex matchers where their literal prefix ends (`~/users/\d+`
+ * is tried only for paths under `/users/`). Each candidate list is sorted by rank, so a scan stops at
+ * the first entry that matches or that cannot beat the best so far. Route count does not enter the
+ * per-request cost (bench/router-bench.ts).
+ *
+ * The match path (`match`, `scanBucket`, `scanRegex`, `accepts`, `buildMatch`) is hand-written for
+ * latency: indexed loops, no closures, no per-request state object, nothing computed that depends only
+ * on the config. Compile-time code favours clarity.
  */
 import type { Route, Service } from '../config/model.js'
 import { compilePathRegex } from './regex.js'
@@ -48,6 +54,8 @@ interface Matcher {
   headers: HeaderRule[] | null
   /** the regex group, or null for prefix and path-less matchers */
   regexes: RegExp[] | null
+  /** the route's hosts, parsed (null: any host) */
+  hosts: HostSpec[] | null
   strip: boolean
   preserveHost: boolean
   /** service path (or "/"), as UTF-8 bytes */
@@ -60,65 +68,75 @@ interface Entry {
   m: Matcher
   /** null: any port (or none) */
   ports: number[] | null
+  /** for regex entries: the one regex of the group filed here (under its literal prefix) */
+  re: RegExp | null
 }
 
 interface TrieNode {
   /** edge label from the parent (radix tree) */
   label: string
   children: Map<number, TrieNode> | null
-  /** matchers whose prefix ends exactly here, sorted by rank */
+  /** prefix matchers whose prefix ends exactly here, sorted by rank */
   entries: Entry[] | null
+  /** regex matchers whose literal prefix ends exactly here, sorted by rank */
+  regex: Entry[] | null
 }
 
 interface Bucket {
   trie: TrieNode
-  regex: Entry[]
   pathless: Entry[]
 }
 
 const NONE: RouteResult = Object.freeze({ kind: 'none' }) as RouteResult
 const BAD_HOST: RouteResult = Object.freeze({ kind: 'bad_request', reason: 'invalid port in the Host header' }) as RouteResult
 
+function newNode(label: string): TrieNode {
+  return { label, children: null, entries: null, regex: null }
+}
+
 function newBucket(): Bucket {
-  return { trie: { label: '', children: null, entries: null }, regex: [], pathless: [] }
+  return { trie: newNode(''), pathless: [] }
 }
 
 /** Append an entry, merging with the previous one when it is the same matcher (e.g. `a.com` and `a.com:8000`). */
-function addEntry(list: Entry[], m: Matcher, port: number | null): void {
+function addEntry(list: Entry[], m: Matcher, port: number | null, re: RegExp | null): void {
   const last = list[list.length - 1]
-  if (last !== undefined && last.m === m) {
+  if (last !== undefined && last.m === m && last.re === re) {
     if (last.ports === null) return
     if (port === null) last.ports = null
     else if (!last.ports.includes(port)) last.ports.push(port)
     return
   }
-  list.push({ m, ports: port === null ? null : [port] })
+  list.push({ m, ports: port === null ? null : [port], re })
 }
 
-function trieInsert(root: TrieNode, key: string, m: Matcher, port: number | null): void {
+/** File a prefix matcher (re === null) or one regex of a regex matcher under `key` in the trie. */
+function trieInsert(root: TrieNode, key: string, m: Matcher, port: number | null, re: RegExp | null): void {
   let node = root
   let pos = 0
   for (;;) {
     if (pos === key.length) {
-      if (node.entries === null) node.entries = []
-      addEntry(node.entries, m, port)
+      if (re === null) addEntry((node.entries ??= []), m, port, null)
+      else addEntry((node.regex ??= []), m, port, re)
       return
     }
     const c = key.charCodeAt(pos)
     if (node.children === null) node.children = new Map()
     const child = node.children.get(c)
     if (child === undefined) {
-      const leaf: TrieNode = { label: key.slice(pos), children: null, entries: [] }
-      addEntry(leaf.entries!, m, port)
+      const leaf = newNode(key.slice(pos))
       node.children.set(c, leaf)
-      return
+      node = leaf
+      pos = key.length
+      continue
     }
     const label = child.label
     let k = 0
     while (k < label.length && pos + k < key.length && label.charCodeAt(k) === key.charCodeAt(pos + k)) k++
     if (k < label.length) {
       // split the edge: node → mid(label[0,k)) → child(label[k..])
-      const mid: TrieNode = { label: label.slice(0, k), children: new Map(), entries: null }
+      const mid = newNode(label.slice(0, k))
+      mid.children = new Map()
       child.label = label.slice(k)
       mid.children!.set(child.label.charCodeAt(0), child)
       node.children.set(c, mid)
@@ -132,6 +150,7 @@ function trieInsert(root: TrieNode, key: string, m: Matcher, port: number | null
 
 function sortTrie(node: TrieNode): void {
   if (node.entries !== null) node.entries.sort(byRank)
+  if (node.regex !== null) node.regex.sort(byRank)
   if (node.children !== null) for (const child of node.children.values()) sortTrie(child)
 }
 
@@ -206,10 +225,12 @@ export function createRouter(input: RouterInput): Router {
   const matchers: Matcher[] = []
   const prefixesOf = new Map<Matcher, string[]>()
   const headerNames = new Set<string>()
+  const literalOf = new Map<RegExp, string>()
   input.routes.forEach((route, index) => {
     const where = routeLabel(route, index)
     const service = route.service === null ? null : (servicesById.get(route.service) ?? null)
     const headers = compileHeaders(route, where)
+    const hosts = route.hosts !== null && route.hosts.length > 0 ? route.hosts.map((h) => parseRouteHost(h, `${where}: hosts`)) : null
     if (headers !== null) for (const h of headers) headerNames.add(h.name)
     const base = utf8ToBytes(service?.path ?? '/') || '/'
     const shared = {
@@ -217,6 +238,7 @@ export function createRouter(input: RouterInput): Router {
       service,
       methods: route.methods !== null && route.methods.length > 0 ? [...route.methods] : null,
       headers,
+      hosts,
       strip: route.strip_path,
       preserveHost: route.preserve_host,
       base,
@@ -237,14 +259,18 @@ export function createRouter(input: RouterInput): Router {
     const prefixesByLength = new Map<number, string[]>()
     paths.forEach((p, j) => {
       if (p.startsWith('~')) {
+        // Paths are matched as UTF-8 byte strings (see normalize-path.ts), so the regex source is too.
+        const source = utf8ToBytes(p)
         try {
-          regexes.push(compilePathRegex(p).regex)
+          const re = compilePathRegex(source).regex
+          regexes.push(re)
+          literalOf.set(re, regexLiteralPrefix(source.slice(1)))
         } catch (err) {
           throw new Error(`${where}: paths[${j}]: ${(err as Error).message}`)
         }
         return
       }
-      const normalized = normalizePath(p)
+      const normalized = normalizePath(percentEncodeHighBytes(utf8ToBytes(p)))
       if (typeof normalized !== 'string') throw new Error(`${where}: paths[${j}]: ${normalized.bad.replace('request path', 'path')}`)
       const list = prefixesByLength.get(normalized.length) ?? []
       list.push(normalized)
@@ -277,27 +303,23 @@ export function createRouter(input: RouterInput): Router {
   const file = (bucket: Bucket, m: Matcher, port: number | null): void => {
     allBuckets.add(bucket)
     const prefixes = prefixesOf.get(m)
-    if (prefixes !== undefined) for (const p of prefixes) trieInsert(bucket.trie, p, m, port)
-    else if (m.regexes !== null) addEntry(bucket.regex, m, port)
-    else addEntry(bucket.pathless, m, port)
+    if (prefixes !== undefined) for (const p of prefixes) trieInsert(bucket.trie, p, m, port, null)
+    else if (m.regexes !== null) for (const re of m.regexes) trieInsert(bucket.trie, literalOf.get(re)!, m, port, re)
+    else addEntry(bucket.pathless, m, port, null)
   }
-  // Route order keeps a matcher's entries adjacent in each list, which addEntry's merge relies on.
+  // Matcher by matcher, so a matcher's entries stay adjacent in each list (addEntry's merge relies on it).
   for (const m of matchers) {
-    const hosts = m.route.hosts
-    if (hosts === null || hosts.length === 0) {
+    if (m.hosts === null) {
       file(anyHost, m, null)
       continue
     }
-    const where = routeLabel(m.route, input.routes.indexOf(m.route))
-    for (const h of hosts) {
-      const spec = parseRouteHost(h, `${where}: hosts`)
+    for (const spec of m.hosts) {
       const map = spec.kind === 'exact' ? exact : spec.kind === 'suffix' ? suffix : prefix
       file(bucketIn(map, spec.value), m, spec.port)
     }
   }
   for (const b of allBuckets) {
     sortTrie(b.trie)
-    b.regex.sort(byRank)
     b.pathless.sort(byRank)
   }
 
@@ -384,15 +406,18 @@ class CompiledRouter implements Router {
 }
 
 function scanBucket(bucket: Bucket, path: string, method: string, port: number, req: RouteRequest): void {
-  // Prefix trie: every node on the path's walk whose prefix ends there contributes its entries.
+  // Trie walk: every node on the path's walk contributes the prefix matchers whose prefix ends there
+  // and the regex matchers whose literal prefix ends there (the root holds regexes with none).
   let node = bucket.trie
   let pos = 0
   const n = path.length
+  if (node.regex !== null) scanRegex(node.regex, path, method, port, req)
   while (node.children !== null && pos < n) {
     const child = node.children.get(path.charCodeAt(pos))
     if (child === undefined || !path.startsWith(child.label, pos)) break
     pos += child.label.length
     node = child
+    if (node.regex !== null) scanRegex(node.regex, path, method, port, req)
     const entries = node.entries
     if (entries !== null) {
       for (let i = 0; i < entries.length; i++) {
@@ -409,25 +434,6 @@ function scanBucket(bucket: Bucket, path: string, method: string, port: number, 
     }
   }
 
-  const regex = bucket.regex
-  for (let i = 0; i < regex.length; i++) {
-    const e = regex[i]!
-    if (e.m.rank >= bestRank) break
-    if (!accepts(e, method, port, req)) continue
-    const res = e.m.regexes!
-    for (let j = 0; j < res.length; j++) {
-      const match = res[j]!.exec(path)
-      if (match !== null) {
-        bestRank = e.m.rank
-        bestMatcher = e.m
-        bestRegexMatch = match
-        bestPrefixLength = 0
-        break
-      }
-    }
-    if (bestMatcher === e.m) break
-  }
-
   const pathless = bucket.pathless
   for (let i = 0; i < pathless.length; i++) {
     const e = pathless[i]!
@@ -440,6 +446,77 @@ function scanBucket(bucket: Bucket, path: string, method: string, port: number, 
       break
     }
   }
+}
+
+function scanRegex(list: Entry[], path: string, method: string, port: number, req: RouteRequest): void {
+  for (let i = 0; i < list.length; i++) {
+    const e = list[i]!
+    if (e.m.rank >= bestRank) return
+    if (!accepts(e, method, port, req) || !e.re!.test(path)) continue
+    // Like Kong's `(http.path ~ a || http.path ~ b)`, the group's first regex that matches supplies
+    // the captures and the stripped part (only recomputed on a hit).
+    const res = e.m.regexes!
+    for (let j = 0; j < res.length; j++) {
+      const match = res[j]!.exec(path)
+      if (match !== null) {
+        bestRank = e.m.rank
+        bestMatcher = e.m
+        bestRegexMatch = match
+        bestPrefixLength = 0
+        return
+      }
+    }
+  }
+}
+
+/**
+ * The literal text every match of a Kong path regex (without `~`) starts with, or '' when unsure.
+ * Used only as a compile-time filter: a regex is filed in the trie under this prefix and tried only
+ * for paths that walk through it. Conservative by construction (a shorter prefix is always safe).
+ */
+export function regexLiteralPrefix(pcre: string): string {
+  // A top-level alternation (`/a|/b`) has no common literal start.
+  let depth = 0
+  let inClass = false
+  for (let i = 0; i < pcre.length; i++) {
+    const c = pcre[i]
+    if (c === '\\') i++
+    else if (inClass) inClass = c !== ']'
+    else if (c === '[') inClass = true
+    else if (c === '(') depth++
+    else if (c === ')') depth--
+    else if (c === '|' && depth === 0) return ''
+  }
+  let i = 0
+  while (pcre[i] === '^') i++
+  let out = ''
+  while (i < pcre.length) {
+    const c = pcre[i]!
+    let lit: string
+    let len = 1
+    if (c === '\\') {
+      const next = pcre[i + 1]
+      // only identity escapes of punctuation are literal (`\/`, `\.`); `\d`, `\x41`, `\Q`… end the scan
+      if (next === undefined || /[A-Za-z0-9]/.test(next)) break
+      lit = next
+      len = 2
+    } else if ('.[](){}*+?|^$'.includes(c)) {
+      break
+    } else {
+      lit = c
+    }
+    const after = pcre[i + len]
+    if (after === '*' || after === '?' || after === '{') break
+    out += lit
+    if (after === '+') break
+    i += len
+  }
+  return out
+}
+
+function percentEncodeHighBytes(s: string): string {
+  if (!/[\x80-\xff]/.test(s)) return s
+  return s.replace(/[\x80-\xff]/g, (ch) => '%' + ch.charCodeAt(0).toString(16).toUpperCase())
 }
 
 /** Every condition of an entry except its path: Host port, method, headers. */
