@@ -17,6 +17,11 @@ export interface PluginExit {
   status: number
   body?: string | Record<string, unknown>
   headers?: Record<string, string>
+  /**
+   * true: Kong `kong.response.error` (the body is `{"message": ...}` and the server adds `request_id`
+   * when it has one); absent/false: Kong `kong.response.exit`, the body is sent as given.
+   */
+  error?: boolean
 }
 
 /** The authenticated credential (Kong `kong.client.get_credential()`). */
@@ -55,7 +60,11 @@ export interface PluginContext {
   /** set by auth plugins through `authenticate()` */
   consumer: Consumer | null
   credential: AuthenticatedCredential | null
-  /** groups the ACL plugin found for the consumer (X-Consumer-Groups), or null */
+  /**
+   * Kong's "authenticated groups": groups an external authenticator (LDAP, OIDC, an SDK plugin) set for
+   * this request, or null. The acl plugin reads them (X-Authenticated-Groups) instead of the consumer's
+   * acls when no credential is set, or always with `always_use_authenticated_groups`.
+   */
   authenticatedGroups: string[] | null
   /** Kong `kong.ctx.shared`: per request, shared across plugins */
   readonly shared: Record<string, unknown>

@@ -1,0 +1,321 @@
+/**
+ * The plugin chain compiler: turns a Snapshot's plugin rows into one precomputed, priority-ordered
+ * chain per route, so a request walks an array and never resolves scopes.
+ *
+ * Scoping follows Kong (`lookup_cfg` in `kong/runloop/plugins_iterator.lua`): for each plugin name
+ * exactly one config runs, the most specific of
+ *   1 route+service+consumer · 2 route+consumer · 3 service+consumer · 4 route+service
+ *   5 consumer · 6 route · 7 service · 8 global.
+ * The consumer is only known once the auth plugins have run, so each route gets a base chain (levels
+ * 4, 6, 7, 8) and, only for consumers named by a consumer-scoped row that applies to the route, a full
+ * chain resolved with that consumer. `runAccess` walks the base chain and, when an auth plugin sets
+ * (or changes) `ctx.consumer`, continues in that consumer's chain after the plugin that just ran: one
+ * Map lookup per request, nothing rebuilt. Kong resolves each plugin's config as the iterator reaches
+ * it, with the consumer known at that moment; this is the same thing, precomputed.
+ *
+ * Order: priority descending (a row's `priority` overrides the plugin's PRIORITY), then name, then id,
+ * a total order so equal priorities run the same way in every worker.
+ *
+ * A handler that throws (or rejects) never crosses the chain: access answers a 500 exit, response and
+ * log phases skip that plugin; all three log the error.
+ */
+import type { Plugin, Route, Snapshot } from '../config/model.js'
+import { ERROR_CODES } from '../errors.js'
+import { createSnapshotIndex } from './snapshot-index.js'
+import type { PluginContext, PluginExit, PluginFactory, PluginInstance, SnapshotIndex } from './types.js'
+
+/** The part of a pino Logger the chain uses. */
+export interface ChainLogger {
+  error(obj: Record<string, unknown>, msg: string): void
+}
+
+export interface CompileChainsOptions {
+  /** where handler failures are reported; default: nowhere (tests) */
+  log?: ChainLogger
+}
+
+export interface RouteChain {
+  /** the route this chain was compiled for (null: the chain for requests outside any route) */
+  readonly routeId: string | null
+  /** false when no plugin (for any consumer) has an access handler: the server may skip runAccess */
+  readonly hasAccess: boolean
+  readonly hasResponse: boolean
+  readonly hasLog: boolean
+  /**
+   * Run the access phase: resolves to the first PluginExit (the server answers it and stops), or
+   * undefined to proxy. Never rejects.
+   */
+  runAccess(ctx: PluginContext): Promise<PluginExit | undefined>
+  /** response phase (upstream status + headers, before they go out), for the final consumer's chain */
+  runResponse(ctx: PluginContext, status: number, headers: Record<string, string | string[]>): void
+  /** log phase (after the response was sent), for the final consumer's chain */
+  runLog(ctx: PluginContext, status: number): void
+}
+
+export interface ChainSet {
+  readonly index: SnapshotIndex
+  /** plugin instances by plugin row id (enabled rows only) */
+  readonly instances: ReadonlyMap<string, PluginInstance>
+  /** the chain for a route id; an unknown id gets the route-less chain (global + consumer-only rows) */
+  forRoute(routeId: string): RouteChain
+  /** free every instance's timers and caches (call when the Snapshot is replaced) */
+  dispose(): void
+}
+
+const INTERNAL_EXIT: PluginExit = Object.freeze({ status: 500, body: ERROR_CODES.GW_ERR_INTERNAL.message, error: true })
+
+/** One plugin instance placed in the total order. */
+interface Entry {
+  readonly instance: PluginInstance
+  readonly plugin: Plugin
+  /** position in the total order over every instance of the Snapshot */
+  readonly rank: number
+}
+
+type AccessFn = NonNullable<PluginInstance['access']>
+type ResponseFn = NonNullable<PluginInstance['response']>
+type LogFn = NonNullable<PluginInstance['log']>
+
+/** A resolved chain split by phase; an empty phase is null (one check on the hot path). */
+interface Resolved {
+  readonly access: readonly Entry[] | null
+  readonly response: readonly Entry[] | null
+  readonly log: readonly Entry[] | null
+}
+
+const EMPTY: Resolved = { access: null, response: null, log: null }
+
+function resolve(entries: Entry[]): Resolved {
+  if (entries.length === 0) return EMPTY
+  entries.sort((a, b) => a.rank - b.rank)
+  const access = entries.filter((e) => e.instance.access !== null)
+  const response = entries.filter((e) => e.instance.response !== null)
+  const log = entries.filter((e) => e.instance.log !== null)
+  return {
+    access: access.length > 0 ? access : null,
+    response: response.length > 0 ? response : null,
+    log: log.length > 0 ? log : null,
+  }
+}
+
+/** Kong's precedence level of a row (1 most specific … 8 global). */
+function levelOf(p: Plugin): number {
+  const r = p.route !== null
+  const s = p.service !== null
+  const c = p.consumer !== null
+  if (r && s && c) return 1
+  if (r && c) return 2
+  if (s && c) return 3
+  if (r && s) return 4
+  if (c) return 5
+  if (r) return 6
+  if (s) return 7
+  return 8
+}
+
+class CompiledRouteChain implements RouteChain {
+  readonly hasAccess: boolean
+  readonly hasResponse: boolean
+  readonly hasLog: boolean
+
+  constructor(
+    readonly routeId: string | null,
+    private readonly base: Resolved,
+    /** consumer id → that consumer's chain; null when no consumer-scoped row applies to this route */
+    private readonly byConsumer: Map<string, Resolved> | null,
+    private readonly log: ChainLogger | undefined,
+  ) {
+    let access = base.access !== null
+    let response = base.response !== null
+    let logs = base.log !== null
+    if (byConsumer !== null) {
+      for (const r of byConsumer.values()) {
+        access ||= r.access !== null
+        response ||= r.response !== null
+        logs ||= r.log !== null
+      }
+    }
+    this.hasAccess = access
+    this.hasResponse = response
+    this.hasLog = logs
+  }
+
+  private chainFor(ctx: PluginContext): Resolved {
+    const consumer = ctx.consumer
+    if (consumer === null || this.byConsumer === null) return this.base
+    return this.byConsumer.get(consumer.id) ?? this.base
+  }
+
+  async runAccess(ctx: PluginContext): Promise<PluginExit | undefined> {
+    if (!this.hasAccess) return undefined
+    let resolved = this.chainFor(ctx)
+    let list = resolved.access
+    let consumer = ctx.consumer
+    let i = 0
+    while (list !== null && i < list.length) {
+      const entry = list[i]!
+      i++
+      try {
+        let result = (entry.instance.access as AccessFn)(ctx)
+        // only a real promise costs a tick; synchronous handlers stay synchronous
+        if (result !== undefined && typeof (result as Promise<unknown>).then === 'function') result = await result
+        if (result !== undefined) return result
+      } catch (err) {
+        this.report(err, entry, 'access')
+        return INTERNAL_EXIT
+      }
+      if (ctx.consumer !== consumer) {
+        consumer = ctx.consumer
+        const next = this.chainFor(ctx)
+        if (next !== resolved) {
+          // continue in the new chain right after the plugin that just ran (ranks are a total order)
+          resolved = next
+          list = next.access
+          i = 0
+          if (list !== null) while (i < list.length && list[i]!.rank <= entry.rank) i++
+        }
+      }
+    }
+    return undefined
+  }
+
+  runResponse(ctx: PluginContext, status: number, headers: Record<string, string | string[]>): void {
+    const list = this.chainFor(ctx).response
+    if (list === null) return
+    for (const entry of list) {
+      try {
+        ;(entry.instance.response as ResponseFn)(ctx, status, headers)
+      } catch (err) {
+        this.report(err, entry, 'response')
+      }
+    }
+  }
+
+  runLog(ctx: PluginContext, status: number): void {
+    const list = this.chainFor(ctx).log
+    if (list === null) return
+    for (const entry of list) {
+      try {
+        ;(entry.instance.log as LogFn)(ctx, status)
+      } catch (err) {
+        this.report(err, entry, 'log')
+      }
+    }
+  }
+
+  private report(err: unknown, entry: Entry, phase: string): void {
+    this.log?.error(
+      { err, plugin: entry.plugin.name, plugin_id: entry.plugin.id, route: this.routeId, phase },
+      `plugin ${entry.plugin.name} failed in the ${phase} phase`,
+    )
+  }
+}
+
+/**
+ * Compile every enabled plugin row of `snapshot` once and precompute each route's chain.
+ * Throws (disposing what it created) when a row names a plugin with no factory or a factory throws:
+ * the caller keeps its previous ChainSet.
+ */
+export function compileChains(
+  snapshot: Snapshot,
+  factories: Iterable<PluginFactory>,
+  options: CompileChainsOptions = {},
+): ChainSet {
+  const byName = new Map<string, PluginFactory>()
+  for (const f of factories) byName.set(f.name, f)
+
+  const index = createSnapshotIndex(snapshot)
+  const instances = new Map<string, PluginInstance>()
+  const created: Array<{ plugin: Plugin; instance: PluginInstance; priority: number }> = []
+  try {
+    snapshot.plugins.forEach((plugin, i) => {
+      if (!plugin.enabled) return
+      const factory = byName.get(plugin.name)
+      if (factory === undefined) {
+        throw new Error(`plugins[${i}] (id ${plugin.id}): no handler for plugin '${plugin.name}'`)
+      }
+      let instance: PluginInstance
+      try {
+        instance = factory.create(plugin, index)
+      } catch (err) {
+        throw new Error(`plugins[${i}] (id ${plugin.id}): plugin '${plugin.name}' could not be created: ${(err as Error).message}`, {
+          cause: err,
+        })
+      }
+      instances.set(plugin.id, instance)
+      created.push({ plugin, instance, priority: plugin.priority ?? instance.priority })
+    })
+  } catch (err) {
+    for (const c of created) safeDispose(c.instance)
+    throw err
+  }
+
+  // the total order: priority desc, then name, then id
+  created.sort((a, b) => b.priority - a.priority || cmp(a.plugin.name, b.plugin.name) || cmp(a.plugin.id, b.plugin.id))
+  const entries: Entry[] = created.map((c, rank) => ({ instance: c.instance, plugin: c.plugin, rank }))
+
+  const chains = new Map<string, RouteChain>()
+  for (const route of snapshot.routes) chains.set(route.id, buildRouteChain(route, entries, options.log))
+  const routeless = buildRouteChain(null, entries, options.log)
+
+  let disposed = false
+  return {
+    index,
+    instances,
+    forRoute: (routeId) => chains.get(routeId) ?? routeless,
+    dispose() {
+      if (disposed) return
+      disposed = true
+      for (const instance of instances.values()) safeDispose(instance)
+    },
+  }
+}
+
+function buildRouteChain(route: Route | null, entries: Entry[], log: ChainLogger | undefined): RouteChain {
+  const routeId = route === null ? null : route.id
+  const serviceId = route === null ? null : route.service
+
+  // best candidate per plugin name without a consumer, and per consumer id per name with one
+  const base = new Map<string, { entry: Entry; level: number }>()
+  const consumerRows = new Map<string, Map<string, { entry: Entry; level: number }>>()
+  for (const entry of entries) {
+    const p = entry.plugin
+    if (p.route !== null && p.route !== routeId) continue
+    if (p.service !== null && p.service !== serviceId) continue
+    const level = levelOf(p)
+    let bucket = base
+    if (p.consumer !== null) {
+      bucket = consumerRows.get(p.consumer) ?? new Map()
+      consumerRows.set(p.consumer, bucket)
+    }
+    const current = bucket.get(p.name)
+    if (current === undefined || level < current.level) bucket.set(p.name, { entry, level })
+  }
+
+  const baseEntries = [...base.values()].map((c) => c.entry)
+  let byConsumer: Map<string, Resolved> | null = null
+  if (consumerRows.size > 0) {
+    byConsumer = new Map()
+    for (const [consumerId, rows] of consumerRows) {
+      const merged = new Map(base)
+      for (const [name, c] of rows) {
+        const current = merged.get(name)
+        if (current === undefined || c.level < current.level) merged.set(name, c)
+      }
+      byConsumer.set(consumerId, resolve([...merged.values()].map((c) => c.entry)))
+    }
+  }
+  return new CompiledRouteChain(routeId, resolve(baseEntries), byConsumer, log)
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+function safeDispose(instance: PluginInstance): void {
+  try {
+    instance.dispose?.()
+  } catch {
+    // a failing dispose must not keep the other instances alive
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * The `key-auth` plugin (Kong `kong/plugins/key-auth/handler.lua`, priority 1250): an API key from a
+ * header or a query argument, looked up in a table built when the Snapshot compiles.
+ *
+ * The table is keyed by sha256(key), not by the key: a Map lookup hashes and compares its key, and
+ * comparing attacker-chosen strings against stored secrets leaks, through timing, how much of a prefix
+ * matched. Hashing first makes the compared value unpredictable (the usual "hash, then look up" fix).
+ *
+ * Errors are Kong's `kong.response.error` (the server adds `request_id`) with
+ * `WWW-Authenticate: Key[ realm="…"]`.
+ *
+ * Gaps: `key_in_body` (the data plane has no body-buffering API for plugins yet: a key sent only in
+ * the body is "not found", which fails closed); credential `ttl` (the model carries no creation time).
+ */
+import { createHash } from 'node:crypto'
+import type { Consumer, KeyauthCredential, Plugin } from '../../config/model.js'
+import { anonymousFallback, setConsumer } from '../authenticate.js'
+import { findConsumer } from '../snapshot-index.js'
+import type { AuthenticatedCredential, PluginContext, PluginExit, PluginFactory, PluginInstance, SnapshotIndex } from '../types.js'
+import type { KeyAuthConfig } from './schema.js'
+
+export const KEY_AUTH_PRIORITY = 1250
+
+interface KeyEntry {
+  readonly credential: AuthenticatedCredential
+  readonly consumer: Consumer | null
+}
+
+const tables = new WeakMap<SnapshotIndex, ReadonlyMap<string, KeyEntry>>()
+
+function hashKey(key: string): string {
+  return createHash('sha256').update(key).digest('base64')
+}
+
+/** sha256(key) → credential, shared by every key-auth instance of a Snapshot */
+function keyTable(index: SnapshotIndex): ReadonlyMap<string, KeyEntry> {
+  let table = tables.get(index)
+  if (table === undefined) {
+    const built = new Map<string, KeyEntry>()
+    for (const [key, cred] of index.keyauthByKey) {
+      if (key === '') continue
+      built.set(hashKey(key), entryOf(cred, index))
+    }
+    table = built
+    tables.set(index, table)
+  }
+  return table
+}
+
+function entryOf(cred: KeyauthCredential, index: SnapshotIndex): KeyEntry {
+  return {
+    // Kong's key-auth sends the credential id (not the key) as X-Credential-Identifier
+    credential: { id: cred.id, consumer_id: cred.consumer, identifier: cred.id },
+    consumer: index.consumersById.get(cred.consumer) ?? null,
+  }
+}
+
+export const keyAuthFactory: PluginFactory = {
+  name: 'key-auth',
+  priority: KEY_AUTH_PRIORITY,
+  create(plugin: Plugin, index: SnapshotIndex): PluginInstance {
+    return createKeyAuthInstance(plugin, index)
+  },
+}
+
+interface KeyName {
+  /** as configured: the query argument name and the header Kong clears */
+  readonly name: string
+  /** lower-cased header name */
+  readonly header: string
+  /** Kong's header lookup also finds `api-key` for `api_key` (ngx normalises `_` to `-`) */
+  readonly headerAlt: string | null
+}
+
+function createKeyAuthInstance(plugin: Plugin, index: SnapshotIndex): PluginInstance {
+  const conf = plugin.config as KeyAuthConfig
+  const table = keyTable(index)
+  const keyNames: KeyName[] = (conf.key_names ?? ['apikey']).map((name) => {
+    const header = name.toLowerCase()
+    return { name, header, headerAlt: header.includes('_') ? header.replace(/_/g, '-') : null }
+  })
+  const inHeader = conf.key_in_header !== false
+  const inQuery = conf.key_in_query !== false
+  const hide = conf.hide_credentials === true
+  const runOnPreflight = conf.run_on_preflight !== false
+  const anonymous = anonymousFallback(conf.anonymous ?? null, (a) => findConsumer(index, a))
+
+  const realm = conf.realm ?? null
+  const headers = Object.freeze({ 'WWW-Authenticate': realm === null ? 'Key' : `Key realm="${realm}"` })
+  const NO_KEY: PluginExit = Object.freeze({ status: 401, body: 'No API key found in request', headers, error: true })
+  const DUPLICATE: PluginExit = Object.freeze({ status: 401, body: 'Duplicate API key found', headers, error: true })
+  const UNKNOWN: PluginExit = Object.freeze({ status: 401, body: 'Unauthorized', headers, error: true })
+  const UNEXPECTED: PluginExit = Object.freeze({ status: 500, body: 'An unexpected error occurred', error: true })
+
+  function authenticate(ctx: PluginContext): KeyEntry | PluginExit {
+    const req = ctx.request
+    let key: string | undefined
+    for (const kn of keyNames) {
+      let value: string | string[] | undefined
+      if (inHeader) {
+        let header = kn.header
+        if (req.header(header) === undefined && kn.headerAlt !== null) header = kn.headerAlt
+        if (req.header(header) !== undefined) {
+          const all = req.headerAll(header)
+          value = all.length > 1 ? all : all[0]
+        }
+      }
+      if (value === undefined && inQuery && req.query !== '') {
+        const args = req.queryArgs()
+        if (Object.hasOwn(args, kn.name)) value = args[kn.name]
+      }
+      if (typeof value === 'string') {
+        key = value
+        if (hide) {
+          ctx.clearUpstreamQueryArg(kn.name)
+          ctx.setUpstreamHeader(kn.name, null)
+          if (kn.headerAlt !== null) ctx.setUpstreamHeader(kn.headerAlt, null)
+        }
+        break
+      }
+      if (Array.isArray(value)) return DUPLICATE
+    }
+    if (key === undefined || key === '') return NO_KEY
+
+    const entry = table.get(hashKey(key))
+    if (entry === undefined) return UNKNOWN
+    if (entry.consumer === null) return UNEXPECTED
+    return entry
+  }
+
+  return {
+    name: 'key-auth',
+    priority: plugin.priority ?? KEY_AUTH_PRIORITY,
+    access(ctx: PluginContext): PluginExit | undefined {
+      if (!runOnPreflight && ctx.request.method === 'OPTIONS') return undefined
+      if (anonymous.kind !== 'none' && ctx.credential !== null) return undefined
+
+      const result = authenticate(ctx)
+      if ('credential' in result) {
+        setConsumer(ctx, result.consumer!, result.credential)
+        return undefined
+      }
+      if (anonymous.kind === 'none') return result
+      if (anonymous.kind === 'missing') return anonymous.exit
+      setConsumer(ctx, anonymous.consumer, null)
+      return undefined
+    },
+    response: null,
+    log: null,
+  }
+}
