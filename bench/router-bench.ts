@@ -64,7 +64,9 @@ const sizes = [10, 1_000, 10_000]
 // The hit is route 3 (exists at every size); the miss walks a shared "/svc" trie edge and fails.
 const hit = request('api.test', '/svc3/api/users/42', 'page=2')
 const miss = request('api.test', '/svc3x/nothing/here')
-const rows: Array<{ routes: number; compileMs: number; hitNs: number; missNs: number }> = []
+// route 1 is a regex route at every size: `~/re1/(?<id>\d+)/items`
+const regexHit = request('api.test', '/re1/42/items')
+const rows: Array<{ routes: number; compileMs: number; hitNs: number; missNs: number; regexNs: number }> = []
 for (const n of sizes) {
   const t0 = process.hrtime.bigint()
   const router = build(n)
@@ -72,14 +74,16 @@ for (const n of sizes) {
   const r = router.match(hit)
   if (r.kind !== 'match' || r.match.route.name !== 'r3') throw new Error(`bench setup: the hit request did not match r3 with ${n} routes`)
   if (router.match(miss).kind !== 'none') throw new Error(`bench setup: the miss request matched with ${n} routes`)
-  rows.push({ routes: n, compileMs, hitNs: measure(router, hit), missNs: measure(router, miss) })
+  const rr = router.match(regexHit)
+  if (rr.kind !== 'match' || rr.match.route.name !== 'r1') throw new Error(`bench setup: the regex request did not match r1 with ${n} routes`)
+  rows.push({ routes: n, compileMs, hitNs: measure(router, hit), missNs: measure(router, miss), regexNs: measure(router, regexHit) })
 }
 
 console.log(`router match(), ${ITERATIONS} iterations per cell, node ${process.version}`)
-console.log('routes   compile ms   hit ns/op   miss ns/op')
+console.log('routes   compile ms   hit ns/op   miss ns/op   regex hit ns/op')
 for (const r of rows) {
-  console.log(`${String(r.routes).padStart(6)}   ${r.compileMs.toFixed(1).padStart(10)}   ${r.hitNs.toFixed(1).padStart(9)}   ${r.missNs.toFixed(1).padStart(10)}`)
+  console.log(`${String(r.routes).padStart(6)}   ${r.compileMs.toFixed(1).padStart(10)}   ${r.hitNs.toFixed(1).padStart(9)}   ${r.missNs.toFixed(1).padStart(10)}   ${r.regexNs.toFixed(1).padStart(15)}`)
 }
 const first = rows[0]!
 const last = rows[rows.length - 1]!
-console.log(`ratio 10k/10: hit ${(last.hitNs / first.hitNs).toFixed(2)}x, miss ${(last.missNs / first.missNs).toFixed(2)}x`)
+console.log(`ratio 10k/10: hit ${(last.hitNs / first.hitNs).toFixed(2)}x, miss ${(last.missNs / first.missNs).toFixed(2)}x, regex hit ${(last.regexNs / first.regexNs).toFixed(2)}x`)

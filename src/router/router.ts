@@ -452,20 +452,24 @@ function scanRegex(list: Entry[], path: string, method: string, port: number, re
   for (let i = 0; i < list.length; i++) {
     const e = list[i]!
     if (e.m.rank >= bestRank) return
-    if (!accepts(e, method, port, req) || !e.re!.test(path)) continue
+    if (!accepts(e, method, port, req)) continue
+    let match = e.re!.exec(path)
+    if (match === null) continue
     // Like Kong's `(http.path ~ a || http.path ~ b)`, the group's first regex that matches supplies
-    // the captures and the stripped part (only recomputed on a hit).
+    // the captures and the stripped part; only a group with several regexes needs the second look.
     const res = e.m.regexes!
-    for (let j = 0; j < res.length; j++) {
-      const match = res[j]!.exec(path)
-      if (match !== null) {
-        bestRank = e.m.rank
-        bestMatcher = e.m
-        bestRegexMatch = match
-        bestPrefixLength = 0
-        return
+    for (let j = 0; j < res.length && res[j] !== e.re; j++) {
+      const earlier = res[j]!.exec(path)
+      if (earlier !== null) {
+        match = earlier
+        break
       }
     }
+    bestRank = e.m.rank
+    bestMatcher = e.m
+    bestRegexMatch = match
+    bestPrefixLength = 0
+    return
   }
 }
 
