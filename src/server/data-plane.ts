@@ -20,7 +20,7 @@ import type { Snapshot } from '../config/model.js'
 import type { RouteRequest } from '../router/types.js'
 import { errorResponse, type ErrorCode } from '../errors.js'
 import { BOUNCER_VERSION } from './version.js'
-import { checkFraming, FRAMING_CHUNKED, FRAMING_ERROR } from './request-framing.js'
+import { checkFraming, FRAMING_CHUNKED, FRAMING_ERROR, FRAMING_NO_BODY } from './request-framing.js'
 import { compileSnapshot, type CompiledRoute, type CompiledSnapshot } from './compile-snapshot.js'
 import { createPoolRegistry, type PoolRegistry } from '../proxy/pool-registry.js'
 import { createIpMatcher, normalizePeerIp, type IpMatcher } from '../proxy/trusted-ips.js'
@@ -234,12 +234,14 @@ class ProxyRequest implements RouteRequest, BodyOwner {
     this.requestId = p.requestIdPrefix + (p.requestCounter++).toString(36)
 
     const framing = checkFraming(this.contentLength, this.transferEncoding)
-    if (framing === FRAMING_ERROR) return this.fail('GW_ERR_REQUEST_FRAMING', true)
+    if (framing === FRAMING_ERROR) return this.failAndClose('GW_ERR_REQUEST_FRAMING')
     const m = this.method
-    if (m === 'TRACE' || m === 'TRACK' || m === 'CONNECT') return this.fail('GW_ERR_REQUEST_METHOD', framing !== -1)
+    if (m === 'TRACE' || m === 'TRACK' || m === 'CONNECT') {
+      return framing === FRAMING_NO_BODY ? this.fail('GW_ERR_REQUEST_METHOD') : this.failAndClose('GW_ERR_REQUEST_METHOD')
+    }
     // uWS already answered `100 Continue` for exactly `100-continue`; anything else is refused
-    if (this.expect !== null && this.expect.toLowerCase() !== '100-continue') return this.fail('GW_ERR_REQUEST_EXPECT', true)
-    if (framing > 0 && p.maxBody > 0 && framing > p.maxBody) return this.fail('GW_ERR_REQUEST_TOO_LARGE', true)
+    if (this.expect !== null && this.expect.toLowerCase() !== '100-continue') return this.failAndClose('GW_ERR_REQUEST_EXPECT')
+    if (framing > 0 && p.maxBody > 0 && framing > p.maxBody) return this.failAndClose('GW_ERR_REQUEST_TOO_LARGE')
 
     const result = this.compiled.router.match(this)
     if (result.kind === 'none') return this.fail('GW_ERR_ROUTER_NO_ROUTE')
@@ -594,41 +596,62 @@ class ProxyRequest implements RouteRequest, BodyOwner {
   /** A gateway-generated error response (pre-rendered body), optionally closing the connection. */
   fail(code: ErrorCode, close = false): void {
     if (this.resDone) return
-    const p = this.plane
     const r = errorResponse(code)
-    this.status = r.status
-    p.errors[code] = (p.errors[code] ?? 0) + 1
+    this.countError(r.status, code)
     const res = this.res
-    const closeConn = close || p.draining
+    const closeConn = close || this.plane.draining
     res.cork(() => {
-      res.writeStatus(r.statusLine)
-      res.writeHeader('Content-Type', JSON_CONTENT_TYPE)
-      if (p.headersOn) {
-        res.writeHeader('Server', SERVER_TOKEN)
-        res.writeHeader('X-Bouncer-Request-Id', this.requestId)
-      }
+      this.writeErrorHead(r.statusLine)
       res.end(r.body, closeConn)
     })
     this.responseEnded()
+  }
+
+  /**
+   * An error after which the connection must not carry another request (bad framing, an unread
+   * body). Sent after the handler returns, on purpose: uWS v20.30 honours `end(…, close)` only after
+   * it has parsed every byte already read, so a corked answer here would let a request smuggled
+   * behind this one be routed. Uncorked, `end` closes right after the write; and a request
+   * pipelined behind this one makes uWS close the socket at once (it refuses a new request while
+   * a response is pending), so nothing behind it is ever routed.
+   */
+  private failAndClose(code: ErrorCode): void {
+    setImmediate(() => {
+      if (this.resDone) return
+      const r = errorResponse(code)
+      this.countError(r.status, code)
+      this.res.cork(() => this.writeErrorHead(r.statusLine))
+      this.res.end(r.body, true)
+      this.responseEnded()
+    })
+  }
+
+  private countError(status: number, code: ErrorCode): void {
+    const errors = this.plane.errors
+    this.status = status
+    errors[code] = (errors[code] ?? 0) + 1
+  }
+
+  private writeErrorHead(statusLine: string): void {
+    const res = this.res
+    res.writeStatus(statusLine)
+    res.writeHeader('Content-Type', JSON_CONTENT_TYPE)
+    if (this.plane.headersOn) {
+      res.writeHeader('Server', SERVER_TOKEN)
+      res.writeHeader('X-Bouncer-Request-Id', this.requestId)
+    }
   }
 
   private httpsRequired(route: CompiledRoute): void {
     const status = route.route.https_redirect_status_code
     if (status === 426) {
       if (this.resDone) return
-      const p = this.plane
       const r = errorResponse('GW_ERR_PROTOCOL_HTTPS_REQUIRED')
-      this.status = r.status
-      p.errors[r.code] = (p.errors[r.code] ?? 0) + 1
+      this.countError(r.status, r.code)
       this.res.cork(() => {
-        this.res.writeStatus(r.statusLine)
-        this.res.writeHeader('Content-Type', JSON_CONTENT_TYPE)
+        this.writeErrorHead(r.statusLine)
         this.res.writeHeader('Upgrade', 'TLS/1.2, HTTP/1.1')
-        if (p.headersOn) {
-          this.res.writeHeader('Server', SERVER_TOKEN)
-          this.res.writeHeader('X-Bouncer-Request-Id', this.requestId)
-        }
-        this.res.end(r.body, p.draining)
+        this.res.end(r.body, this.plane.draining)
       })
       this.responseEnded()
       return
