@@ -9,11 +9,9 @@ import { existsSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { formatIssue, loadConfigFile, summarize } from '../config/load.js'
-import { createLogger } from '../observability/logger.js'
-import { runPrimary } from '../cluster/primary.js'
 import { resolveSettings, SETTING_FLAGS, UsageError, type SettingFlag, type SettingValues } from './resolve-settings.js'
-import { runQuickstart } from './quickstart.js'
+// The config loader, the cluster and pino are imported only by the commands that use them, so
+// --help, --version and usage errors answer at once.
 
 const COMMANDS = ['start', 'validate', 'quickstart'] as const
 type Command = (typeof COMMANDS)[number]
@@ -169,6 +167,7 @@ export async function main(argv: string[]): Promise<number> {
       const file = positionals[0]
       if (file === undefined) throw new UsageError('`bouncer validate` needs a FILE (e.g. bouncer validate kong.yml)')
       requireReadableFile(file, 'bouncer validate')
+      const { formatIssue, loadConfigFile, summarize } = await import('../config/load.js')
       const result = await loadConfigFile(file)
       if (!result.ok) {
         for (const issue of result.issues) process.stdout.write(`${formatIssue(issue, file)}\n`)
@@ -189,8 +188,9 @@ export async function main(argv: string[]): Promise<number> {
       const env = { ...process.env }
       if (command === 'quickstart') delete env.BOUNCER_CONFIG
       const settings = resolveSettings(settingValues(values), env)
-      if (command === 'quickstart') return runQuickstart(settings)
+      if (command === 'quickstart') return (await import('./quickstart.js')).runQuickstart(settings)
       if (settings.config) requireReadableFile(settings.config, values.config !== undefined ? '--config' : 'BOUNCER_CONFIG')
+      const [{ createLogger }, { runPrimary }] = await Promise.all([import('../observability/logger.js'), import('../cluster/primary.js')])
       const log = createLogger(settings.log_level, { role: 'primary' })
       if (!settings.config) log.warn('no config file given (--config or BOUNCER_CONFIG): serving an empty config, every request answers 404')
       return runPrimary({ settings, log })

@@ -98,7 +98,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   const crashTimes: number[] = []
   let convergedVersion = current.version
   let statsSeq = 0
-  const pendingStats = new Map<number, (stats: DataPlaneStats) => void>()
+  const pendingStats = new Map<number, { slot: WorkerSlot; resolve: (stats: DataPlaneStats | null) => void }>()
 
   let resolveExit!: (code: number) => void
   const exited = new Promise<number>((resolve) => (resolveExit = resolve))
@@ -247,10 +247,10 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
         log.error({ worker: slot.id, config_version: msg.version }, `worker ${slot.id} could not apply config v${msg.version}: ${msg.message}`)
         break
       case 'stats': {
-        const resolve = pendingStats.get(msg.id)
-        if (resolve) {
+        const pending = pendingStats.get(msg.id)
+        if (pending) {
           pendingStats.delete(msg.id)
-          resolve(msg.stats)
+          pending.resolve(msg.stats)
         }
         break
       }
@@ -264,6 +264,12 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     const wasReady = slot.ready
     slot.child = null
     slot.ready = false
+    // /status must not wait out the stats timeout for a worker that is gone.
+    for (const [id, pending] of pendingStats) {
+      if (pending.slot !== slot) continue
+      pendingStats.delete(id)
+      pending.resolve(null)
+    }
     if (finished) return
     if (draining) {
       log.debug({ worker: slot.id, pid, code, signal }, `worker ${slot.id} exited`)
@@ -392,9 +398,12 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
         pendingStats.delete(id)
         resolve(null)
       }, STATS_TIMEOUT_MS)
-      pendingStats.set(id, (stats) => {
-        clearTimeout(timer)
-        resolve(stats)
+      pendingStats.set(id, {
+        slot,
+        resolve: (stats) => {
+          clearTimeout(timer)
+          resolve(stats)
+        },
       })
       send(slot, { type: 'stats', id })
     })

@@ -69,11 +69,12 @@ t.test('bad values name the flag or environment variable and exit 2', async (t) 
     [['start'], { BOUNCER_PROXY_LISTEN: '127.0.0.1:70000' }, /invalid BOUNCER_PROXY_LISTEN/],
     [['start'], { BOUNCER_DRAIN_TIMEOUT: '-5' }, /invalid BOUNCER_DRAIN_TIMEOUT/],
   ]
-  for (const [args, env, pattern] of cases) {
-    const r = await runCli(args, env)
+  const results = await Promise.all(cases.map(([args, env]) => runCli(args, env)))
+  cases.forEach(([args, env, pattern], i) => {
+    const r = results[i]!
     t.equal(r.code, 2, `${args.join(' ')} ${JSON.stringify(env)} exits 2`)
     oneLine(t, r.stderr, pattern)
-  }
+  })
 })
 
 t.test('a flag wins over its environment variable', async (t) => {

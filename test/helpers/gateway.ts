@@ -10,7 +10,7 @@
  * Also exports small helpers the gateway tests share: freePort, waitFor, startUpstream, yamlConfig.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import os from 'node:os'
@@ -338,4 +338,31 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     throw new Error(`${msg}\ngateway output:\n${out}`)
   }
   return gw
+}
+
+/** Pids whose parent is `pid` (Linux /proc). */
+export function childPids(pid: number): number[] {
+  const out: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      // pid (comm) state ppid ...: comm may contain spaces, so split after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      if (ppid === pid) out.push(Number(entry))
+    } catch {
+      // the process went away while we looked
+    }
+  }
+  return out
+}
+
+/** Whether a process exists and is not a zombie (an exited orphan waiting to be reaped is gone). */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch {
+    return false
+  }
 }
