@@ -573,7 +573,8 @@ class SnapshotBuilder {
     }
     if (item.id !== BROKEN) {
       const ids = this.idMap(item.kind)
-      if (ids.has(item.id)) this.fail(item, typeof explicit === 'string' ? [...item.path, 'id'] : item.path, `uniqueness violation: '${item.kind}' entity with primary key set to '${item.id}' already declared`)
+      // A derived id collides only when the endpoint/cache key does; that key's own check names it better.
+      if (ids.has(item.id)) { if (typeof explicit === 'string') this.fail(item, [...item.path, 'id'], `uniqueness violation: '${item.kind}' entity with primary key set to '${item.id}' already declared`) }
       else ids.set(item.id, item)
     }
     const key = KEY_OF_KIND[item.kind]
@@ -606,13 +607,19 @@ class SnapshotBuilder {
       }
     }
     const q = (v: unknown) => (v == null ? 'null' : `'${String(v)}'`)
+    // show parents by the name the file uses, not by their (derived) ids
+    const names = new Map<string, string>()
+    for (const kind of ['services', 'routes', 'consumers', 'upstreams'] as const) {
+      for (const it of this.items[kind]) if (it.id !== BROKEN) names.set(it.id, this.display(it))
+    }
+    const n = (v: unknown) => (v == null ? 'null' : `'${names.get(String(v)) ?? String(v)}'`)
     unique('consumers', 'custom_id', (e) => (e['custom_id'] == null ? null : String(e['custom_id'])), (e) => `custom_id set to ${q(e['custom_id'])}`)
     unique('jwt_secrets', 'key', (e) => String(e['key']), (e) => `key set to ${q(e['key'])}`)
     unique('keyauth_credentials', 'key', (e) => String(e['key']), (e) => `key set to ${q(e['key'])}`)
-    unique('acls', 'group', (e) => `${String(e['consumer'])}|${String(e['group'])}`, (e) => `consumer set to ${q(e['consumer'])} and group set to ${q(e['group'])}`)
-    unique('targets', 'target', (e) => `${String(e['upstream'])}|${String(e['target'])}`, (e) => `upstream set to ${q(e['upstream'])} and target set to ${q(e['target'])}`)
+    unique('acls', 'group', (e) => `${String(e['consumer'])}|${String(e['group'])}`, (e) => `group set to ${q(e['group'])} for consumer ${n(e['consumer'])}`)
+    unique('targets', 'target', (e) => `${String(e['upstream'])}|${String(e['target'])}`, (e) => `target set to ${q(e['target'])} for upstream ${n(e['upstream'])}`)
     unique('plugins', 'name', (e) => `${String(e['name'])}|${String(e['route'])}|${String(e['service'])}|${String(e['consumer'])}`,
-      (e) => `name set to ${q(e['name'])}, route set to ${q(e['route'])}, service set to ${q(e['service'])} and consumer set to ${q(e['consumer'])}`)
+      (e) => `name set to ${q(e['name'])} for route ${n(e['route'])}, service ${n(e['service'])} and consumer ${n(e['consumer'])}`)
     unique('plugins', 'instance_name', (e) => (e['instance_name'] == null ? null : String(e['instance_name'])), (e) => `instance_name set to ${q(e['instance_name'])}`)
   }
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { formatIssue, loadConfigFile, parseConfigText, summarize } from '../../src/config/load.js'
-import { load } from './helpers.js'
+import { load } from './fixtures/helpers.js'
 
 const SEED = fileURLToPath(new URL('../../examples/seed/kong.yml', import.meta.url))
 

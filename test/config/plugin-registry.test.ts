@@ -1,0 +1,58 @@
+import t from 'tap'
+import { Type } from 'typebox'
+import { builtinPluginDefinitions, createPluginRegistry, defaultPluginRegistry } from '../../src/plugins/registry.js'
+import { parseConfigText } from '../../src/config/load.js'
+import { hasIssue, issuesOf, load, V3 } from './fixtures/helpers.js'
+
+t.test('the default registry holds jwt, key-auth and acl with Kong priorities', async (t) => {
+  t.same(defaultPluginRegistry.names(), ['acl', 'jwt', 'key-auth'])
+  t.equal(defaultPluginRegistry.get('jwt')!.priority, 1450)
+  t.equal(defaultPluginRegistry.get('key-auth')!.priority, 1250)
+  t.equal(defaultPluginRegistry.get('acl')!.priority, 950)
+  for (const name of ['jwt', 'key-auth', 'acl']) t.equal(defaultPluginRegistry.get(name)!.noConsumer, true, `${name} cannot be scoped to a consumer`)
+})
+
+t.test('built-in plugin configs get every Kong default', async (t) => {
+  const s = load(t, `${V3}plugins:
+  - name: key-auth
+  - name: acl
+    config: { deny: [blocked] }
+  - name: jwt
+`)
+  const by = Object.fromEntries(s.plugins.map((p) => [p.name, p.config]))
+  t.same(by['key-auth'], { key_names: ['apikey'], hide_credentials: false, anonymous: null, key_in_header: true, key_in_query: true, key_in_body: false, run_on_preflight: true, realm: null })
+  t.same(by['acl'], { allow: null, deny: ['blocked'], hide_groups_header: false, always_use_authenticated_groups: false })
+  t.same(by['jwt'], { uri_param_names: ['jwt'], cookie_names: [], header_names: ['authorization'], key_claim_name: 'iss', secret_is_base64: false, claims_to_verify: null, anonymous: null, run_on_preflight: true, maximum_expiration: 0, realm: null })
+  t.ok(s.plugins.every((p) => p.protocols.join() === 'grpc,grpcs,http,https' && p.enabled && p.priority === null))
+})
+
+t.test('every built-in schema field has a description and a default', async (t) => {
+  for (const def of builtinPluginDefinitions) {
+    const props = (def.schema as { properties: Record<string, { description?: string; default?: unknown }> }).properties
+    for (const [field, schema] of Object.entries(props)) {
+      t.type(schema.description, 'string', `${def.name}.${field} has a description`)
+      t.ok('default' in schema, `${def.name}.${field} has a default`)
+    }
+  }
+})
+
+t.test('a custom plugin can be registered and is validated like the built-ins', async (t) => {
+  const registry = createPluginRegistry(builtinPluginDefinitions)
+  registry.register({
+    name: 'x-header',
+    priority: 10,
+    noConsumer: false,
+    protocols: ['http', 'https'],
+    schema: Type.Object({ value: Type.Optional(Type.String({ default: 'hi', description: 'header value' })) }, { additionalProperties: false, default: {} }),
+    check: (c) => (c['value'] === 'forbidden' ? [{ path: ['value'], message: 'not allowed' }] : []),
+  })
+  t.throws(() => registry.register({ ...builtinPluginDefinitions[0]! }), /already registered/)
+  t.throws(() => registry.register({ ...builtinPluginDefinitions[0]!, name: 'Bad Name' }), /invalid plugin name/)
+  const text = `${V3}consumers: [{ username: c }]\nplugins:\n  - name: x-header\n    consumer: c\n`
+  t.notOk(parseConfigText(text).ok, 'the default registry does not know it')
+  const r = parseConfigText(text, { plugins: registry })
+  t.ok(r.ok)
+  if (r.ok) t.same(r.snapshot.plugins[0]!.config, { value: 'hi' })
+  hasIssue(t, issuesOf(t, `${V3}plugins:\n  - name: x-header\n    config: { value: forbidden }\n`, { plugins: registry }), 'plugins[0].config.value', 'not allowed', 4)
+  hasIssue(t, issuesOf(t, `${V3}plugins:\n  - name: x-header\n    protocols: [grpc]\n`, { plugins: registry }), 'plugins[0].protocols[0]', 'expected one of: http, https', 4)
+})
