@@ -42,6 +42,7 @@ import type { Settings } from '../settings.js'
 import type { Logger } from '../observability/logger.js'
 
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
+const EMPTY = ''
 const SERVER_TOKEN = `bouncer/${BOUNCER_VERSION}`
 /** appended to the client's Via on the way up (no version: upstreams need not learn it) */
 const VIA_UPSTREAM = '1.1 bouncer'
@@ -455,18 +456,26 @@ class ProxyRequest implements RouteRequest, BodyOwner {
       } else if (via !== null) {
         res.writeHeader('Via', via)
       }
-      // the upstream answered before the whole request body arrived: the rest will not be read
+      // Close after this response when draining, or when the upstream answered before the whole
+      // request body arrived (the rest will not be read). uWS can close by itself only when the
+      // response ends here; a streamed one carries the header and the client closes.
+      // (uWS v20.30 quirks: `endWithoutBody(undefined)` reports a garbage Content-Length, and
+      // `end(…, true)` after `write()` emits the Connection header inside the chunked body.)
       const closeAfter = p.draining || (this.body !== null && !this.body.ended)
-      if (closeAfter) res.writeHeader('Connection', 'close')
-
       if (this.mode === MODE_NONE) {
         // HEAD keeps the upstream's Content-Length; 204 never has one (RFC 9110 §8.6)
-        if ((head || status === 304) && contentLength >= 0) res.endWithoutBody(contentLength, closeAfter)
-        else res.endWithoutBody(undefined, closeAfter)
+        if ((head || status === 304) && contentLength >= 0) {
+          res.endWithoutBody(contentLength, closeAfter)
+        } else {
+          if (closeAfter) res.writeHeader('Connection', 'close')
+          res.endWithoutBody()
+        }
         this.responseEnded()
       } else if (contentLength === 0) {
-        res.end(undefined, closeAfter)
+        res.end(EMPTY, closeAfter)
         this.responseEnded()
+      } else if (closeAfter) {
+        res.writeHeader('Connection', 'close')
       }
     })
     return true
@@ -516,9 +525,9 @@ class ProxyRequest implements RouteRequest, BodyOwner {
     this.current = null
     if (this.resDone) return
     if (this.mode === MODE_CHUNKED) {
-      const close = this.plane.draining
+      // never `end(…, true)` here (see onUpstreamHeaders): Connection: close went out with the head
       this.res.cork(() => {
-        this.res.end(undefined, close)
+        this.res.end(EMPTY)
       })
       this.responseEnded()
     } else {
@@ -666,7 +675,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
         this.res.writeHeader('Server', SERVER_TOKEN)
         this.res.writeHeader('X-Bouncer-Request-Id', this.requestId)
       }
-      this.res.end(undefined, this.plane.draining)
+      this.res.end(EMPTY, this.plane.draining)
     })
     this.responseEnded()
   }

@@ -75,14 +75,16 @@ export function resetMidBody(total: number, sent: number): Behaviour {
   }
 }
 
-/** Write these raw bytes on the socket as the response, then end the socket. */
-export function rawResponse(raw: string, opts: { destroy?: boolean } = {}): Behaviour {
-  return (req, res, rec) => {
+/**
+ * Write these raw bytes on the socket as the response, then end the socket (node's own response
+ * object is never used, so the connection cannot be reused).
+ */
+export function rawResponse(raw: string): Behaviour {
+  return (_req, res, rec) => {
     void rec.done.then(() => {
-      const socket = res.socket!
-      socket.write(raw, () => {
-        if (opts.destroy !== false) socket.end()
-      })
+      const socket = res.socket
+      if (socket === null) return
+      socket.end(raw)
     })
   }
 }
