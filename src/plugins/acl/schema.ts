@@ -17,6 +17,22 @@ export const aclConfigSchema = Type.Object(
     always_use_authenticated_groups: Type.Optional(Type.Boolean({
       default: false, description: 'use groups from an external authenticator even when a consumer is set',
     })),
+    // Bouncer extension (Kong's acl cannot restrict methods): see src/plugins/acl/handler.ts
+    rules: Type.Optional(Type.Union([
+      Type.Null(),
+      Type.Array(Type.Object({
+        group: Type.String({ minLength: 1, description: 'a group listed in allow (or deny)', default: '' }),
+        methods: Type.Optional(Type.Union([Type.Null(), Type.Array(Type.String({ pattern: '^[A-Z]+$', description: 'an upper-case HTTP method', default: 'GET' }), { minItems: 1, uniqueItems: true })], {
+          default: null, description: 'methods the group is limited to (null: any)',
+        })),
+        paths: Type.Optional(Type.Union([Type.Null(), Type.Array(Type.String({ pattern: '^/', description: 'a path prefix, matched segment-wise', default: '/' }), { minItems: 1, uniqueItems: true })], {
+          default: null, description: 'path prefixes the group is limited to (null: any)',
+        })),
+      }, { additionalProperties: false, description: 'a rule limiting one group', default: { group: '' } })),
+    ], {
+      default: null,
+      description: 'Bouncer extension: a group with rules only counts (for allow or deny) when the request matches one of its rules',
+    })),
   },
   { additionalProperties: false, default: {}, description: 'acl plugin configuration' },
 )

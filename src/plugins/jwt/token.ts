@@ -112,24 +112,28 @@ export function decodeToken(token: string): DecodedToken | DecodeError {
   const s = token.slice(second + 1)
   if (h === '' || c === '' || !BASE64URL.test(h) || !BASE64URL.test(c) || !BASE64URL.test(s)) return 'invalid JSON'
 
-  const header = parseObject(h)
-  if (header === undefined) return 'invalid JSON'
-  const claims = parseObject(c)
-  if (claims === undefined) return 'invalid claims'
+  const header = parseJson(h)
+  if (!isObject(header)) return 'invalid JSON'
+  const claims = parseJson(c)
+  if (claims === INVALID) return 'invalid JSON'
+  if (!isObject(claims)) return 'invalid claims'
   const alg = header['alg']
   if (typeof alg !== 'string' || !JWT_ALGORITHMS.has(alg)) return 'invalid alg'
   return { header, claims, alg: alg as JwtAlgorithm, signature: s }
 }
 
-function parseObject(segment: string): Record<string, unknown> | undefined {
-  let value: unknown
+const INVALID = Symbol('invalid JSON')
+
+function parseJson(segment: string): unknown {
   try {
-    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
+    return JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
   } catch {
-    return undefined
+    return INVALID
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined
-  return value as Record<string, unknown>
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
 }
 
 /**

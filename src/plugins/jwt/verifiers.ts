@@ -113,7 +113,8 @@ function keyMaterial(secret: JwtSecret, secretIsBase64: boolean): string | Buffe
   if (pem === null || pem.trim() === '') return null
   let key: KeyObject
   try {
-    key = createPublicKey(pem)
+    // surrounding whitespace is harmless; anything else around the PEM is refused by Node
+    key = createPublicKey(pem.trim())
   } catch {
     return null
   }
