@@ -586,9 +586,17 @@ class SnapshotBuilder {
     }
     if (item.entity && item.id !== BROKEN) {
       item.entity['id'] = item.id
-      if (item.kind === 'jwt_secrets' || item.kind === 'keyauth_credentials') {
+      // Kong generates missing credentials at random, which a DB-less file cannot read back; a value
+      // derived from the id would be recomputable by anyone who knows the username. So: the jwt `key`
+      // (a public identifier, the iss/kid value) may be derived, but secrets must be written out.
+      if (item.kind === 'jwt_secrets') {
         item.entity['key'] ??= derivedCredential(item.id, 'key')
-        if (item.kind === 'jwt_secrets') item.entity['secret'] ??= derivedCredential(item.id, 'secret')
+        const alg = String(item.entity['algorithm'] ?? 'HS256')
+        if (alg.startsWith('HS') && item.entity['secret'] == null) {
+          this.fail(item, item.path, `'secret' is required for ${alg} credentials in a declarative config (Bouncer does not generate secrets: nobody could read a random one back, and a derived one could be recomputed)`)
+        }
+      } else if (item.kind === 'keyauth_credentials' && item.entity['key'] == null) {
+        this.fail(item, item.path, `'key' is required in a declarative config (Bouncer does not generate API keys: nobody could read a random one back, and a derived one could be recomputed)`)
       }
     }
   }

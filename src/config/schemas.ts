@@ -192,7 +192,7 @@ export const jwtSecretSchema = Type.Object({
   id,
   consumer: foreign('consumer', 'username'),
   key: nullable(Type.String({ minLength: 1 }), 'unique key matched against the key claim (iss by default); generated when omitted'),
-  secret: nullable(Type.String({ minLength: 1 }), 'HMAC secret for HS* algorithms; generated when omitted'),
+  secret: nullable(Type.String({ minLength: 1 }), 'HMAC secret for HS* algorithms; required for HS* (Bouncer never generates secrets)'),
   rsa_public_key: nullable(Type.String({ minLength: 1 }), 'PEM public key; required for RS*, PS* and EdDSA'),
   algorithm: opt(Type.Enum([...JWT_ALGORITHMS], { default: 'HS256', description: 'the only algorithm accepted for tokens of this credential' })),
   tags,

@@ -197,21 +197,32 @@ upstreams:
   t.same(s.targets.map((x) => [x.target, x.weight, x.upstream]).sort(), [['10.0.0.1:8000', 100, u.id], ['[::1]:9000', 0, u.id]])
 })
 
-t.test('credentials without key or secret get deterministic 32-character values', async (t) => {
+t.test('a jwt credential without key gets a deterministic one, but secrets and API keys must be written out', async (t) => {
   const text = `_format_version: "3.0"
 consumers:
   - username: alice
-    jwt_secrets: [{}]
-    keyauth_credentials: [{}, { key: given-key, ttl: 60 }]
+    jwt_secrets: [{ secret: s3cret-value }]
+    keyauth_credentials: [{ key: given-key, ttl: 60 }]
 `
   const a = load(t, text)
   const b = load(t, text)
-  t.match(a.jwt_secrets[0], { key: /^[A-Za-z0-9]{32}$/, secret: /^[A-Za-z0-9]{32}$/, algorithm: 'HS256' })
-  t.not(a.jwt_secrets[0]!.key, a.jwt_secrets[0]!.secret)
-  t.same(a.jwt_secrets, b.jwt_secrets, 'same file, same generated values')
-  t.same(a.keyauth_credentials.map((k) => k.key).sort(), b.keyauth_credentials.map((k) => k.key).sort())
+  t.match(a.jwt_secrets[0], { key: /^[A-Za-z0-9]{32}$/, secret: 's3cret-value', algorithm: 'HS256' })
+  t.same(a.jwt_secrets, b.jwt_secrets, 'same file, same generated key')
   t.ok(a.keyauth_credentials.some((k) => k.key === 'given-key' && k.ttl === 60))
-  t.ok(a.keyauth_credentials.some((k) => /^[A-Za-z0-9]{32}$/.test(k.key) && k.ttl === null))
+
+  const missing = parseConfigText(`_format_version: "3.0"
+consumers:
+  - username: alice
+    jwt_secrets: [{}]
+    keyauth_credentials: [{}]
+`)
+  t.notOk(missing.ok)
+  if (!missing.ok) {
+    t.match(missing.issues, [
+      { path: 'consumers[0].jwt_secrets[0]', message: /'secret' is required for HS256 credentials/ },
+      { path: 'consumers[0].keyauth_credentials[0]', message: /'key' is required in a declarative config/ },
+    ])
+  }
 })
 
 t.test('JSON input loads and reports positions', async (t) => {

@@ -34,11 +34,11 @@ consumers:
 t.test('credential keys and acl groups are unique', async (t) => {
   const issues = issuesOf(t, `${V3}consumers:
   - username: a
-    jwt_secrets: [{ key: k1 }]
+    jwt_secrets: [{ key: k1, secret: s1 }]
     keyauth_credentials: [{ key: api-1 }]
     acls: [{ group: g }, { group: g }]
   - username: b
-    jwt_secrets: [{ key: k1 }]
+    jwt_secrets: [{ key: k1, secret: s1 }]
     keyauth_credentials: [{ key: api-1 }]
     acls: [{ group: g }]
 `)
