@@ -56,5 +56,9 @@ for (const port of ports) {
   })
 }
 
-// Started by `bouncer quickstart`: leave when it does, even if it was killed.
-process.on('disconnect', () => process.exit(0))
+// Started by `bouncer quickstart`: leave when it does, even if it was killed, and let it decide what
+// Ctrl-C means (it drains the gateway first, then stops us).
+if (process.send) {
+  process.on('disconnect', () => process.exit(0))
+  process.on('SIGINT', () => {})
+}

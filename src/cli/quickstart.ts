@@ -49,11 +49,11 @@ Bouncer quickstart is running.
   demo upstream  http://127.0.0.1:${QUICKSTART_UPSTREAM_PORTS.join(' and :')} (echoes what it receives)
 
 Try:
-  curl -s ${proxy}/echo/hello?x=1                          # strip_path: upstream sees /hello
-  curl -s ${proxy}/keep/me                                 # strip_path off: upstream sees /base/keep/me
-  curl -s -H 'Host: api.example.test' ${proxy}/anything    # host route, to :3001
-  curl -s ${proxy}/balanced                                # round-robin over :3000 and :3001
-  curl -s ${proxy}/nothing-here                            # 404 {"message":"no Route matched with those values"}
+  curl -s '${proxy}/echo/hello?x=1'                          # strip_path: upstream sees /hello
+  curl -s ${proxy}/keep/me                                   # strip_path off: upstream sees /base/keep/me
+  curl -s -H 'Host: api.example.test' ${proxy}/anything      # host route, to :3001
+  curl -s ${proxy}/balanced                                  # round-robin over :3000 and :3001
+  curl -s ${proxy}/nothing-here                              # 404 {"message":"no Route matched with those values"}
 
 Ctrl-C stops the gateway and the demo upstream.
 `

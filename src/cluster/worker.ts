@@ -17,6 +17,7 @@ if (typeof process.send !== 'function') {
 }
 
 let dataPlane: DataPlane | null = null
+let drainTimeoutMs = 30_000
 let log: Logger | null = null
 let draining = false
 
@@ -32,7 +33,7 @@ function errorText(err: unknown): string {
 // The terminal sends Ctrl-C to the whole process group; the primary decides what it means.
 process.on('SIGINT', () => {})
 // A SIGTERM aimed at one worker drains just that worker; the primary replaces it.
-process.on('SIGTERM', () => void drainAndExit(30_000))
+process.on('SIGTERM', () => void drainAndExit(drainTimeoutMs))
 
 process.on('disconnect', () => {
   // The primary is gone (exit or SIGKILL). Close the listen socket now; no one can replace us.
@@ -80,6 +81,7 @@ process.on('message', (raw: unknown) => {
 async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<void> {
   if (dataPlane || draining) return
   const { settings, snapshot, workerId } = msg
+  drainTimeoutMs = settings.drain_timeout
   log = createLogger(settings.log_level, { role: 'worker', worker: workerId })
   try {
     const dp = await startDataPlane({ settings, snapshot, workerId, log })
