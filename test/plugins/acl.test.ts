@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Consumer } from '../../src/config/model.js'
 import { BUILTIN_FACTORIES } from '../../src/plugins/builtin.js'
 import { compileChains } from '../../src/plugins/chain.js'
-import { acl, aclConfig, fakeContext, makeConsumer, makePlugin, makeSnapshot, type FakeRequest } from './helpers/fixtures.js'
+import { acl, aclConfig, fakeContext, makeConsumer, makePlugin, makeSnapshot, type FakeRequest } from './fixtures/fixtures.js'
 
 const admin = makeConsumer('c-admin', 'admin')
 const partner = makeConsumer('c-partner', 'partner')

@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Plugin } from '../../src/config/model.js'
 import { compileChains } from '../../src/plugins/chain.js'
 import type { PluginContext, PluginFactory, PluginInstance } from '../../src/plugins/types.js'
-import { fakeContext, makeConsumer, makePlugin, makeRoute, makeService, makeSnapshot } from './helpers/fixtures.js'
+import { fakeContext, makeConsumer, makePlugin, makeRoute, makeService, makeSnapshot } from './fixtures/fixtures.js'
 
 const c1 = makeConsumer('c1')
 const c2 = makeConsumer('c2')

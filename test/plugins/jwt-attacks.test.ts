@@ -7,8 +7,8 @@ import fc from 'fast-check'
 import net from 'node:net'
 import { generateKeyPairSync } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { b64url, jwtSecret, makeConsumer, nowSec, signToken } from './helpers/fixtures.js'
-import { jwtRoute, type Sent } from './helpers/jwt-setup.js'
+import { b64url, jwtSecret, makeConsumer, nowSec, signToken } from './fixtures/fixtures.js'
+import { jwtRoute, type Sent } from './fixtures/jwt-setup.js'
 
 const SECRET = 'a-long-enough-hmac-secret-for-hs256-tests'
 const alice = makeConsumer('c-alice', 'alice')

@@ -3,8 +3,8 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createSnapshotIndex } from '../../src/plugins/snapshot-index.js'
 import { credentialTable } from '../../src/plugins/jwt/verifiers.js'
-import { jwtSecret, makeConsumer, makeSnapshot, nowSec, signToken, b64url } from './helpers/fixtures.js'
-import { jwtRoute } from './helpers/jwt-setup.js'
+import { jwtSecret, makeConsumer, makeSnapshot, nowSec, signToken, b64url } from './fixtures/fixtures.js'
+import { jwtRoute } from './fixtures/jwt-setup.js'
 
 const SECRET = 'a-long-enough-hmac-secret-for-hs256-tests'
 const alice = makeConsumer('c-alice', 'alice', 'alice-custom')
@@ -226,7 +226,7 @@ t.test('anonymous', async (t) => {
   })
   t.test('logical OR: an earlier credential means this plugin does nothing', async (t) => {
     const route = jwtRoute({ anonymous: 'c-anon' }, [alice, anon], secrets)
-    const { fakeContext } = await import('./helpers/fixtures.js')
+    const { fakeContext } = await import('./fixtures/fixtures.js')
     const ctx = fakeContext({})
     ctx.consumer = bob
     ctx.credential = { id: 'other', consumer_id: 'c-bob', identifier: 'x' }

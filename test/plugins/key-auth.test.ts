@@ -1,7 +1,7 @@
 import t from 'tap'
 import { BUILTIN_FACTORIES } from '../../src/plugins/builtin.js'
 import { compileChains } from '../../src/plugins/chain.js'
-import { fakeContext, keyAuthConfig, keyCredential, makeConsumer, makePlugin, makeSnapshot, type FakeRequest } from './helpers/fixtures.js'
+import { fakeContext, keyAuthConfig, keyCredential, makeConsumer, makePlugin, makeSnapshot, type FakeRequest } from './fixtures/fixtures.js'
 
 const alice = makeConsumer('c-alice', 'alice', 'alice-custom')
 const anon = makeConsumer('c-anon', 'anonymous')
@@ -97,7 +97,7 @@ t.test('anonymous', async (t) => {
 })
 
 t.test('key-auth OR jwt: an anonymous key-auth after a successful jwt does nothing', async (t) => {
-  const { jwtSecret, jwtConfig, signToken } = await import('./helpers/fixtures.js')
+  const { jwtSecret, jwtConfig, signToken } = await import('./fixtures/fixtures.js')
   const snapshot = makeSnapshot({
     consumers: [alice, anon],
     keyauth_credentials: creds,

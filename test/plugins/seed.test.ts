@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { parseConfigText } from '../../src/config/load.js'
 import { BUILTIN_FACTORIES } from '../../src/plugins/builtin.js'
 import { compileChains } from '../../src/plugins/chain.js'
-import { fakeContext, nowSec, signToken } from './helpers/fixtures.js'
+import { fakeContext, nowSec, signToken } from './fixtures/fixtures.js'
 
 const seedFile = fileURLToPath(new URL('../../examples/seed/kong.yml', import.meta.url))
 
