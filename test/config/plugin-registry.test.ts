@@ -21,7 +21,7 @@ t.test('built-in plugin configs get every Kong default', async (t) => {
 `)
   const by = Object.fromEntries(s.plugins.map((p) => [p.name, p.config]))
   t.same(by['key-auth'], { key_names: ['apikey'], hide_credentials: false, anonymous: null, key_in_header: true, key_in_query: true, key_in_body: false, run_on_preflight: true, realm: null })
-  t.same(by['acl'], { allow: null, deny: ['blocked'], hide_groups_header: false, always_use_authenticated_groups: false })
+  t.same(by['acl'], { allow: null, deny: ['blocked'], hide_groups_header: false, always_use_authenticated_groups: false, rules: null })
   t.same(by['jwt'], { uri_param_names: ['jwt'], cookie_names: [], header_names: ['authorization'], key_claim_name: 'iss', secret_is_base64: false, claims_to_verify: null, anonymous: null, run_on_preflight: true, maximum_expiration: 0, realm: null })
   t.ok(s.plugins.every((p) => p.protocols.join() === 'grpc,grpcs,http,https' && p.enabled && p.priority === null))
 })
