@@ -20,6 +20,8 @@ export interface RecordedRequest {
   bodySha256: string
   /** the first 64 KiB of the body, for small-body assertions */
   bodyText: string
+  /** the gateway's source port: equal ports mean a reused keep-alive connection */
+  remotePort: number
   /** resolves once the whole body was read (or the request was aborted) */
   done: Promise<void>
   complete: boolean
@@ -32,6 +34,8 @@ export interface TestUpstream {
   /** `127.0.0.1:<port>` */
   readonly address: string
   readonly requests: RecordedRequest[]
+  /** connections currently open to this upstream */
+  readonly openConnections: number
   /** replace what the upstream answers from now on */
   behave(b: Behaviour): void
   close(): Promise<void>
@@ -150,6 +154,7 @@ export async function createTestUpstream(initial: Behaviour = echo): Promise<Tes
       url: req.url ?? '',
       headers: req.headers,
       rawHeaders: req.rawHeaders,
+      remotePort: req.socket.remotePort ?? 0,
       bodyLength: 0,
       bodySha256: '',
       bodyText: '',
@@ -190,6 +195,9 @@ export async function createTestUpstream(initial: Behaviour = echo): Promise<Tes
     port,
     address: `127.0.0.1:${port}`,
     requests,
+    get openConnections() {
+      return sockets.size
+    },
     behave(b) {
       behaviour = b
     },
