@@ -37,6 +37,8 @@ export class RequestBody implements AsyncIterableIterator<Buffer> {
   private queued = 0
   private failed: Error | null = null
   private paused = false
+  /** set by `release()`: the response is about to end, the client socket must not stay paused */
+  private released = false
   private waitResolve: ((r: IteratorResult<Buffer>) => void) | null = null
   private waitReject: ((err: Error) => void) | null = null
 
@@ -69,7 +71,7 @@ export class RequestBody implements AsyncIterableIterator<Buffer> {
       } else {
         this.queue.push(buf)
         this.queued += n
-        if (!this.paused && this.queued > HIGH_WATER) {
+        if (!this.paused && !this.released && this.queued > HIGH_WATER) {
           this.paused = true
           this.owner.pauseClient()
         }
@@ -82,6 +84,20 @@ export class RequestBody implements AsyncIterableIterator<Buffer> {
         this.waitResolve = this.waitReject = null
         resolve(DONE)
       }
+    }
+  }
+
+  /**
+   * The response is about to end while the client may still be uploading: resume the client socket
+   * now (uWS forbids touching the response once it ended, and a socket left paused would hang) and
+   * never pause it again; what still arrives is bounded by the size limit and dropped once the
+   * request finishes.
+   */
+  release(): void {
+    this.released = true
+    if (this.paused) {
+      this.paused = false
+      this.owner.resumeClient()
     }
   }
 

@@ -200,6 +200,8 @@ class ProxyRequest implements RouteRequest, BodyOwner {
   status = 0
   mode = MODE_NONE
   total = 0
+  /** response body bytes received from undici */
+  relayed = 0
   private pending: Buffer | null = null
   private pendingOffset = 0
   private resumeUpstream: (() => void) | null = null
@@ -462,6 +464,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
       // (uWS v20.30 quirks: `endWithoutBody(undefined)` reports a garbage Content-Length, and
       // `end(…, true)` after `write()` emits the Connection header inside the chunked body.)
       const closeAfter = p.draining || (this.body !== null && !this.body.ended)
+      if (this.mode === MODE_NONE || contentLength === 0) this.releaseClient()
       if (this.mode === MODE_NONE) {
         // HEAD keeps the upstream's Content-Length; 204 never has one (RFC 9110 §8.6)
         if ((head || status === 304) && contentLength >= 0) {
@@ -483,6 +486,8 @@ class ProxyRequest implements RouteRequest, BodyOwner {
 
   upstreamData(chunk: Buffer): boolean {
     if (this.resDone) return true // a HEAD/204 body, or the client is gone: let undici drain it
+    this.relayed += chunk.length
+    if (this.mode === MODE_LENGTH && this.relayed >= this.total) this.releaseClient()
     corkReq = this
     corkChunk = chunk
     const lastOffset = this.mode === MODE_LENGTH ? this.res.getWriteOffset() : 0
@@ -526,6 +531,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
     if (this.resDone) return
     if (this.mode === MODE_CHUNKED) {
       // never `end(…, true)` here (see onUpstreamHeaders): Connection: close went out with the head
+      this.releaseClient()
       this.res.cork(() => {
         this.res.end(EMPTY)
       })
@@ -568,7 +574,9 @@ class ProxyRequest implements RouteRequest, BodyOwner {
       return this.dispatch()
     }
     p.log.warn({ request_id: this.requestId, target: target?.name, err: code || err.message }, 'upstream request failed')
-    this.fail(code === 'UND_ERR_CONNECT_TIMEOUT' || timeout ? 'GW_ERR_UPSTREAM_TIMEOUT' : 'GW_ERR_UPSTREAM_INVALID_RESPONSE')
+    // with part of the upload still unread, close rather than read the rest for nothing (U-17)
+    const unread = this.body !== null && !this.body.ended
+    this.fail(timeout ? 'GW_ERR_UPSTREAM_TIMEOUT' : 'GW_ERR_UPSTREAM_INVALID_RESPONSE', unread)
   }
 
   // ---------------------------------------------------------------- body owner (request body side)
@@ -579,6 +587,11 @@ class ProxyRequest implements RouteRequest, BodyOwner {
 
   resumeClient(): void {
     if (!this.resDone) this.res.resume()
+  }
+
+  /** Before the final write of a response: a paused client socket must be resumed while `res` is valid. */
+  private releaseClient(): void {
+    if (this.body !== null && !this.body.ended) this.body.release()
   }
 
   bodyTooLarge(): void {
@@ -607,6 +620,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
     if (this.resDone) return
     const r = errorResponse(code)
     this.countError(r.status, code)
+    this.releaseClient()
     const res = this.res
     const closeConn = close || this.plane.draining
     res.cork(() => {

@@ -188,3 +188,43 @@ t.test('clients that give up never crash the worker', async (t) => {
     t.equal((await request(dp.port, '/ok')).status, 200)
   })
 })
+
+t.test('an upstream that answers before reading the whole upload: the client gets the answer and Connection: close', async (t) => {
+  // the upstream stops reading, so the gateway pauses the client; then it answers 401 early
+  const up = await createTestUpstream((req, res) => {
+    req.pause()
+    setTimeout(() => {
+      res.writeHead(401, { 'content-length': 6 })
+      res.end('denied')
+    }, 300)
+  })
+  t.teardown(() => up.close())
+  const dp = await startPlane(simpleSnapshot(up.address))
+  t.teardown(() => dp.close())
+  const s = net.connect(dp.port, '127.0.0.1')
+  await once(s, 'connect')
+  t.teardown(() => s.destroy())
+  s.on('error', () => {})
+  let data = ''
+  s.on('data', (d: Buffer) => (data += d.toString('latin1')))
+  const size = 64 * 1024 * 1024
+  s.write(`POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: ${size}\r\n\r\n`)
+  const block = Buffer.alloc(64 * 1024, 0x62)
+  let sent = 0
+  const deadline = Date.now() + 10_000
+  while (!data.includes('denied') && Date.now() < deadline) {
+    if (sent < size && s.write(block)) {
+      sent += block.length
+      continue
+    }
+    await Promise.race([once(s, 'drain'), once(s, 'data'), sleep(50)])
+  }
+  t.match(data, /^HTTP\/1\.1 401 /)
+  t.match(data, /Connection: close/i)
+  t.ok(sent < size, `the upload was still in progress (${sent} of ${size} bytes sent)`)
+  s.destroy()
+  for (let i = 0; i < 50 && dp.stats().in_flight > 0; i++) await sleep(20)
+  t.equal(dp.stats().in_flight, 0)
+  up.behave(echo)
+  t.equal((await request(dp.port, '/after')).status, 200)
+})
