@@ -217,7 +217,7 @@ t.test('an upstream that answers before reading the whole upload: the client get
       sent += block.length
       continue
     }
-    await Promise.race([once(s, 'drain'), once(s, 'data'), sleep(50)])
+    await Promise.race([once(s, 'drain'), once(s, 'data'), sleep(50)]).catch(() => {})
   }
   t.match(data, /^HTTP\/1\.1 401 /)
   t.match(data, /Connection: close/i)
@@ -227,4 +227,40 @@ t.test('an upstream that answers before reading the whole upload: the client get
   t.equal(dp.stats().in_flight, 0)
   up.behave(echo)
   t.equal((await request(dp.port, '/after')).status, 200)
+})
+
+t.test('an upstream that resets during a large upload: 502, the client connection closes, no retry (U-17)', async (t) => {
+  const up = await createTestUpstream((req) => {
+    let got = 0
+    req.on('data', (d: Buffer) => {
+      got += d.length
+      if (got > 1024 * 1024) req.socket.resetAndDestroy()
+    })
+  })
+  t.teardown(() => up.close())
+  const dp = await startPlane(simpleSnapshot(up.address, { retries: 5 }))
+  t.teardown(() => dp.close())
+  const s = net.connect(dp.port, '127.0.0.1')
+  await once(s, 'connect')
+  t.teardown(() => s.destroy())
+  s.on('error', () => {})
+  let data = ''
+  let closed = false
+  s.on('data', (d: Buffer) => (data += d.toString('latin1')))
+  s.on('close', () => (closed = true))
+  const size = 64 * 1024 * 1024
+  s.write(`POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: ${size}\r\n\r\n`)
+  const block = Buffer.alloc(64 * 1024, 0x63)
+  let sent = 0
+  const deadline = Date.now() + 10_000
+  while (!closed && Date.now() < deadline) {
+    if (sent < size && !s.destroyed && s.write(block)) {
+      sent += block.length
+      continue
+    }
+    await Promise.race([once(s, 'drain'), once(s, 'close'), sleep(50)]).catch(() => {})
+  }
+  t.ok(closed, 'the client connection was closed')
+  t.match(data, /^HTTP\/1\.1 502 /)
+  t.equal(up.requests.length, 1, 'the POST was not re-sent')
 })
