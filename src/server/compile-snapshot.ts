@@ -12,6 +12,8 @@ import type { Settings } from '../settings.js'
 import { createBalancer, originOf, parseTargetAddress, type Balancer, type BalancerTarget } from '../proxy/balancer.js'
 import type { PoolRef, PoolRegistry } from '../proxy/pool-registry.js'
 import { isValidHeaderValue } from '../proxy/headers.js'
+import { compileChains, type ChainLogger, type ChainSet, type RouteChain } from '../plugins/chain.js'
+import type { PluginFactory } from '../plugins/types.js'
 
 export interface CompiledService {
   readonly service: Service
@@ -31,11 +33,10 @@ export interface CompiledRoute {
   /** false for an https-only route: plain-http requests get 426 or a redirect */
   readonly acceptsHttp: boolean
   /**
-   * The route's precomputed plugin chain. Plugins come with a later issue: the data plane already
-   * calls the three phases (access before dispatch, response before writing headers, log after)
-   * where this is non-null.
+   * The route's precomputed plugin chain, or null when no plugin applies to it (global, service,
+   * route or consumer scoped): the data plane then skips all three phases with one check.
    */
-  readonly chain: null
+  readonly chain: RouteChain | null
 }
 
 export interface CompiledSnapshot {
@@ -43,6 +44,8 @@ export interface CompiledSnapshot {
   readonly router: Router
   /** keyed by the Route object the router returns (identity lookup, no string hashing) */
   readonly routes: ReadonlyMap<Route, CompiledRoute>
+  /** every plugin instance of this snapshot (disposed on release) */
+  readonly chains: ChainSet
   /** requests that started on this snapshot and have not ended */
   inflight: number
   retired: boolean
@@ -60,10 +63,24 @@ function hostHeaderFor(protocol: 'http' | 'https', host: string, port: number): 
   return port === defaultPort(protocol) ? h : `${h}:${port}`
 }
 
-export function compileSnapshot(snapshot: Snapshot, settings: Settings, registry: PoolRegistry): CompiledSnapshot {
+export interface CompileOptions {
+  /** plugin handlers by name (built-in, later sandboxed SDK plugins) */
+  factories: Iterable<PluginFactory>
+  log?: ChainLogger
+}
+
+export function compileSnapshot(
+  snapshot: Snapshot,
+  settings: Settings,
+  registry: PoolRegistry,
+  options: CompileOptions,
+): CompiledSnapshot {
   const acquired: PoolRef[] = []
+  let chains: ChainSet | null = null
   try {
     const router = createRouter({ routes: snapshot.routes, services: snapshot.services })
+    chains = compileChains(snapshot, options.factories, options.log ? { log: options.log } : {})
+    const chainSet = chains
 
     const upstreamsByName = new Map<string, Upstream>()
     for (const u of snapshot.upstreams) upstreamsByName.set(u.name, u)
@@ -141,7 +158,7 @@ export function compileSnapshot(snapshot: Snapshot, settings: Settings, registry
         route,
         service: service === undefined ? null : compileService(service),
         acceptsHttp: route.protocols.includes('http'),
-        chain: null,
+        chain: activeChain(chainSet.forRoute(route.id)),
       })
     }
 
@@ -150,16 +167,24 @@ export function compileSnapshot(snapshot: Snapshot, settings: Settings, registry
       snapshot,
       router,
       routes,
+      chains: chainSet,
       inflight: 0,
       retired: false,
       release() {
         if (released) return
         released = true
         for (const ref of acquired) registry.release(ref)
+        chainSet.dispose()
       },
     }
   } catch (err) {
     for (const ref of acquired) registry.release(ref)
+    chains?.dispose()
     throw err
   }
+}
+
+/** null when the chain has nothing to run in any phase, so the request path skips it with one check */
+function activeChain(chain: RouteChain): RouteChain | null {
+  return chain.hasAccess || chain.hasResponse || chain.hasLog ? chain : null
 }

@@ -21,7 +21,10 @@ import type { RouteRequest } from '../router/types.js'
 import { errorResponse, type ErrorCode } from '../errors.js'
 import { BOUNCER_VERSION } from './version.js'
 import { checkFraming, FRAMING_CHUNKED, FRAMING_ERROR, FRAMING_NO_BODY } from './request-framing.js'
-import { compileSnapshot, type CompiledRoute, type CompiledSnapshot } from './compile-snapshot.js'
+import { compileSnapshot, type CompiledRoute, type CompiledSnapshot, type CompileOptions } from './compile-snapshot.js'
+import { RequestContext } from './plugin-context.js'
+import { BUILTIN_FACTORIES } from '../plugins/builtin.js'
+import type { PluginExit } from '../plugins/types.js'
 import { createPoolRegistry, type PoolRegistry } from '../proxy/pool-registry.js'
 import { createIpMatcher, normalizePeerIp, type IpMatcher } from '../proxy/trusted-ips.js'
 import { RequestBody, type BodyOwner } from '../proxy/request-body.js'
@@ -63,6 +66,7 @@ interface Plane {
   readonly headersOn: boolean
   readonly maxBody: number
   readonly requestIdPrefix: string
+  readonly compileOptions: CompileOptions
   compiled: CompiledSnapshot
   port: number
   draining: boolean
@@ -180,6 +184,9 @@ class ProxyRequest implements RouteRequest, BodyOwner {
   readonly startedAt = performance.now()
   requestId = ''
   route: CompiledRoute | null = null
+  /** the plugin context, only when the route has a chain */
+  ctx: RequestContext | null = null
+  clientIp = ''
   upstreamPath = ''
   /** flat [name, value, …] list for undici (no per-request object with dynamic keys) */
   readonly upHeaders: string[] = []
@@ -267,12 +274,65 @@ class ProxyRequest implements RouteRequest, BodyOwner {
       this.res.onData((chunk, isLast) => body.push(chunk, isLast))
     }
 
-    // access phase: the route's plugin chain (route.chain) runs here, before any upstream contact.
-    // When it lands it may be async: the body above is then held by its backpressure (pauses the
-    // client) until dispatch.
-
     this.triesLeft = svc.retries
-    this.dispatch()
+    const chain = route.chain
+    if (chain === null) return this.dispatch()
+    // access phase, before any upstream contact. While it awaits, the request body (if any) is held
+    // by RequestBody's backpressure, which pauses the client socket.
+    const ctx = new RequestContext(this, route.route, svc.service, match.normalizedPath, this.clientIp)
+    this.ctx = ctx
+    if (!chain.hasAccess) return this.dispatch()
+    chain.runAccess(ctx).then(
+      (exit) => {
+        if (this.resDone) return
+        if (exit !== undefined) return this.exit(exit)
+        this.dispatch()
+      },
+      (err: unknown) => {
+        // runAccess never rejects by contract; if it ever does, it costs this request only
+        this.plane.log.error({ err, request_id: this.requestId }, 'plugin chain failed')
+        this.fail('GW_ERR_INTERNAL', this.body !== null && !this.body.ended)
+      },
+    )
+  }
+
+  /**
+   * A plugin short-circuited the request (Kong `kong.response.exit`): a string body becomes
+   * {"message": …}; `error: true` (Kong `kong.response.error`) adds the request id. The connection is
+   * closed when part of the request body was never read.
+   */
+  private exit(exit: PluginExit): void {
+    if (this.resDone) return
+    const p = this.plane
+    this.status = exit.status
+    const body =
+      exit.body === undefined
+        ? EMPTY
+        : typeof exit.body === 'string'
+          ? JSON.stringify(exit.error === true ? { message: exit.body, request_id: this.requestId } : { message: exit.body })
+          : JSON.stringify(exit.error === true ? { ...exit.body, request_id: this.requestId } : exit.body)
+    const close = p.draining || (this.body !== null && !this.body.ended)
+    this.releaseClient()
+    const res = this.res
+    const ctx = this.ctx
+    res.cork(() => {
+      res.writeStatus(statusLineFor(exit.status))
+      if (body !== EMPTY) res.writeHeader('Content-Type', JSON_CONTENT_TYPE)
+      if (exit.headers !== undefined) {
+        for (const name in exit.headers) {
+          const value = exit.headers[name]!
+          if (isValidHeaderName(name.toLowerCase()) && isValidHeaderValue(value)) res.writeHeader(name, value)
+        }
+      }
+      if (ctx !== null) for (const [n, v] of ctx.finalResponseHeaders()) res.writeHeader(n, v)
+      if (p.headersOn) {
+        res.writeHeader('Server', SERVER_TOKEN)
+        res.writeHeader('X-Bouncer-Response-Latency', String(Math.round(performance.now() - this.startedAt)))
+        res.writeHeader('X-Bouncer-Request-Id', this.requestId)
+      }
+      res.end(body, close)
+    })
+    this.responseEnded()
   }
 
   /**
@@ -358,7 +418,8 @@ class ProxyRequest implements RouteRequest, BodyOwner {
       out.push('x-forwarded-path', xfPath ?? this.path)
       const prefix = xfPrefix ?? (strippedPrefix !== null && strippedPrefix !== '/' ? strippedPrefix : null)
       if (prefix !== null) out.push('x-forwarded-prefix', prefix)
-      out.push('x-real-ip', xRealIp ?? clientIpFromChain(xff, peer, p.isTrusted))
+      this.clientIp = clientIpFromChain(xff, peer, p.isTrusted)
+      out.push('x-real-ip', xRealIp ?? this.clientIp)
       if (forwarded !== null) out.push('forwarded', forwarded)
     } else {
       out.push('x-forwarded-for', peer)
@@ -368,6 +429,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
       out.push('x-forwarded-path', this.path)
       if (strippedPrefix !== null && strippedPrefix !== '/') out.push('x-forwarded-prefix', strippedPrefix)
       out.push('x-real-ip', peer)
+      this.clientIp = peer
     }
     out.push('via', via === null ? VIA_UPSTREAM : `${via}, ${VIA_UPSTREAM}`)
     out.push('x-bouncer-request-id', this.requestId)
@@ -426,7 +488,24 @@ class ProxyRequest implements RouteRequest, BodyOwner {
       }
     }
 
-    // response phase: the route's plugin chain sees status + headers here, before they are written.
+    // response phase: the route's plugin chain sees status + headers before they are written; the
+    // headers it sets replace the upstream's copies.
+    const ctx = this.ctx
+    let edited: Set<string> | null = null
+    if (ctx !== null) {
+      const chain = this.route!.chain!
+      if (chain.hasResponse) {
+        const view: Record<string, string | string[]> = Object.create(null)
+        for (let i = 0, j = 0; i < n; i += 2, j++) {
+          const name = names[j]!
+          const value = raw[i + 1]!.toString('latin1')
+          const prev = view[name]
+          view[name] = prev === undefined ? value : typeof prev === 'string' ? [prev, value] : [...prev, value]
+        }
+        chain.runResponse(ctx, status, view)
+      }
+      edited = ctx.editedResponseNames()
+    }
 
     const head = this.method === 'HEAD'
     const noBody = head || status === 204 || status === 304 || status < 200
@@ -441,6 +520,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
         const action = RESPONSE_HEADER_ACTION.get(name)
         if (action === RES_DROP) continue
         if (listed !== null && listed.includes(name)) continue
+        if (edited !== null && edited.has(name)) continue
         const value = raw[i + 1]!.toString('latin1')
         if (action === RES_VIA) {
           via = via === null ? value : `${via}, ${value}`
@@ -450,6 +530,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
         if (!isValidHeaderValue(value) || !isValidHeaderName(name)) continue
         res.writeHeader(raw[i]!.toString('latin1'), value)
       }
+      if (edited !== null) for (const [hn, hv] of ctx!.finalResponseHeaders()) res.writeHeader(hn, hv)
       if (p.headersOn) {
         res.writeHeader('Via', via === null ? VIA_CLIENT : `${via}, ${VIA_CLIENT}`)
         res.writeHeader('X-Bouncer-Upstream-Latency', String(Math.round(now - this.dispatchedAt)))
@@ -719,7 +800,11 @@ class ProxyRequest implements RouteRequest, BodyOwner {
       p.responses[cls] = (p.responses[cls] ?? 0) + 1
     }
     if (this.body !== null && !this.body.ended) this.body.fail(CANCELLED)
-    // log phase: the route's plugin chain runs here (after the response), never throwing.
+    // log phase, after the response (runLog never throws)
+    if (this.ctx !== null) {
+      const chain = this.route!.chain!
+      if (chain.hasLog) chain.runLog(this.ctx, this.aborted ? 499 : this.status)
+    }
     const c = this.compiled
     c.inflight--
     if (c.retired && c.inflight === 0) c.release()
@@ -782,7 +867,8 @@ function onRequest(p: Plane, res: HttpResponse, req: HttpRequest): void {
 export async function startDataPlane(opts: DataPlaneOptions): Promise<DataPlane> {
   const { settings, log } = opts
   const registry = createPoolRegistry()
-  const compiled = compileSnapshot(opts.snapshot, settings, registry)
+  const compileOptions: CompileOptions = { factories: opts.factories ?? BUILTIN_FACTORIES, log }
+  const compiled = compileSnapshot(opts.snapshot, settings, registry, compileOptions)
   const plane: Plane = {
     settings,
     log,
@@ -791,6 +877,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<DataPlane>
     headersOn: settings.headers,
     maxBody: settings.max_body_size,
     requestIdPrefix: `${randomBytes(6).toString('hex')}${opts.workerId.toString(36)}-`,
+    compileOptions,
     compiled,
     port: 0,
     draining: false,
@@ -831,7 +918,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<DataPlane>
     },
 
     swap(snapshot: Snapshot) {
-      const next = compileSnapshot(snapshot, settings, registry)
+      const next = compileSnapshot(snapshot, settings, registry, compileOptions)
       const old = plane.compiled
       plane.compiled = next
       old.retired = true

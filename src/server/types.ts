@@ -6,6 +6,7 @@
 import type { Snapshot } from '../config/model.js'
 import type { Settings } from '../settings.js'
 import type { Logger } from '../observability/logger.js'
+import type { PluginFactory } from '../plugins/types.js'
 
 export interface DataPlaneOptions {
   settings: Settings
@@ -13,6 +14,8 @@ export interface DataPlaneOptions {
   /** 1-based worker number, for logs and /status */
   workerId: number
   log: Logger
+  /** plugin handlers by name; default: the built-in ones (src/plugins/builtin.ts) */
+  factories?: readonly PluginFactory[]
 }
 
 export interface DataPlaneStats {
