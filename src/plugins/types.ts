@@ -50,6 +50,11 @@ export interface PluginRequestView {
   queryArgs(): Record<string, string | string[]>
   /** cookie value by name (parsed lazily, once) */
   cookie(name: string): string | undefined
+  /**
+   * Every request header by lower-cased name (a repeated header is an array). Optional: SDK plugins
+   * (src/sandbox) need the whole set to copy it into their isolate; without it they see none.
+   */
+  headers?(): Readonly<Record<string, string | string[]>>
 }
 
 /** One per request; created by the server, walked by the chain. */
@@ -74,6 +79,10 @@ export interface PluginContext {
   clearUpstreamQueryArg(name: string): void
   /** set a header on the response to the client */
   setResponseHeader(name: string, value: string | null): void
+  /** replace the upstream path (SDK `upstreamRequest.setPath`); optional until the data plane has it */
+  setUpstreamPath?(path: string): void
+  /** replace the upstream raw query, without `?` (SDK `upstreamRequest.setQuery`); optional likewise */
+  setUpstreamQuery?(query: string): void
 }
 
 /** Precomputed, per-Snapshot lookup tables plugins share (built once by the chain compiler). */

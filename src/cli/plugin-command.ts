@@ -1,0 +1,49 @@
+/**
+ * `bouncer plugin build DIR [--out DIR]` and `bouncer plugin new NAME`: the plugin author's commands.
+ * Returns the exit status (0 ok, 1 the build failed, 2 a usage mistake) and writes one clear message.
+ */
+import { parseArgs } from 'node:util'
+
+export const PLUGIN_USAGE = `bouncer plugin build DIR [--out DIR]
+  Bundle the SDK plugin in DIR (src/index.ts) into DIR/dist/plugin.js + manifest.json.
+bouncer plugin new NAME
+  Scaffold a plugin with a test in ./NAME.`
+
+export async function runPluginCommand(args: string[], out: (s: string) => void = (s) => process.stdout.write(s), err: (s: string) => void = (s) => process.stderr.write(s)): Promise<number> {
+  const [sub, ...rest] = args
+  let parsed
+  try {
+    parsed = parseArgs({ args: rest, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+  } catch (e) {
+    err(`bouncer plugin: ${(e as Error).message}\n`)
+    return 2
+  }
+  if (parsed.values.help === true || sub === undefined || sub === '--help' || sub === '-h') {
+    out(`${PLUGIN_USAGE}\n`)
+    return sub === undefined ? 2 : 0
+  }
+  const target = parsed.positionals[0]
+  if (target === undefined || parsed.positionals.length > 1) {
+    err(`bouncer plugin ${sub}: expected exactly one ${sub === 'new' ? 'NAME' : 'DIR'}\n`)
+    return 2
+  }
+  try {
+    if (sub === 'build') {
+      const { buildPlugin } = await import('./plugin-build.js')
+      const r = await buildPlugin(target, parsed.values.out === undefined ? {} : { outDir: parsed.values.out })
+      out(`built ${r.manifest.name}@${r.manifest.version}: ${r.bundleFile} (${r.bytes} bytes, sha256 ${r.manifest.sha256.slice(0, 12)}…), ${r.manifestFile}\n`)
+      return 0
+    }
+    if (sub === 'new') {
+      const { newPlugin } = await import('./plugin-new.js')
+      const r = newPlugin(target)
+      out(`created ${r.dir}: ${r.files.join(', ')}\n`)
+      return 0
+    }
+  } catch (e) {
+    err(`bouncer plugin ${sub}: ${(e as Error).message}\n`)
+    return 1
+  }
+  err(`bouncer plugin: unknown subcommand ${JSON.stringify(sub)} (build, new)\n`)
+  return 2
+}

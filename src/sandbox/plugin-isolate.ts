@@ -1,0 +1,412 @@
+/**
+ * One plugin's isolate in one worker: the isolated-vm Isolate + Context running the plugin bundle,
+ * and the only code that talks to it.
+ *
+ * Why everything runs through `applySync` with a timeout: a call into an isolate costs ~2 µs
+ * synchronously and ~30 µs through isolated-vm's async `apply` (measured on this project's machine),
+ * and V8 runs the microtasks a call queued before `applySync` returns, under the same timeout. So
+ * plugin code only ever runs inside a bounded synchronous slice on this thread: the handler itself, or
+ * a continuation after the host resolved one of its HTTP callouts (`resume`). Nothing runs in the
+ * isolate between slices, which is why a promise that is still pending after a slice with no callout
+ * outstanding can never settle (S-03) and fails at once. A wall-clock timer covers the awaits.
+ *
+ * Data crosses as strings (JSON), copied by V8. The host functions the runtime may call are sync
+ * `ivm.Callback`s that take and return strings; they never call back into the isolate (S-09). No
+ * `Reference`, `ExternalCopy`, `unsafeInherit` or `accessors` object ever enters the isolate (S-07):
+ * the References below to the runtime's functions stay on this side.
+ */
+import ivm from 'isolated-vm'
+import { cryptoOp, type KvStore } from '../../sdk/src/node-host.js'
+import type { PluginLimits } from './limits.js'
+import type { PluginManifest } from './manifest.js'
+
+/** Why a call failed; the resource kinds count towards quarantine. */
+export type FaultKind = 'cpu' | 'deadline' | 'memory' | 'never-settles' | 'result' | 'startup' | 'error' | 'input' | 'quarantined'
+
+export class SandboxFault extends Error {
+  constructor(readonly kind: FaultKind, message: string) {
+    super(message)
+    this.name = 'SandboxFault'
+  }
+}
+
+export interface IsolateLogger {
+  error(obj: Record<string, unknown>, msg: string): void
+  warn(obj: Record<string, unknown>, msg: string): void
+}
+
+interface RuntimeRefs {
+  configure: ivm.Reference<(id: string, json: string) => string>
+  release: ivm.Reference<(id: string) => void>
+  call: ivm.Reference<(id: string, callId: number, phase: string, json: string) => string>
+  resume: ivm.Reference<(calloutId: number, ok: boolean, json: string) => void>
+  abandon: ivm.Reference<(callId: number) => void>
+}
+
+interface PendingCall {
+  resolve(json: string): void
+  reject(err: SandboxFault): void
+  callouts: Set<number>
+  timer: NodeJS.Timeout
+  settled: string | null
+}
+
+export interface PluginIsolateOptions {
+  manifest: PluginManifest
+  code: string
+  limits: PluginLimits
+  /** the plugin's kv namespace (outlives isolates: survives restarts and reloads) */
+  kv: KvStore
+  log: IsolateLogger
+  /** V8 lost control of an isolate: default logs and aborts the worker (isolated-vm's advice) */
+  onCatastrophicError?: (message: string) => void
+}
+
+let callSeq = 0
+let calloutSeq = 0
+
+function messageOf(err: unknown): string {
+  const m = err instanceof Error ? err.message : String(err)
+  return m.length > 1024 ? `${m.slice(0, 1021)}...` : m
+}
+
+export class PluginIsolate {
+  readonly name: string
+  private isolate: ivm.Isolate | null = null
+  private context: ivm.Context | null = null
+  private refs: RuntimeRefs | null = null
+  /** instance id → config JSON, to re-configure after a restart */
+  private readonly configs = new Map<string, string>()
+  private readonly calls = new Map<number, PendingCall>()
+  private readonly calloutOwner = new Map<number, number>()
+  private disposed = false
+  private inflight = 0
+  private retired = false
+
+  constructor(private readonly options: PluginIsolateOptions) {
+    this.name = options.manifest.name
+  }
+
+  /** Evaluate the bundle (throws a SandboxFault 'startup' with the reason). */
+  start(): void {
+    if (this.disposed) throw new SandboxFault('startup', `plugin ${this.name}: the isolate was disposed`)
+    const { limits, manifest } = this.options
+    const isolate = new ivm.Isolate({
+      memoryLimit: limits.memory_mb,
+      onCatastrophicError: (message: string) => {
+        this.options.log.error({ plugin: this.name, message }, `plugin ${this.name}: V8 lost control of its isolate; the worker must stop`)
+        if (this.options.onCatastrophicError) this.options.onCatastrophicError(message)
+        else process.abort()
+      },
+    })
+    try {
+      const context = isolate.createContextSync()
+      const kv = this.options.kv
+      // S-15: no WebAssembly inside plugins
+      context.evalSync('delete globalThis.WebAssembly')
+      context.evalClosureSync(
+        'globalThis.__bouncer_host = { crypto: $0, kv: $1, fetch: $2, settle: $3, maxOutput: $4 }',
+        [
+          new ivm.Callback((op: string, a: string, b: string, c: string) => cryptoOp(String(op), String(a), String(b), String(c))),
+          new ivm.Callback((op: string, key: string, value: string, ttl: number) => kv.op(String(op), String(key), String(value), Number(ttl))),
+          new ivm.Callback((callId: number, json: string) => this.startCallout(Number(callId), String(json))),
+          new ivm.Callback((callId: number, json: string) => this.settle(Number(callId), String(json))),
+          limits.max_output_bytes,
+        ],
+        { timeout: limits.startup_ms },
+      )
+      const script = isolate.compileScriptSync(this.options.code, { filename: `plugin:${manifest.name}@${manifest.version}` })
+      script.runSync(context, { timeout: limits.startup_ms })
+      script.release()
+      const runtime = context.global.getSync('__bouncer_runtime', { reference: true }) as ivm.Reference<Record<string, unknown>>
+      if (runtime.typeof !== 'object') throw new Error('the bundle did not install the SDK runtime (build it with `bouncer plugin build`)')
+      const ref = <T>(name: string) => {
+        const r = runtime.getSync(name, { reference: true }) as ivm.Reference<T>
+        if (r.typeof !== 'function') throw new Error(`the SDK runtime has no ${name}()`)
+        return r
+      }
+      const manifestRef = ref<() => string>('manifest')
+      const declared = JSON.parse(manifestRef.applySync(undefined, [], { timeout: limits.startup_ms }) as string) as { name?: unknown }
+      manifestRef.release()
+      if (declared.name !== manifest.name) throw new Error(`the bundle defines plugin '${String(declared.name)}', the manifest says '${manifest.name}'`)
+      this.refs = {
+        configure: ref('configure'),
+        release: ref('release'),
+        call: ref('call'),
+        resume: ref('resume'),
+        abandon: ref('abandon'),
+      }
+      runtime.release()
+      this.isolate = isolate
+      this.context = context
+    } catch (err) {
+      if (!isolate.isDisposed) isolate.dispose()
+      throw new SandboxFault('startup', `plugin ${this.name}: could not start: ${messageOf(err)}`)
+    }
+    for (const [id, json] of this.configs) {
+      const error = this.sync(() => this.refs!.configure.applySync(undefined, [id, json], { timeout: limits.startup_ms }) as string)
+      if (error !== '') throw new SandboxFault('startup', `plugin ${this.name}: configure failed after a restart: ${error}`)
+    }
+  }
+
+  /** Run `configure` for a new plugin instance; throws with the plugin's message on failure. */
+  configure(instanceId: string, config: Record<string, unknown>): void {
+    const json = JSON.stringify(config)
+    this.ensureStarted()
+    const error = this.sync(() => this.refs!.configure.applySync(undefined, [instanceId, json], { timeout: this.options.limits.startup_ms }) as string)
+    if (error !== '') throw new Error(`configure failed: ${error}`)
+    this.configs.set(instanceId, json)
+  }
+
+  /** Forget an instance. */
+  release(instanceId: string): void {
+    this.configs.delete(instanceId)
+    if (this.refs !== null && this.isolate !== null && !this.isolate.isDisposed) {
+      try {
+        this.refs.release.applySync(undefined, [instanceId], { timeout: this.options.limits.cpu_ms })
+      } catch {
+        // a release that fails only leaves a stale entry inside an isolate we may dispose anyway
+      }
+    }
+    this.maybeDispose()
+  }
+
+  /** Requests in flight (the isolate is disposed after retire() once this reaches 0). */
+  get busy(): number {
+    return this.inflight
+  }
+
+  /**
+   * Run a phase handler. Returns the result JSON synchronously when the handler finished in its
+   * first slice, a promise when it awaits callouts. Throws / rejects with a SandboxFault.
+   */
+  call(instanceId: string, phase: 'access' | 'response' | 'log', input: string): string | Promise<string> {
+    this.ensureStarted()
+    const callId = ++callSeq
+    const limits = this.options.limits
+    this.inflight++
+    let pending: PendingCall | undefined
+    if (phase !== 'response') {
+      // registered before the slice: settle() may be called from inside it
+      let resolve!: (json: string) => void
+      let reject!: (err: SandboxFault) => void
+      const promise = new Promise<string>((res, rej) => {
+        resolve = res
+        reject = rej
+      })
+      pending = {
+        resolve,
+        reject,
+        callouts: new Set(),
+        settled: null,
+        timer: setTimeout(() => this.fail(callId, new SandboxFault('deadline', `plugin ${this.name}: ${phase} did not finish within ${limits.wall_ms} ms`)), limits.wall_ms),
+      }
+      // a rejection nobody awaits (the slice itself threw) must not become an unhandled rejection
+      promise.catch(() => {})
+      ;(pending as PendingCall & { promise: Promise<string> }).promise = promise
+      this.calls.set(callId, pending)
+    }
+    let json: string
+    try {
+      json = this.sync(() => this.refs!.call.applySync(undefined, [instanceId, callId, phase, input], { timeout: limits.cpu_ms }) as string)
+    } catch (err) {
+      if (pending !== undefined) this.drop(callId)
+      this.inflight--
+      this.maybeDispose()
+      throw err
+    }
+    if (typeof json !== 'string') {
+      if (pending !== undefined) this.drop(callId)
+      this.inflight--
+      throw new SandboxFault('result', `plugin ${this.name}: the runtime returned a ${typeof json}`)
+    }
+    if (pending === undefined || json !== '') {
+      if (pending !== undefined) this.drop(callId)
+      this.inflight--
+      this.maybeDispose()
+      return json
+    }
+    // the handler is awaiting: it settled inside the slice (microtasks), awaits a callout, or never will
+    const p = (pending as PendingCall & { promise: Promise<string> }).promise
+    if (pending.settled === null && pending.callouts.size === 0) {
+      this.fail(callId, new SandboxFault('never-settles', `plugin ${this.name}: ${phase} returned a promise that can never settle (nothing it awaits is pending)`))
+    }
+    return p.finally(() => {
+      this.inflight--
+      this.maybeDispose()
+    })
+  }
+
+  /** The bundle was replaced: dispose once the last in-flight call and instance are gone. */
+  retire(): void {
+    this.retired = true
+    this.maybeDispose()
+  }
+
+  /** Dispose now (shutdown). Pending calls fail. */
+  dispose(): void {
+    for (const id of [...this.calls.keys()]) this.fail(id, new SandboxFault('error', `plugin ${this.name}: the sandbox was shut down`))
+    this.disposed = true
+    this.teardown()
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed
+  }
+
+  /** Heap used by the isolate, bytes (0 when not running). */
+  heapUsed(): number {
+    if (this.isolate === null || this.isolate.isDisposed) return 0
+    const s = this.isolate.getHeapStatisticsSync()
+    return s.used_heap_size + s.externally_allocated_size
+  }
+
+  private maybeDispose(): void {
+    if (this.retired && this.inflight === 0 && this.configs.size === 0 && !this.disposed) {
+      this.disposed = true
+      this.teardown()
+    }
+  }
+
+  private teardown(): void {
+    if (this.refs !== null) for (const r of Object.values(this.refs)) r.release()
+    this.refs = null
+    this.context?.release()
+    this.context = null
+    if (this.isolate !== null && !this.isolate.isDisposed) this.isolate.dispose()
+    this.isolate = null
+  }
+
+  private ensureStarted(): void {
+    if (this.isolate !== null && !this.isolate.isDisposed && this.refs !== null) return
+    if (this.isolate !== null) {
+      // disposed by V8 (memory limit): start a fresh one (S-06)
+      this.refs = null
+      this.context = null
+      this.isolate = null
+    }
+    this.start()
+  }
+
+  /** Run a slice, mapping isolated-vm's errors to fault kinds. */
+  private sync<T>(fn: () => T): T {
+    try {
+      return fn()
+    } catch (err) {
+      const msg = messageOf(err)
+      if (this.isolate === null || this.isolate.isDisposed || /disposed/i.test(msg)) {
+        // every other pending call of this isolate is lost with it
+        const fault = new SandboxFault('memory', `plugin ${this.name}: the isolate was disposed (${/memory/i.test(msg) ? 'memory limit' : msg})`)
+        for (const id of [...this.calls.keys()]) this.fail(id, fault)
+        this.refs = null
+        return this.throwAndReset(fault)
+      }
+      if (/timed out/i.test(msg)) throw new SandboxFault('cpu', `plugin ${this.name}: over its ${this.options.limits.cpu_ms} ms CPU budget`)
+      throw new SandboxFault('error', `plugin ${this.name}: ${msg}`)
+    }
+  }
+
+  private throwAndReset(fault: SandboxFault): never {
+    if (this.isolate !== null && !this.isolate.isDisposed) this.isolate.dispose()
+    this.context = null
+    // keep `isolate` non-null but disposed: ensureStarted() restarts it on the next call
+    throw fault
+  }
+
+  private settle(callId: number, json: string): void {
+    const call = this.calls.get(callId)
+    if (call === undefined) return
+    call.settled = json
+    this.drop(callId)
+    call.resolve(json)
+  }
+
+  private fail(callId: number, fault: SandboxFault): void {
+    const call = this.calls.get(callId)
+    if (call === undefined) return
+    this.drop(callId)
+    if (this.refs !== null && this.isolate !== null && !this.isolate.isDisposed) {
+      try {
+        this.refs.abandon.applySync(undefined, [callId], { timeout: this.options.limits.cpu_ms })
+      } catch {
+        // the isolate is broken; the next call restarts it
+      }
+    }
+    call.reject(fault)
+  }
+
+  private drop(callId: number): void {
+    const call = this.calls.get(callId)
+    if (call === undefined) return
+    clearTimeout(call.timer)
+    for (const id of call.callouts) this.calloutOwner.delete(id)
+    this.calls.delete(callId)
+  }
+
+  /** Host side of `ctx.http.fetch` (called from inside a slice: only starts work, never re-enters). */
+  private startCallout(callId: number, json: string): number {
+    const call = this.calls.get(callId)
+    if (call === undefined) throw new Error('http.fetch: this request is over')
+    const limits = this.options.limits
+    let req: { url: string; method: string; headers: Record<string, string>; body: string | null; timeoutMs: number }
+    let url: URL
+    try {
+      req = JSON.parse(json)
+      url = new URL(req.url)
+    } catch {
+      throw new Error('http.fetch: invalid request or URL')
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`http.fetch: only http and https URLs (got ${url.protocol})`)
+    if (!limits.allow_hosts.includes(url.hostname.toLowerCase())) {
+      throw new Error(`http.fetch: host '${url.hostname}' is not allow-listed for plugin ${this.name} (plugin_limits.${this.name}.allow_hosts)`)
+    }
+    if (call.callouts.size >= 16) throw new Error('http.fetch: at most 16 callouts in flight per request')
+    const id = ++calloutSeq
+    call.callouts.add(id)
+    this.calloutOwner.set(id, callId)
+    const timeout = Math.min(limits.http_timeout_ms, req.timeoutMs > 0 ? req.timeoutMs : Infinity)
+    void this.runCallout(id, url, req, timeout)
+    return id
+  }
+
+  private async runCallout(id: number, url: URL, req: { method: string; headers: Record<string, string>; body: string | null }, timeout: number): Promise<void> {
+    let ok = false
+    let payload: string
+    try {
+      const res = await fetch(url, {
+        method: String(req.method).toUpperCase(),
+        headers: req.headers,
+        body: req.body ?? null,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(timeout),
+      })
+      const max = this.options.limits.http_max_body_bytes
+      const declared = Number(res.headers.get('content-length') ?? '0')
+      if (declared > max) throw new Error(`http.fetch: response body over ${max} bytes`)
+      const body = await res.text()
+      if (body.length > max) throw new Error(`http.fetch: response body over ${max} bytes`)
+      const headers: Record<string, string> = {}
+      res.headers.forEach((v, k) => (headers[k] = v))
+      payload = JSON.stringify({ status: res.status, headers, body })
+      ok = true
+    } catch (err) {
+      const e = err as Error
+      payload = e.name === 'TimeoutError' ? `http.fetch: timed out after ${timeout} ms` : messageOf(e).startsWith('http.fetch') ? messageOf(e) : `http.fetch: ${messageOf(e)}`
+    }
+    const callId = this.calloutOwner.get(id)
+    if (callId === undefined) return
+    this.calloutOwner.delete(id)
+    const call = this.calls.get(callId)
+    if (call === undefined) return
+    call.callouts.delete(id)
+    try {
+      this.sync(() => this.refs!.resume.applySync(undefined, [id, ok, payload], { timeout: this.options.limits.cpu_ms }))
+    } catch (err) {
+      this.fail(callId, err instanceof SandboxFault ? err : new SandboxFault('error', messageOf(err)))
+      return
+    }
+    if (this.calls.has(callId) && call.settled === null && call.callouts.size === 0) {
+      this.fail(callId, new SandboxFault('never-settles', `plugin ${this.name}: the handler is awaiting something that can never settle`))
+    }
+  }
+}

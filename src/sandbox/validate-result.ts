@@ -1,0 +1,250 @@
+/**
+ * Validation of what a plugin hands back (catalog S-08, S-11, S-12). The result arrives as a JSON
+ * string of bounded size; it is parsed here and rebuilt field by field into null-prototype objects,
+ * keeping only known keys, valid header names/values (no CR/LF), bounded lists and depths, and no
+ * gateway-owned headers. Anything else makes the whole result invalid: a plugin bug is the request's
+ * failure, never a half-applied rewrite.
+ */
+
+export type HeaderOp = readonly ['set' | 'add' | 'clear', string, string]
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
+
+export interface SandboxExit {
+  status: number
+  body?: string | Record<string, JsonValue>
+  headers?: Record<string, string>
+}
+
+export interface SandboxResult {
+  exit: SandboxExit | null
+  upstream: HeaderOp[] | null
+  path: string | null
+  query: string | null
+  responseHeaders: HeaderOp[] | null
+  shared: Record<string, JsonValue> | null
+  sharedDeleted: string[] | null
+  auth: { consumer: string; credential: string | null; groups: string[] | null } | null
+  logs: Array<{ level: 'debug' | 'info' | 'warn' | 'error'; message: string; fields: Record<string, JsonValue> | null }> | null
+  metrics: Array<{ type: 'counter' | 'histogram'; name: string; value: number; labels: Record<string, string> | null }> | null
+  /** the plugin's own error (it threw, or broke an SDK rule) */
+  error: string | null
+}
+
+export class ResultError extends Error {
+  constructor(message: string) {
+    super(`invalid plugin result: ${message}`)
+    this.name = 'ResultError'
+  }
+}
+
+const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+// visible ASCII, space, tab and obs-text; never CR, LF or NUL
+const HEADER_VALUE_RE = /^[\t\x20-\x7e\x80-\xff]*$/
+const METRIC_NAME_RE = /^[a-z_][a-z0-9_]*$/
+const LEVELS = new Set(['debug', 'info', 'warn', 'error'])
+const TOP_KEYS = new Set(['exit', 'upstream', 'path', 'query', 'responseHeaders', 'shared', 'sharedDeleted', 'auth', 'logs', 'metrics', 'error'])
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
+
+/**
+ * Headers the gateway owns: identity headers (set only through `authenticate()`, catalog H-13/S-12)
+ * and framing / hop-by-hop headers (catalog H-31).
+ */
+export const GATEWAY_OWNED_HEADERS: ReadonlySet<string> = new Set([
+  'x-consumer-id', 'x-consumer-custom-id', 'x-consumer-username', 'x-consumer-groups', 'x-credential-identifier',
+  'x-anonymous-consumer', 'x-anonymous-groups', 'x-authenticated-groups', 'x-authenticated-scope', 'x-authenticated-userid',
+  'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-connection',
+  'proxy-authenticate', 'proxy-authorization',
+])
+
+const MAX_OPS = 100
+const MAX_VALUE = 8192
+const MAX_DEPTH = 16
+const MAX_KEYS = 256
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+}
+
+function str(v: unknown, what: string, max: number): string {
+  if (typeof v !== 'string') throw new ResultError(`${what} must be a string`)
+  if (v.length > max) throw new ResultError(`${what} is longer than ${max} characters`)
+  return v
+}
+
+export function checkHeaderName(name: unknown, what: string): string {
+  if (typeof name !== 'string' || name.length > 256 || !HEADER_NAME_RE.test(name)) throw new ResultError(`${what}: invalid header name ${JSON.stringify(String(name)).slice(0, 80)}`)
+  const lower = name.toLowerCase()
+  if (GATEWAY_OWNED_HEADERS.has(lower)) throw new ResultError(`${what}: header '${lower}' is owned by the gateway (use authenticate() for identity)`)
+  return lower
+}
+
+export function checkHeaderValue(value: unknown, what: string): string {
+  if (typeof value !== 'string' || value.length > MAX_VALUE || !HEADER_VALUE_RE.test(value)) {
+    throw new ResultError(`${what}: header values are strings of at most ${MAX_VALUE} characters without CR, LF or control characters`)
+  }
+  return value
+}
+
+function headerOps(v: unknown, what: string): HeaderOp[] {
+  if (!Array.isArray(v) || v.length > MAX_OPS) throw new ResultError(`${what} must be a list of at most ${MAX_OPS} operations`)
+  return v.map((op, i) => {
+    if (!Array.isArray(op) || op.length !== 3) throw new ResultError(`${what}[${i}] must be [op, name, value]`)
+    const kind = op[0]
+    if (kind !== 'set' && kind !== 'add' && kind !== 'clear') throw new ResultError(`${what}[${i}]: unknown operation`)
+    return [kind, checkHeaderName(op[1], `${what}[${i}]`), kind === 'clear' ? '' : checkHeaderValue(op[2], `${what}[${i}]`)] as const
+  })
+}
+
+function headerRecord(v: unknown, what: string): Record<string, string> {
+  if (!isPlainObject(v)) throw new ResultError(`${what} must be an object`)
+  const keys = Object.keys(v)
+  if (keys.length > MAX_OPS) throw new ResultError(`${what}: more than ${MAX_OPS} headers`)
+  const out: Record<string, string> = Object.create(null)
+  for (const k of keys) out[checkHeaderName(k, what)] = checkHeaderValue(v[k], `${what}.${k}`)
+  return out
+}
+
+/** A deep copy of JSON data into null-prototype objects, bounded in depth and width. */
+export function copyJson(v: unknown, what: string, depth = 0): JsonValue {
+  if (depth > MAX_DEPTH) throw new ResultError(`${what} is nested deeper than ${MAX_DEPTH}`)
+  if (v === null || typeof v === 'boolean' || typeof v === 'string') return v
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new ResultError(`${what}: numbers must be finite`)
+    return v
+  }
+  if (Array.isArray(v)) {
+    if (v.length > 10_000) throw new ResultError(`${what}: arrays hold at most 10000 items`)
+    return v.map((item, i) => copyJson(item, `${what}[${i}]`, depth + 1))
+  }
+  if (isPlainObject(v)) {
+    const keys = Object.keys(v)
+    if (keys.length > MAX_KEYS) throw new ResultError(`${what}: objects hold at most ${MAX_KEYS} keys`)
+    const out: Record<string, JsonValue> = Object.create(null)
+    for (const k of keys) {
+      if (FORBIDDEN_KEYS.has(k)) throw new ResultError(`${what}: key '${k}' is not allowed`)
+      out[k] = copyJson(v[k], `${what}.${k}`, depth + 1)
+    }
+    return out
+  }
+  throw new ResultError(`${what}: not JSON`)
+}
+
+function jsonObject(v: unknown, what: string): Record<string, JsonValue> {
+  if (!isPlainObject(v)) throw new ResultError(`${what} must be an object`)
+  return copyJson(v, what) as Record<string, JsonValue>
+}
+
+/**
+ * Parse and validate a result for `phase`. Fields a phase cannot produce (an exit outside access,
+ * response headers outside response) are errors too: the runtime would never send them.
+ */
+export function validateResult(json: string, phase: 'access' | 'response' | 'log'): SandboxResult {
+  let raw: unknown
+  try {
+    raw = JSON.parse(json)
+  } catch {
+    throw new ResultError('not JSON')
+  }
+  if (!isPlainObject(raw)) throw new ResultError('must be an object')
+  const result: SandboxResult = {
+    exit: null, upstream: null, path: null, query: null, responseHeaders: null, shared: null, sharedDeleted: null,
+    auth: null, logs: null, metrics: null, error: null,
+  }
+  for (const key of Object.keys(raw)) {
+    if (!TOP_KEYS.has(key)) throw new ResultError(`unknown key '${key.slice(0, 40)}'`)
+  }
+  const v = raw
+  if (v['error'] !== undefined) result.error = str(v['error'], 'error', 1024)
+  if (v['logs'] !== undefined) {
+    if (!Array.isArray(v['logs']) || v['logs'].length > 100) throw new ResultError('logs must be a list of at most 100 lines')
+    result.logs = v['logs'].map((line, i) => {
+      if (!Array.isArray(line) || line.length < 2 || line.length > 3 || !LEVELS.has(line[0] as string)) throw new ResultError(`logs[${i}] must be [level, message, fields?]`)
+      return {
+        level: line[0] as 'debug' | 'info' | 'warn' | 'error',
+        message: str(line[1], `logs[${i}] message`, 2048),
+        fields: line[2] === undefined ? null : jsonObject(line[2], `logs[${i}] fields`),
+      }
+    })
+  }
+  if (v['metrics'] !== undefined) {
+    if (!Array.isArray(v['metrics']) || v['metrics'].length > 100) throw new ResultError('metrics must be a list of at most 100 updates')
+    result.metrics = v['metrics'].map((m, i) => {
+      if (!Array.isArray(m) || m.length < 3 || m.length > 4 || (m[0] !== 'counter' && m[0] !== 'histogram')) throw new ResultError(`metrics[${i}] must be [type, name, value, labels?]`)
+      const name = str(m[1], `metrics[${i}] name`, 100)
+      if (!METRIC_NAME_RE.test(name)) throw new ResultError(`metrics[${i}]: invalid name`)
+      if (typeof m[2] !== 'number' || !Number.isFinite(m[2])) throw new ResultError(`metrics[${i}]: value must be a finite number`)
+      let labels: Record<string, string> | null = null
+      if (m[3] !== undefined) {
+        if (!isPlainObject(m[3]) || Object.keys(m[3]).length > 10) throw new ResultError(`metrics[${i}]: labels must be an object of at most 10 strings`)
+        labels = Object.create(null) as Record<string, string>
+        for (const [k, lv] of Object.entries(m[3])) {
+          if (!METRIC_NAME_RE.test(k)) throw new ResultError(`metrics[${i}]: invalid label name`)
+          labels[k] = str(lv, `metrics[${i}] label ${k}`, 200)
+        }
+      }
+      return { type: m[0], name, value: m[2], labels }
+    })
+  }
+  if (result.error !== null) return result
+
+  if (v['exit'] !== undefined) {
+    if (phase !== 'access') throw new ResultError(`an exit in the ${phase} phase`)
+    const e = v['exit']
+    if (!isPlainObject(e)) throw new ResultError('exit must be an object')
+    for (const k of Object.keys(e)) if (k !== 'status' && k !== 'body' && k !== 'headers') throw new ResultError(`exit: unknown key '${k.slice(0, 40)}'`)
+    const status = e['status']
+    if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599) throw new ResultError('exit.status must be an integer 100..599')
+    const exit: SandboxExit = { status }
+    if (e['body'] !== undefined) {
+      exit.body = typeof e['body'] === 'string' ? str(e['body'], 'exit.body', 65536) : jsonObject(e['body'], 'exit.body')
+    }
+    if (e['headers'] !== undefined) exit.headers = headerRecord(e['headers'], 'exit.headers')
+    result.exit = exit
+  }
+  if (v['upstream'] !== undefined) {
+    if (phase !== 'access') throw new ResultError(`upstream changes in the ${phase} phase`)
+    result.upstream = headerOps(v['upstream'], 'upstream')
+  }
+  if (v['path'] !== undefined) {
+    if (phase !== 'access') throw new ResultError(`a path change in the ${phase} phase`)
+    const p = str(v['path'], 'path', MAX_VALUE)
+    if (!/^\/[^\s#?\x00-\x1f\x7f]*$/.test(p)) throw new ResultError("path must start with '/' and contain no spaces, '?', '#' or control characters")
+    result.path = p
+  }
+  if (v['query'] !== undefined) {
+    if (phase !== 'access') throw new ResultError(`a query change in the ${phase} phase`)
+    const q = str(v['query'], 'query', MAX_VALUE)
+    if (!/^[^\s#\x00-\x1f\x7f]*$/.test(q)) throw new ResultError("query must contain no spaces, '#' or control characters")
+    result.query = q
+  }
+  if (v['responseHeaders'] !== undefined) {
+    if (phase !== 'response') throw new ResultError(`response header changes in the ${phase} phase`)
+    result.responseHeaders = headerOps(v['responseHeaders'], 'responseHeaders')
+  }
+  if (v['shared'] !== undefined) {
+    if (phase === 'log') throw new ResultError('ctx.shared changes in the log phase')
+    result.shared = jsonObject(v['shared'], 'shared')
+  }
+  if (v['sharedDeleted'] !== undefined) {
+    if (!Array.isArray(v['sharedDeleted']) || v['sharedDeleted'].length > MAX_KEYS) throw new ResultError('sharedDeleted must be a list of keys')
+    result.sharedDeleted = v['sharedDeleted'].map((k, i) => {
+      const key = str(k, `sharedDeleted[${i}]`, 256)
+      if (FORBIDDEN_KEYS.has(key)) throw new ResultError(`sharedDeleted: key '${key}' is not allowed`)
+      return key
+    })
+  }
+  if (v['auth'] !== undefined) {
+    if (phase !== 'access') throw new ResultError(`authenticate() in the ${phase} phase`)
+    const a = v['auth']
+    if (!isPlainObject(a)) throw new ResultError('auth must be an object')
+    const groups = a['groups']
+    if (groups !== undefined && (!Array.isArray(groups) || groups.length > 100)) throw new ResultError('auth.groups must be a list of at most 100 names')
+    result.auth = {
+      consumer: str(a['consumer'], 'auth.consumer', 256),
+      credential: a['credential'] === undefined ? null : checkHeaderValue(str(a['credential'], 'auth.credential', 256), 'auth.credential'),
+      groups: groups === undefined ? null : (groups as unknown[]).map((g, i) => checkHeaderValue(str(g, `auth.groups[${i}]`, 256), `auth.groups[${i}]`)),
+    }
+  }
+  return result
+}
