@@ -22,7 +22,7 @@ t.test('built-in plugin configs get every Kong default', async (t) => {
   const by = Object.fromEntries(s.plugins.map((p) => [p.name, p.config]))
   t.same(by['key-auth'], { key_names: ['apikey'], hide_credentials: false, anonymous: null, key_in_header: true, key_in_query: true, key_in_body: false, run_on_preflight: true, realm: null })
   t.same(by['acl'], { allow: null, deny: ['blocked'], hide_groups_header: false, always_use_authenticated_groups: false, rules: null })
-  t.same(by['jwt'], { uri_param_names: ['jwt'], cookie_names: [], header_names: ['authorization'], key_claim_name: 'iss', secret_is_base64: false, claims_to_verify: null, anonymous: null, run_on_preflight: true, maximum_expiration: 0, realm: null })
+  t.same(by['jwt'], { uri_param_names: ['jwt'], cookie_names: [], header_names: ['authorization'], key_claim_name: 'iss', secret_is_base64: false, claims_to_verify: null, anonymous: null, run_on_preflight: true, maximum_expiration: 0, realm: null, max_token_length: 8192, jwks_uri: null, jwks_consumer: null, jwks_issuer: null, jwks_audience: null, jwks_refresh_interval: 300, jwks_timeout: 3000 })
   t.ok(s.plugins.every((p) => p.protocols.join() === 'grpc,grpcs,http,https' && p.enabled && p.priority === null))
 })
 

@@ -9,18 +9,23 @@
  * Beyond Kong: a token longer than `max_token_length` (default 8 KiB) is refused before decoding;
  * repeated token headers are `Multiple tokens provided`; several live secrets may share one key claim
  * value (rotation), each tried in order; exp/nbf beyond year 9999 count as "must be a number";
- * `jku`/`x5u`/`jwk`/`x5c` are never read (keys come only from the Snapshot).
- * TODO(jwks): `jwks_uri` credentials (fetched key sets) are a later step, not part of this handler.
+ * `jku`/`x5u`/`jwk`/`x5c` are never read (keys come only from the Snapshot or the configured JWKS).
+ *
+ * Beyond Kong, JWKS (`jwks_uri` + `jwks_consumer`, see ./jwks.ts): when no jwt_secret matches the key
+ * claim (or the key claim is absent), the JOSE header's `kid` picks a key of the fetched set; an
+ * unknown kid waits for one rate-limited refetch (bounded by `jwks_timeout`), the only case where
+ * the access phase returns a promise.
  */
-import type { Plugin } from '../../config/model.js'
+import type { Consumer, Plugin } from '../../config/model.js'
 import { anonymousFallback, setConsumer } from '../authenticate.js'
 import { findConsumer } from '../snapshot-index.js'
-import type { PluginContext, PluginExit, PluginFactory, PluginInstance, SnapshotIndex } from '../types.js'
+import type { AuthenticatedCredential, PluginContext, PluginExit, PluginFactory, PluginInstance, SnapshotIndex } from '../types.js'
+import { createJwksKeySet, type JwksKey, type JwksKeySet } from './jwks.js'
 import type { JwtConfig } from './schema.js'
 import {
-  MULTIPLE_TOKENS, NO_TOKEN, TOKEN_TOO_LARGE, claimErrors, decodeToken, isCanonicalBase64url, retrieveToken, type TokenSources,
+  MULTIPLE_TOKENS, NO_TOKEN, TOKEN_TOO_LARGE, claimErrors, decodeToken, isCanonicalBase64url, retrieveToken, type DecodedToken, type TokenSources,
 } from './token.js'
-import { credentialTable, type JwtCredential } from './verifiers.js'
+import { credentialTable } from './verifiers.js'
 
 export const JWT_PRIORITY = 1450
 export const DEFAULT_MAX_TOKEN_LENGTH = 8192
@@ -30,7 +35,13 @@ const CLAIM_ERROR_CODES: ReadonlySet<string> = new Set([
   'FAST_JWT_EXPIRED', 'FAST_JWT_INACTIVE', 'FAST_JWT_INVALID_CLAIM_TYPE', 'FAST_JWT_INVALID_CLAIM_VALUE', 'FAST_JWT_MISSING_REQUIRED_CLAIM',
 ])
 
-type JwtPluginConfig = JwtConfig & { max_token_length?: number }
+type JwtPluginConfig = Partial<JwtConfig>
+
+/** Who a verified token authenticates as (a jwt_secret row or a JWKS key). */
+interface Authenticated {
+  readonly consumer: Consumer | null
+  readonly credential: AuthenticatedCredential
+}
 
 export const jwtFactory: PluginFactory = {
   name: 'jwt',
@@ -42,7 +53,7 @@ export const jwtFactory: PluginFactory = {
 
 function createJwtInstance(plugin: Plugin, index: SnapshotIndex): PluginInstance {
   const conf = plugin.config as JwtPluginConfig
-  const claimName = conf.key_claim_name
+  const claimName = conf.key_claim_name ?? 'iss'
   const claimsToVerify = conf.claims_to_verify ?? null
   const maximumExpiration = conf.maximum_expiration ?? 0
   const sources: TokenSources = {
@@ -79,8 +90,65 @@ function createJwtInstance(plugin: Plugin, index: SnapshotIndex): PluginInstance
   const INVALID_KEY_EXIT = fail('Invalid key/secret')
   const INVALID_SIGNATURE_EXIT = fail('Invalid signature')
 
+  // JWKS: one key set per instance, fetched now (off the request path), disposed with the instance
+  let jwks: JwksKeySet | null = null
+  let jwksConsumer: Consumer | null = null
+  const jwksIssuer = conf.jwks_issuer ?? null
+  const jwksAudience = conf.jwks_audience ?? null
+  const NO_KID_EXIT = fail("No mandatory 'kid' in claims")
+  const NO_JWKS_KEY_EXIT = fail("No credentials found for given 'kid'")
+  const BAD_ISSUER_EXIT = fail({ iss: 'invalid issuer' })
+  const BAD_AUDIENCE_EXIT = fail({ aud: 'invalid audience' })
+  if (typeof conf.jwks_uri === 'string' && typeof conf.jwks_consumer === 'string') {
+    jwksConsumer = findConsumer(index, conf.jwks_consumer)
+    jwks = createJwksKeySet({
+      uri: conf.jwks_uri,
+      timeoutMs: conf.jwks_timeout ?? 3000,
+      refreshIntervalMs: (conf.jwks_refresh_interval ?? 300) * 1000,
+      verifyExp: claimsToVerify?.includes('exp') === true,
+      verifyNbf: claimsToVerify?.includes('nbf') === true,
+      consumerId: jwksConsumer?.id ?? conf.jwks_consumer,
+    })
+  }
+  const MISSING_JWKS_CONSUMER_EXIT: PluginExit = Object.freeze({ status: 401, body: `Could not find consumer for 'jwks_consumer=${conf.jwks_consumer ?? ''}'` })
+
+  /** JWKS path: the header kid names a key of the set (after at most one refetch). */
+  function authenticateJwks(set: JwksKeySet, ctx: PluginContext, token: string, decoded: DecodedToken): Authenticated | PluginExit | Promise<Authenticated | PluginExit> {
+    const kid = Object.hasOwn(decoded.header, 'kid') ? decoded.header['kid'] : undefined
+    if (typeof kid !== 'string' || kid === '') return NO_KID_EXIT
+    const key = set.get(kid)
+    if (key !== undefined) return verifyJwks(key, ctx, token, decoded)
+    const refetch = set.refetch()
+    if (refetch === null) return NO_JWKS_KEY_EXIT
+    return refetch.then(() => {
+      const fresh = set.get(kid)
+      return fresh === undefined ? NO_JWKS_KEY_EXIT : verifyJwks(fresh, ctx, token, decoded)
+    })
+  }
+
+  function verifyJwks(key: JwksKey, ctx: PluginContext, token: string, decoded: DecodedToken): Authenticated | PluginExit {
+    if (key.alg !== decoded.alg) return INVALID_ALG_EXIT
+    if (!isCanonicalBase64url(decoded.signature)) return INVALID_SIGNATURE_EXIT
+    try {
+      key.verify(token)
+    } catch (err) {
+      if (!CLAIM_ERROR_CODES.has((err as { code?: string }).code ?? '')) return INVALID_SIGNATURE_EXIT
+      return fail(claimErrors(decoded.claims, claimsToVerify, maximumExpiration, Date.now() / 1000) ?? { exp: 'token expired' })
+    }
+    const errors = claimErrors(decoded.claims, claimsToVerify, maximumExpiration, Date.now() / 1000)
+    if (errors !== null) return fail(errors)
+    if (jwksIssuer !== null && decoded.claims['iss'] !== jwksIssuer) return BAD_ISSUER_EXIT
+    if (jwksAudience !== null) {
+      const aud = decoded.claims['aud']
+      if (!(aud === jwksAudience || (Array.isArray(aud) && aud.includes(jwksAudience)))) return BAD_AUDIENCE_EXIT
+    }
+    if (jwksConsumer === null) return MISSING_JWKS_CONSUMER_EXIT
+    ctx.shared['authenticated_jwt_token'] = token
+    return { consumer: jwksConsumer, credential: key.credential }
+  }
+
   /** Kong `do_authentication`: the authenticated credential, or the exit to answer */
-  function authenticate(ctx: PluginContext): JwtCredential | PluginExit {
+  function authenticate(ctx: PluginContext): Authenticated | PluginExit | Promise<Authenticated | PluginExit> {
     const token = retrieveToken(ctx, sources)
     if (token === NO_TOKEN) return NO_TOKEN_EXIT
     if (token === MULTIPLE_TOKENS) return MULTIPLE_EXIT
@@ -94,16 +162,18 @@ function createJwtInstance(plugin: Plugin, index: SnapshotIndex): PluginInstance
     if (keyValue === undefined || keyValue === null || keyValue === false) {
       keyValue = Object.hasOwn(decoded.header, claimName) ? decoded.header[claimName] : undefined
     }
-    if (keyValue === undefined || keyValue === null || keyValue === false) return NO_CLAIM_EXIT
+    if (keyValue === undefined || keyValue === null || keyValue === false) {
+      return jwks === null ? NO_CLAIM_EXIT : authenticateJwks(jwks, ctx, token, decoded)
+    }
     // only a non-empty string can name a credential: numbers, objects, arrays never match (J-04)
     if (typeof keyValue !== 'string' || keyValue === '') return EMPTY_CLAIM_EXIT
 
     const candidates = table.get(keyValue)
-    if (candidates === undefined) return NO_CREDENTIAL_EXIT
+    if (candidates === undefined) return jwks === null ? NO_CREDENTIAL_EXIT : authenticateJwks(jwks, ctx, token, decoded)
 
     let sawAlgorithm = false
     let sawKey = false
-    let claimFailure: JwtCredential | null = null
+    let claimFailure: Authenticated | null = null
     for (const candidate of candidates) {
       // the credential decides the algorithm, never the token (exact string compare, as Kong)
       if (candidate.secret.algorithm !== decoded.alg) continue
@@ -135,26 +205,35 @@ function createJwtInstance(plugin: Plugin, index: SnapshotIndex): PluginInstance
     return INVALID_SIGNATURE_EXIT
   }
 
+  function settle(ctx: PluginContext, result: Authenticated | PluginExit): PluginExit | undefined {
+    if ('credential' in result) {
+      setConsumer(ctx, result.consumer!, result.credential)
+      return undefined
+    }
+    if (anonymous.kind === 'none') return result
+    if (anonymous.kind === 'missing') return anonymous.exit
+    delete ctx.shared['authenticated_jwt_token']
+    setConsumer(ctx, anonymous.consumer, null)
+    return undefined
+  }
+
   return {
     name: 'jwt',
     priority: plugin.priority ?? JWT_PRIORITY,
-    access(ctx: PluginContext): PluginExit | undefined {
+    access(ctx: PluginContext): PluginExit | undefined | Promise<PluginExit | undefined> {
       if (!runOnPreflight && ctx.request.method === 'OPTIONS') return undefined
       // logical OR with an earlier auth plugin: already authenticated, nothing to do
       if (anonymous.kind !== 'none' && ctx.credential !== null) return undefined
 
       const result = authenticate(ctx)
-      if ('secret' in result) {
-        setConsumer(ctx, result.consumer!, result.credential)
-        return undefined
-      }
-      if (anonymous.kind === 'none') return result
-      if (anonymous.kind === 'missing') return anonymous.exit
-      delete ctx.shared['authenticated_jwt_token']
-      setConsumer(ctx, anonymous.consumer, null)
-      return undefined
+      // only an unknown JWKS kid is asynchronous; everything else stays synchronous
+      if (result instanceof Promise) return result.then((r) => settle(ctx, r))
+      return settle(ctx, result)
     },
     response: null,
     log: null,
+    dispose() {
+      jwks?.dispose()
+    },
   }
 }
