@@ -15,6 +15,12 @@ import { checkManifest, MANIFEST_FILE, type PluginManifest } from '../sandbox/ma
 
 export const BUNDLE_FILE = 'plugin.js'
 
+/**
+ * An isolate has V8's built-ins only. TypeBox (the schema library the SDK re-exports) creates a
+ * TextEncoder when it loads, so the bundle brings a small UTF-8 TextEncoder/TextDecoder of its own.
+ */
+const PRELUDE = `(()=>{if(typeof globalThis.TextEncoder==='undefined'){class TextEncoder{get encoding(){return'utf-8'}encode(s=''){s=String(s);const o=[];for(let i=0;i<s.length;i++){let c=s.charCodeAt(i);if(c>=0xd800&&c<0xdc00&&i+1<s.length){const d=s.charCodeAt(i+1);if(d>=0xdc00&&d<0xe000){c=0x10000+((c-0xd800)<<10)+(d-0xdc00);i++}else c=0xfffd}else if(c>=0xd800&&c<0xe000)c=0xfffd;if(c<0x80)o.push(c);else if(c<0x800)o.push(0xc0|c>>6,0x80|c&63);else if(c<0x10000)o.push(0xe0|c>>12,0x80|c>>6&63,0x80|c&63);else o.push(0xf0|c>>18,0x80|c>>12&63,0x80|c>>6&63,0x80|c&63)}return new Uint8Array(o)}}class TextDecoder{get encoding(){return'utf-8'}decode(b){if(!b)return'';const u=b instanceof Uint8Array?b:new Uint8Array(b.buffer||b);let s='';for(let i=0;i<u.length;){const c=u[i++];let p=0xfffd;if(c<0x80)p=c;else if(c>=0xc0&&c<0xe0)p=(c&31)<<6|u[i++]&63;else if(c>=0xe0&&c<0xf0){p=(c&15)<<12|(u[i++]&63)<<6|u[i++]&63}else if(c>=0xf0){p=(c&7)<<18|(u[i++]&63)<<12|(u[i++]&63)<<6|u[i++]&63}s+=String.fromCodePoint(p)}return s}}globalThis.TextEncoder=TextEncoder;globalThis.TextDecoder=TextDecoder}})();`
+
 export interface BuildOptions {
   /** default DIR/dist */
   outDir?: string
@@ -79,6 +85,7 @@ export async function buildPlugin(dir: string, options: BuildOptions = {}): Prom
       target: 'es2022',
       minify: options.minify ?? true,
       legalComments: 'none',
+      banner: { js: PRELUDE },
       conditions: ['bouncer-source', 'import', 'default'],
       mainFields: ['module', 'main'],
       alias: {

@@ -1,0 +1,275 @@
+/**
+ * The sandbox host against reliability-catalog §4.3: every misbehaviour fails only its request (500,
+ * or 403 for an auth plugin, or nothing with fail_open), the worker keeps serving, and repeated
+ * resource faults quarantine the plugin.
+ */
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import t from 'tap'
+import { parseConfigText } from '../../src/config/load.js'
+import { compileChains } from '../../src/plugins/chain.js'
+import { builtinPluginDefinitions, createPluginRegistry } from '../../src/plugins/registry.js'
+import { createSnapshotIndex } from '../../src/plugins/snapshot-index.js'
+import type { Plugin, Snapshot } from '../../src/config/model.js'
+import type { PluginExit, PluginInstance } from '../../src/plugins/types.js'
+import { createSandbox, registerSandboxPlugins, type Sandbox } from '../../src/sandbox/sandbox.js'
+import type { PluginLimitOverrides } from '../../src/sandbox/limits.js'
+import { built, context, memoryLog, route, service } from './fixtures/sandbox-fixtures.js'
+
+const evilDir = await built('test/sandbox/fixtures/evil')
+const evilAuthDir = await built('test/sandbox/fixtures/evil-auth')
+
+// a callout target for the http cases
+const upstream = createServer((req, res) => {
+  if (req.url === '/slow') return void setTimeout(() => res.end('late'), 2000)
+  res.end('pong')
+})
+await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
+const port = (upstream.address() as AddressInfo).port
+t.teardown(() => upstream.close())
+
+const baseLimits: Record<string, PluginLimitOverrides> = {
+  '*': { cpu_ms: 25, wall_ms: 400, memory_mb: 16, quarantine_after: 1000, allow_hosts: ['127.0.0.1'], http_timeout_ms: 200 },
+}
+
+function sandbox(limits: Record<string, PluginLimitOverrides> = baseLimits, log = memoryLog()): Sandbox & { log: ReturnType<typeof memoryLog> } {
+  const sb = createSandbox({ paths: [evilDir, evilAuthDir], limits, log })
+  t.teardown(() => sb.dispose())
+  return Object.assign(sb, { log })
+}
+
+let seq = 0
+function row(name: string, config: Record<string, unknown>, extra: Partial<Plugin> = {}): Plugin {
+  return {
+    id: `p${++seq}`, name, instance_name: null, route: null, service: null, consumer: null, config: { url: '', ...config },
+    protocols: ['http', 'https'], enabled: true, priority: null, tags: [], ...extra,
+  }
+}
+
+function snapshot(plugins: Plugin[]): Snapshot {
+  return {
+    version: 1, hash: 'h', format_version: '3.0', source: 'inline', services: [service('s1')], routes: [route('r1'), route('r2')],
+    consumers: [{ id: 'c-alice', username: 'alice', custom_id: null, tags: [] }], plugins, upstreams: [], targets: [],
+    jwt_secrets: [], keyauth_credentials: [], acls: [],
+  }
+}
+
+function instance(sb: Sandbox, name: string, config: Record<string, unknown>): PluginInstance {
+  const snap = snapshot([])
+  const inst = sb.factories.find((f) => f.name === name)!.create(row(name, config), createSnapshotIndex(snap))
+  t.teardown(() => inst.dispose?.())
+  return inst
+}
+
+async function access(inst: PluginInstance, ctx = context()): Promise<PluginExit | undefined> {
+  return await inst.access!(ctx)
+}
+
+const sb = sandbox()
+
+t.test('a well-behaved plugin rewrites the upstream request through the chain', async (t) => {
+  const chains = compileChains(snapshot([row('evil', { mode: 'ok' }, { route: 'r1' })]), sb.factories)
+  const ctx = context()
+  t.equal(await chains.forRoute('r1').runAccess(ctx), undefined)
+  t.equal(ctx.upstream.get('x-evil'), 'fine')
+  chains.dispose()
+})
+
+const failures: Array<[string, string]> = [
+  ['S-01 an infinite loop', 'loop'],
+  ['S-01 a loop that catches its own termination', 'loop-catch'],
+  ['S-01 a catastrophic regex', 'redos'],
+  ['S-03 a promise that never resolves', 'never'],
+  ['S-10 throwing a string', 'throw-string'],
+  ['S-10 throwing a symbol', 'throw-symbol'],
+  ['S-10 throwing an object whose message getter loops', 'throw-getter'],
+  ['S-10 throwing a proxy that throws', 'throw-proxy'],
+  ['S-11 a result over the output limit', 'huge'],
+  ['S-11 a result nested 100,000 deep', 'deep'],
+  ['S-12 setting the gateway-owned X-Consumer-ID', 'identity'],
+  ['S-12 a header value with CR LF', 'crlf'],
+]
+
+for (const [name, mode] of failures) {
+  t.test(`${name} fails only that request with 500, and the plugin keeps serving`, async (t) => {
+    const bad = instance(sb, 'evil', { mode })
+    const good = instance(sb, 'evil', { mode: 'ok' })
+    const exit = await access(bad)
+    t.equal(exit?.status, 500)
+    t.equal(exit?.error, true)
+    const ctx = context()
+    t.equal(await access(good, ctx), undefined, 'another instance of the same plugin still works')
+    t.equal(ctx.upstream.get('x-evil'), 'fine')
+    t.ok(sb.log.lines.some((l) => l.level === 'error' && l.msg.startsWith('plugin evil failed in the access phase')), 'the fault is logged')
+  })
+}
+
+t.test('S-01 the same faults answer 403 for a plugin in an auth position (fail closed)', async (t) => {
+  for (const mode of ['loop', 'never', 'throw-string', 'identity']) {
+    const exit = await access(instance(sb, 'evil-auth', { mode }))
+    t.same(exit, { status: 403, body: 'Forbidden', error: true }, mode)
+  }
+})
+
+t.test('fail_open lets the request continue past a broken plugin', async (t) => {
+  const open = sandbox({ '*': { ...baseLimits['*'], fail_open: true } })
+  t.equal(await access(instance(open, 'evil-auth', { mode: 'loop' })), undefined)
+})
+
+t.test('S-04 a memory bomb disposes only that isolate; the next request gets a fresh one (S-06)', async (t) => {
+  const own = sandbox()
+  const bomb = instance(own, 'evil', { mode: 'bomb' })
+  const good = instance(own, 'evil', { mode: 'ok' })
+  const exit = await access(bomb)
+  t.equal(exit?.status, 500)
+  t.ok(own.log.lines.some((l) => l.obj['kind'] === 'memory'), 'logged as a memory fault')
+  const ctx = context()
+  t.equal(await access(good, ctx), undefined, 'the restarted isolate re-ran configure for the other instance')
+  t.equal(ctx.upstream.get('x-evil'), 'fine')
+  t.equal(own.metrics.counter('bouncer_sandbox_faults_total', { plugin: 'evil', kind: 'memory' }), 1)
+})
+
+t.test('S-07 process, require, the host bridge, WebAssembly and timers are out of reach', async (t) => {
+  const ctx = context()
+  t.equal(await access(instance(sb, 'evil', { mode: 'probe' }), ctx), undefined)
+  const probes = ctx.shared['probes'] as Record<string, string>
+  for (const key of ['process', 'require', 'ivm', 'host', 'wasm', 'setTimeout', 'fnProcess', 'sloppyThis']) t.equal(probes[key], 'undefined', key)
+  t.notMatch(probes['stackFrames'], /object/, 'stack frames expose no host objects')
+})
+
+t.test('S-08 a shared key named __proto__ does not pollute the host', async (t) => {
+  const { validateResult } = await import('../../src/sandbox/validate-result.js')
+  t.throws(() => validateResult('{"shared":{"__proto__":{"isAdmin":true}}}', 'access'), /not allowed/)
+  t.throws(() => validateResult('{"exit":{"status":200,"body":{"constructor":{"prototype":{"x":1}}}}}', 'access'), /not allowed/)
+  t.throws(() => validateResult('{"upstream":[["set","x-consumer-username","a"]]}', 'access'), /owned by the gateway/)
+  t.throws(() => validateResult('{"upstream":[["set","x","a\\r\\nb: c"]]}', 'access'), /CR, LF/)
+  t.throws(() => validateResult('{"surprise":1}', 'access'), /unknown key/)
+  t.throws(() => validateResult('{"exit":{"status":200}}', 'response'), /exit in the response phase/)
+  t.equal(({} as Record<string, unknown>)['isAdmin'], undefined)
+})
+
+t.test('S-13 plugin globals persist within one plugin but never reach another plugin', async (t) => {
+  await access(instance(sb, 'evil', { mode: 'state-write' }), context({ headers: { 'x-token': 'secret-of-a' } }))
+  const same = context()
+  await access(instance(sb, 'evil', { mode: 'state-read' }), same)
+  t.equal(same.shared['seen'], 'secret-of-a', 'documented: one isolate per plugin keeps its globals')
+  const other = context()
+  await access(instance(sb, 'evil-auth', { mode: 'state-read' }), other)
+  t.equal(other.shared['seen'], null, 'another plugin has its own isolate')
+})
+
+t.test('respond() short-circuits with Kong exit semantics', async (t) => {
+  t.same(await access(instance(sb, 'evil', { mode: 'respond' })), { status: 418, body: { teapot: true }, headers: { 'x-why': 'because' } })
+})
+
+t.test('authenticate() sets the consumer, credential and groups from the config', async (t) => {
+  const ctx = context()
+  const inst = sb.factories.find((f) => f.name === 'evil')!.create(row('evil', { mode: 'authenticate' }), createSnapshotIndex(snapshot([])))
+  t.equal(await access(inst, ctx), undefined)
+  t.equal(ctx.consumer?.id, 'c-alice')
+  t.equal(ctx.credential?.identifier, 'k1')
+  t.same(ctx.authenticatedGroups, ['admins'])
+  inst.dispose?.()
+})
+
+t.test('an awaited http callout to an allow-listed host resumes the handler', async (t) => {
+  const ctx = context()
+  t.equal(await access(instance(sb, 'evil', { mode: 'fetch', url: `http://127.0.0.1:${port}/ping` }), ctx), undefined)
+  t.equal(ctx.upstream.get('x-fetched'), '200:pong')
+  const asyncOk = context()
+  t.equal(await access(instance(sb, 'evil', { mode: 'async-ok' }), asyncOk), undefined)
+  t.equal(asyncOk.upstream.get('x-async'), 'yes')
+})
+
+t.test('callouts fail the request: a host off the allow-list, a callout timeout, a loop after an await', async (t) => {
+  t.equal((await access(instance(sb, 'evil', { mode: 'fetch', url: 'http://169.254.169.254/latest/meta-data' })))?.status, 500)
+  t.ok(sb.log.lines.some((l) => /not allow-listed/.test(l.msg)))
+  t.equal((await access(instance(sb, 'evil', { mode: 'fetch', url: `http://127.0.0.1:${port}/slow` })))?.status, 500)
+  t.equal((await access(instance(sb, 'evil', { mode: 'fetch-then-loop', url: `http://127.0.0.1:${port}/ping` })))?.status, 500)
+})
+
+t.test('the response phase sets headers, and fails alone when the plugin loops or is async', (t) => {
+  const ctx = context()
+  instance(sb, 'evil', { mode: 'ok' }).response!(ctx, 200, { server: 'x' })
+  t.equal(ctx.responseHeaders.get('x-evil-response'), 'ok')
+  for (const mode of ['response-loop', 'response-async', 'response-respond', 'response-upstream']) {
+    const c = context()
+    instance(sb, 'evil', { mode }).response!(c, 200, {})
+    t.equal(c.responseHeaders.size, 0, `${mode}: nothing applied`)
+  }
+  t.ok(sb.log.lines.some((l) => /respond\(\) is not available in the response phase/.test(l.msg)), 'a wrong-phase call says so')
+  t.ok(sb.log.lines.some((l) => /upstreamRequest.setHeader\(\) is not available in the response phase/.test(l.msg)))
+  t.end()
+})
+
+t.test('repeated resource faults quarantine the plugin with a log line and a metric', async (t) => {
+  const q = sandbox({ '*': { ...baseLimits['*'], quarantine_after: 2, quarantine_ms: 60_000 } })
+  const looping = instance(q, 'evil', { mode: 'loop' })
+  const good = instance(q, 'evil', { mode: 'ok' })
+  await access(looping)
+  await access(looping)
+  t.ok(q.log.lines.some((l) => /^plugin evil quarantined for 60000 ms after 2 faults/.test(l.msg)))
+  t.equal(q.metrics.counter('bouncer_sandbox_quarantines_total', { plugin: 'evil' }), 1)
+  t.equal((await access(good))?.status, 500, 'quarantined: even good instances get the failure answer')
+  t.equal(q.metrics.counter('bouncer_sandbox_faults_total', { plugin: 'evil', kind: 'quarantined' }), 1)
+})
+
+t.test('plain throws never quarantine (a client cannot switch a plugin off with bad requests)', async (t) => {
+  const q = sandbox({ '*': { ...baseLimits['*'], quarantine_after: 2 } })
+  const throwing = instance(q, 'evil', { mode: 'throw-string' })
+  for (let i = 0; i < 5; i++) await access(throwing)
+  t.equal(q.metrics.counter('bouncer_sandbox_quarantines_total', { plugin: 'evil' }), 0)
+})
+
+t.test('kong.yml configures an SDK plugin like a built-in: validated against its schema, defaults filled', async (t) => {
+  const registry = createPluginRegistry(builtinPluginDefinitions)
+  registerSandboxPlugins(registry, sb)
+  const ok = parseConfigText('_format_version: "3.0"\nplugins:\n  - name: evil\n    config: { mode: ok }\n', { plugins: registry })
+  t.ok(ok.ok, 'valid')
+  if (ok.ok) t.same(ok.snapshot.plugins[0]?.config, { mode: 'ok', url: '' })
+  const bad = parseConfigText('_format_version: "3.0"\nplugins:\n  - name: evil\n    config: { mode: 1, extra: true }\n', { plugins: registry })
+  t.notOk(bad.ok)
+  if (!bad.ok) t.match(JSON.stringify(bad.issues), /config/, 'the issue points at the plugin config')
+  t.throws(() => registerSandboxPlugins(registry, sb), /clashes/)
+})
+
+t.test('reload: a changed bundle gets a new isolate; the old one is disposed after in-flight calls finish', async (t) => {
+  const { cpSync, mkdtempSync, readFileSync, writeFileSync } = await import('node:fs')
+  const { createHash } = await import('node:crypto')
+  const path = await import('node:path')
+  const os = await import('node:os')
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bouncer-reload-'))
+  cpSync(evilDir, dir, { recursive: true })
+  const r = createSandbox({ paths: [dir], limits: baseLimits })
+  t.teardown(() => r.dispose())
+  const factory = r.factories[0]!
+  const old = factory.create(row('evil', { mode: 'fetch', url: `http://127.0.0.1:${port}/ping` }), createSnapshotIndex(snapshot([])))
+  const inflight = old.access!(context())
+  // rewrite the bundle: same plugin, a different header value
+  const bundle = path.join(dir, 'plugin.js')
+  const code = readFileSync(bundle, 'utf8').replace('"fine"', '"new"')
+  writeFileSync(bundle, code)
+  const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8'))
+  manifest.sha256 = createHash('sha256').update(code).digest('hex')
+  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest))
+  t.same(r.reload(), ['evil'])
+  old.dispose!()
+  t.equal(await inflight, undefined, 'the in-flight call on the old isolate finished normally')
+  const ctx = context()
+  const fresh = factory.create(row('evil', { mode: 'ok' }), createSnapshotIndex(snapshot([])))
+  await fresh.access!(ctx)
+  t.equal(ctx.upstream.get('x-evil'), 'new')
+  fresh.dispose!()
+  t.same(r.reload(), [], 'nothing changed')
+})
+
+t.test('a tampered bundle or a manifest without a bundle fails at load with the file name', async (t) => {
+  const { cpSync, mkdtempSync, appendFileSync } = await import('node:fs')
+  const path = await import('node:path')
+  const os = await import('node:os')
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bouncer-tamper-'))
+  cpSync(evilDir, dir, { recursive: true })
+  appendFileSync(path.join(dir, 'plugin.js'), '\n// changed')
+  t.throws(() => createSandbox({ paths: [dir] }), /sha256 .* does not match/)
+  t.throws(() => createSandbox({ paths: [path.join(dir, 'nope')] }), /no such file/)
+})
