@@ -154,6 +154,9 @@ export async function fetchJwks(uri: string, timeoutMs: number, stop?: AbortSign
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
   })
+  // destroying an unfinished undici body emits 'error' (RequestAbortedError): without a listener
+  // that would be an uncaught exception in the worker
+  res.body.on('error', () => {})
   if (res.statusCode !== 200) {
     res.body.destroy()
     throw new Error(`JWKS ${uri} answered ${res.statusCode}`)
