@@ -18,7 +18,7 @@ import type {
   AccessContext,
   AuthenticateOptions,
   BaseContext,
-  DefinedPlugin,
+  AnyPlugin,
   Encoding,
   HashAlgorithm,
   HttpRequestInit,
@@ -198,7 +198,7 @@ interface PendingCall {
 }
 
 /** Turn a defined plugin into the runtime protocol over `host`. `maxOutput`: bytes of result JSON. */
-export function createRuntime(plugin: DefinedPlugin, host: HostBridge, maxOutput = 65536): PluginRuntime & { consoleLine(level: string, message: string): void } {
+export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 65536): PluginRuntime & { consoleLine(level: string, message: string): void } {
   const instances = new MapCtor<string, Instance>()
   const pending = new MapCtor<number, PendingCall>()
   const callouts = new MapCtor<number, { callId: number; resolve(v: HttpResponse): void; reject(e: Error): void }>()
@@ -485,7 +485,7 @@ export function createRuntime(plugin: DefinedPlugin, host: HostBridge, maxOutput
  * publishes the runtime as `globalThis.__bouncer_runtime` for the host to call. Also gives plugins a
  * `console` whose lines go to the gateway log. The bundle produced by `bouncer plugin build` calls it.
  */
-export function installRuntime(plugin: DefinedPlugin): void {
+export function installRuntime(plugin: AnyPlugin): void {
   const g = globalThis as Record<string, unknown>
   const raw = g['__bouncer_host'] as { crypto: HostBridge['crypto']; kv: HostBridge['kv']; fetch: HostBridge['fetch']; settle: HostBridge['settle']; maxOutput: number } | undefined
   if (raw === undefined) throw new Error('installRuntime: not running inside the Bouncer sandbox')

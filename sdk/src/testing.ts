@@ -12,7 +12,7 @@
 import { Value } from 'typebox/value'
 import { cryptoOp, createKvStore, type KvStore } from './node-host.js'
 import { createRuntime, type HeaderOp, type WireInput, type WireOutput } from './runtime.js'
-import type { ConsumerView, CredentialView, DefinedPlugin, EntityView, Json } from './types.js'
+import type { AnyPlugin, ConsumerView, CredentialView, EntityView, Json } from './types.js'
 
 /** A fake client request; everything is optional. */
 export interface FakeRequest {
@@ -129,7 +129,7 @@ function applyOps(headers: Record<string, string | string[]>, ops: HeaderOp[] | 
 let instanceSeq = 0
 
 /** Load `plugin` with `options.config` (validated, defaults filled) and return a harness for it. */
-export function testPlugin(plugin: DefinedPlugin, options: TestPluginOptions = {}): PluginHarness {
+export function testPlugin(plugin: AnyPlugin, options: TestPluginOptions = {}): PluginHarness {
   const raw = structuredClone(options.config ?? {})
   const config = Value.Default(plugin.schema, raw) as Record<string, unknown>
   if (!Value.Check(plugin.schema, config)) {
@@ -148,6 +148,8 @@ export function testPlugin(plugin: DefinedPlugin, options: TestPluginOptions = {
       const id = ++calloutSeq
       const req = JSON.parse(json) as { url: string; method: string; headers: Record<string, string>; body: string | null }
       void (async () => {
+        // the runtime registers the callout right after this returns: answer after that
+        await Promise.resolve()
         try {
           const host = new URL(req.url).hostname
           if (options.allowHosts !== undefined && !options.allowHosts.includes(host)) throw new Error(`http.fetch: host '${host}' is not allow-listed`)

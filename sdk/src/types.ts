@@ -286,14 +286,18 @@ export interface PluginSpec<Schema extends TSchema, State> {
   /** may this plugin be scoped to a consumer in kong.yml (default true) */
   consumerScoped?: boolean
   /** runs once per config version (per plugin instance); its result is `ctx.state` */
-  configure?: (config: ConfigOf<Schema>) => State
+  configure?(config: ConfigOf<Schema>): State
   /** the access phase */
-  access?: (ctx: AccessContext<ConfigOf<Schema>, State>) => AccessResult | Promise<AccessResult>
-  /** the response phase; must be synchronous */
-  response?: (ctx: ResponseContext<ConfigOf<Schema>, State>) => void
+  access?(ctx: AccessContext<ConfigOf<Schema>, State>): AccessResult | Promise<AccessResult>
+  /** the response phase; must be synchronous (a promise-returning handler does not compile) */
+  response?(ctx: ResponseContext<ConfigOf<Schema>, State>): void | undefined
   /** the log phase */
-  log?: (ctx: LogContext<ConfigOf<Schema>, State>) => void | Promise<void>
+  log?(ctx: LogContext<ConfigOf<Schema>, State>): void | Promise<void>
 }
+
+/** Any defined plugin, whatever its schema and state (what the runtime and the harness accept). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyPlugin = DefinedPlugin<any, any>
 
 /** A plugin as `definePlugin` returns it: the spec, checked and frozen. */
 export interface DefinedPlugin<Schema extends TSchema = TSchema, State = unknown> extends Readonly<PluginSpec<Schema, State>> {

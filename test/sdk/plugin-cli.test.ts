@@ -1,0 +1,105 @@
+/**
+ * `bouncer plugin new` and `bouncer plugin build`, and the example plugins built and run in real
+ * isolates through the plugin chain (the same path the gateway takes).
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import t from 'tap'
+import { runPluginCommand } from '../../src/cli/plugin-command.js'
+import { buildPlugin } from '../../src/cli/plugin-build.js'
+import { compileChains } from '../../src/plugins/chain.js'
+import { createSandbox } from '../../src/sandbox/sandbox.js'
+import type { Plugin, Snapshot } from '../../src/config/model.js'
+import { built, context, repoRoot, route, service } from '../sandbox/fixtures/sandbox-fixtures.js'
+
+function capture() {
+  let out = ''
+  let err = ''
+  return { out: (s: string) => void (out += s), err: (s: string) => void (err += s), get stdout() { return out }, get stderr() { return err } }
+}
+
+function snap(plugins: Array<Pick<Plugin, 'name' | 'config'>>): Snapshot {
+  return {
+    version: 1, hash: 'h', format_version: '3.0', source: 'inline', services: [service()], routes: [route('r1')], consumers: [],
+    plugins: plugins.map((p, i) => ({ id: `p${i}`, instance_name: null, route: null, service: null, consumer: null, protocols: ['http'], enabled: true, priority: null, tags: [], ...p })),
+    upstreams: [], targets: [], jwt_secrets: [], keyauth_credentials: [], acls: [],
+  }
+}
+
+t.test('plugin new scaffolds a plugin whose build loads in the sandbox and runs', async (t) => {
+  const parent = mkdtempSync(path.join(tmpdir(), 'bouncer-new-'))
+  const cwd = process.cwd()
+  process.chdir(parent)
+  const io = capture()
+  try {
+    t.equal(await runPluginCommand(['new', 'my-plugin'], io.out, io.err), 0, io.stderr)
+  } finally {
+    process.chdir(cwd)
+  }
+  t.match(io.stdout, /created .*my-plugin: package.json, tsconfig.json, src\/index.ts, test\/my-plugin.test.ts, README.md/)
+  const build = capture()
+  t.equal(await runPluginCommand(['build', path.join(parent, 'my-plugin')], build.out, build.err), 0, build.stderr)
+  t.match(build.stdout, /built my-plugin@0.1.0/)
+  const manifest = JSON.parse(readFileSync(path.join(parent, 'my-plugin', 'dist', 'manifest.json'), 'utf8'))
+  t.match(manifest, { name: 'my-plugin', version: '0.1.0', priority: 800, phases: ['access'], bundle: 'plugin.js', auth: false })
+  t.match(manifest.schema, { type: 'object', properties: { header: { type: 'string', default: 'x-my-plugin' } } })
+  t.match(manifest.sha256, /^[0-9a-f]{64}$/)
+
+  const sb = createSandbox({ paths: [path.join(parent, 'my-plugin', 'dist')] })
+  t.teardown(() => sb.dispose())
+  const chains = compileChains(snap([{ name: 'my-plugin', config: { header: 'x-my-plugin', value: 'hello' } }]), sb.factories)
+  const ctx = context()
+  t.equal(await chains.forRoute('r1').runAccess(ctx), undefined)
+  t.equal(ctx.upstream.get('x-my-plugin'), 'hello')
+  chains.dispose()
+})
+
+t.test('plugin build explains what is wrong: no entry, Node built-ins, a bad spec; usage errors exit 2', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bouncer-bad-'))
+  const io = capture()
+  t.equal(await runPluginCommand(['build', dir], io.out, io.err), 1)
+  t.match(io.stderr, /no plugin entry/)
+  writeFileSync(path.join(dir, 'index.ts'), "import { readFileSync } from 'node:fs'\nexport default readFileSync\n")
+  await t.rejects(buildPlugin(dir), /build failed:[\s\S]*node:fs/)
+  writeFileSync(path.join(dir, 'index.ts'), "import { definePlugin, Type } from '@bouncer/sdk'\nexport default definePlugin({ name: 'Nope', version: '1.0.0', priority: 1, schema: Type.Object({}), access() {} })\n")
+  await t.rejects(buildPlugin(dir), /the plugin failed to load: .*name: 'Nope'/)
+  t.equal(await runPluginCommand(['build'], io.out, io.err), 2)
+  t.equal(await runPluginCommand(['frobnicate', 'x'], io.out, io.err), 2)
+  t.equal(await runPluginCommand(['new', 'Bad_Name'], io.out, io.err), 1)
+})
+
+t.test('the four example plugins run in isolates through the chain', async (t) => {
+  const dirs = await Promise.all(['hmac-signature', 'tenant-router', 'consumer-quota', 'security-headers'].map((p) => built(`plugins/${p}`)))
+  const sb = createSandbox({ paths: dirs })
+  t.teardown(() => sb.dispose())
+  t.same(sb.manifests().map((m) => m.name), ['hmac-signature', 'tenant-router', 'consumer-quota', 'security-headers'])
+  const secret = 'a-very-long-shared-secret'
+  const chains = compileChains(
+    snap([
+      { name: 'hmac-signature', config: { secret, signature_header: 'x-signature', date_header: 'x-date', clock_skew_s: 300, hide_signature: true } },
+      { name: 'tenant-router', config: { header: 'x-tenant', tenants: { acme: { prefix: '/t/acme', id: 't1' } }, default_tenant: null, upstream_header: 'x-tenant-id' } },
+      { name: 'consumer-quota', config: { limit: 1, window_s: 3600, unlimited: [], headers: true } },
+      { name: 'security-headers', config: { hsts_max_age: 60, hsts_include_subdomains: false, content_security_policy: null, frame_options: 'DENY', referrer_policy: null, permissions_policy: null, keep_upstream: false, remove: ['server'] } },
+    ]),
+    sb.factories,
+  )
+  const chain = chains.forRoute('r1')
+  const { createHmac } = await import('node:crypto')
+  const date = String(Date.now())
+  const sig = createHmac('sha256', secret).update(`GET\n/orders\n\n${date}`).digest('hex')
+  const ctx = context({ path: '/orders', headers: { 'x-date': date, 'x-signature': sig, 'x-tenant': 'acme' }, scheme: 'https' })
+  t.equal(await chain.runAccess(ctx), undefined)
+  t.equal(ctx.upstreamPath, '/t/acme/orders')
+  t.equal(ctx.upstream.get('x-tenant-id'), 't1')
+  t.equal(ctx.upstream.get('x-signature'), null, 'the signature was hidden')
+  t.equal(ctx.upstream.get('x-quota-remaining'), '0')
+  chain.runResponse(ctx, 200, { server: 'nginx' })
+  t.equal(ctx.responseHeaders.get('strict-transport-security'), 'max-age=60')
+  t.equal(ctx.responseHeaders.get('server'), null)
+
+  const again = context({ path: '/orders', headers: { 'x-date': date, 'x-signature': sig, 'x-tenant': 'acme' } })
+  t.match(await chain.runAccess(again), { status: 429, body: 'Quota exceeded' }, 'the kv quota holds across requests')
+  t.match(await chain.runAccess(context({ path: '/orders' })), { status: 401 }, 'unsigned requests stop at the auth plugin')
+  chains.dispose()
+})
