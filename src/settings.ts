@@ -5,6 +5,7 @@
  * (src/cli), then sent to each worker as plain JSON.
  */
 import os from 'node:os'
+import type { PluginLimitOverrides } from './sandbox/limits.js'
 
 export interface ListenAddress {
   host: string
@@ -31,6 +32,12 @@ export interface Settings {
   /** upstream keep-alive idle timeout, ms: kept below the common 5 s server default (catalog U-09) */
   upstream_keepalive_timeout: number
   log_level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'
+  /** SDK plugin bundles to load (directories holding manifest.json, or manifest files); see src/sandbox */
+  custom_plugins: string[]
+  /** a directory whose sub-directories are SDK plugin bundles (loaded after custom_plugins), or null */
+  plugins_dir: string | null
+  /** sandbox limits per SDK plugin name (`*`: every plugin); unset fields keep DEFAULT_PLUGIN_LIMITS */
+  plugin_limits: Record<string, PluginLimitOverrides>
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -46,4 +53,7 @@ export const DEFAULT_SETTINGS: Settings = {
   upstream_connections: 128,
   upstream_keepalive_timeout: 4_000,
   log_level: 'info',
+  custom_plugins: [],
+  plugins_dir: null,
+  plugin_limits: {},
 }

@@ -135,6 +135,8 @@ function requireReadableFile(file: string, from: string): void {
 /** Run the CLI; resolves with the exit status. */
 export async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv
+  // `bouncer plugin build DIR` / `bouncer plugin new NAME` (src/cli/plugin-command.ts)
+  if (first === 'plugin') return (await import('./plugin-command.js')).runPluginCommand(rest)
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     const topic = first === 'help' ? rest[0] : undefined
     if (topic !== undefined && !(COMMANDS as readonly string[]).includes(topic)) throw new UsageError(`unknown command ${JSON.stringify(topic)} (commands: ${COMMANDS.join(', ')})`)
