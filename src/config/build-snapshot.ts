@@ -18,6 +18,9 @@ import { formatPath, type ParsedSource, type PathSegment } from './source.js'
 import { canonicalJson, derivedCredential, isUuid, uuidV5 } from './ids.js'
 import { checkRoutePath, hostError, normalizeTarget, routeHostError, sniError, HEADER_NAME } from './route-rules.js'
 
+/** plugin config fields that reference a consumer by id or username (jwt, key-auth: anonymous; jwt: jwks_consumer) */
+const CONSUMER_REF_FIELDS = ['anonymous', 'jwks_consumer'] as const
+
 export const FORMAT_VERSIONS: readonly FormatVersion[] = ['1.1', '2.1', '3.0']
 
 const ENTITY_KINDS: readonly EntityKind[] = ['services', 'routes', 'consumers', 'plugins', 'upstreams', 'targets', 'jwt_secrets', 'keyauth_credentials', 'acls']
@@ -483,7 +486,24 @@ class SnapshotBuilder {
         const at = item.raw['consumer'] != null ? [...item.path, 'consumer'] : item.path
         this.fail(item, at, `the '${def.name}' plugin cannot be scoped to a consumer`)
       }
+      this.checkConsumerRefs(item)
       this.assignId(item)
+    }
+  }
+
+  /**
+   * Plugin config fields that name a consumer (by id or username): Kong finds a dangling one only per
+   * request (a 500); a declarative file can be checked up front, so it is a config error here.
+   */
+  private checkConsumerRefs(item: Item): void {
+    const config = item.entity?.['config']
+    if (!isPlainObject(config)) return
+    for (const field of CONSUMER_REF_FIELDS) {
+      const value = config[field]
+      if (typeof value !== 'string') continue
+      if (this.lookup('consumers', value) === undefined) {
+        this.fail(item, [...item.path, 'config', field], `invalid reference '${field}: ${value}' (no consumer with that id or username)`)
+      }
     }
   }
 

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { generateKeyPairSync } from 'node:crypto'
 import { hasIssue, issuesOf, load, V3 } from './fixtures/helpers.js'
+import { parseConfigText } from '../../src/config/load.js'
 
 t.test('a missing or unsupported _format_version is reported', async (t) => {
   hasIssue(t, issuesOf(t, 'services: []\n'), '_format_version', 'required field missing')
@@ -264,4 +265,23 @@ t.test('every issue in a large broken file is reported', async (t) => {
   const issues = issuesOf(t, `${V3}routes:\n${routes}`)
   t.equal(issues.length, 30, 'no cap on the number of issues')
   t.ok(issues.every((i, n) => i.line === n + 3), 'each on its own line, in file order')
+})
+
+t.test('a plugin whose anonymous or jwks_consumer names no consumer is refused at load (Kong would 500 per request)', async (t) => {
+  const r = parseConfigText(`_format_version: "3.0"
+consumers:
+  - username: anon-user
+services:
+  - name: s
+    url: http://127.0.0.1:1
+    routes: [{ name: r, paths: [/r] }]
+    plugins:
+      - { name: jwt, config: { anonymous: no-such-consumer } }
+      - { name: key-auth, config: { anonymous: anon-user } }
+`)
+  t.notOk(r.ok)
+  if (!r.ok) {
+    t.equal(r.issues.length, 1, 'only the dangling one')
+    t.match(r.issues[0], { path: 'services[0].plugins[0].config.anonymous', line: 9, message: "invalid reference 'anonymous: no-such-consumer' (no consumer with that id or username)" })
+  }
 })

@@ -28,6 +28,9 @@ t.test('the seed file loads verbatim with Kong defaults filled in', async (t) =>
   t.same(plugin.config, {
     uri_param_names: ['jwt'], cookie_names: [], header_names: ['authorization'], key_claim_name: 'kid', secret_is_base64: false,
     claims_to_verify: ['exp'], anonymous: null, run_on_preflight: true, maximum_expiration: 0, realm: null,
+    // Bouncer extensions, off by default
+    max_token_length: 8192, jwks_uri: null, jwks_consumer: null, jwks_issuer: null, jwks_audience: null,
+    jwks_refresh_interval: 300, jwks_timeout: 3000,
   })
   t.same(s.jwt_secrets, [{ id: s.jwt_secrets[0]!.id, consumer: consumer.id, key: 'my-issuer-key-123', secret: 'my-jwt-signing-secret', rsa_public_key: null, algorithm: 'HS256', tags: [] }])
   t.equal(summarize(s), `ok: 1 service, 1 route, 1 consumer, 1 plugin, 1 jwt_secret; hash ${s.hash.slice(0, 12)}`)
