@@ -5,8 +5,11 @@
  * names the flag or variable it came from, so `bouncer start --workers abc` and
  * `BOUNCER_WORKERS=abc bouncer start` each point at the thing to fix.
  */
+import { readFileSync, statSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
+import { parse as parseYaml } from 'yaml'
+import { resolveLimits, type PluginLimitOverrides } from '../sandbox/limits.js'
 import { DEFAULT_SETTINGS, type ListenAddress, type Settings } from '../settings.js'
 
 /** A mistake in how bouncer was invoked: printed as one line, exit status 2. */
@@ -26,6 +29,9 @@ export const SETTING_FLAGS = {
   'log-level': { arg: 'LEVEL', env: 'BOUNCER_LOG_LEVEL', help: 'trace, debug, info, warn, error, fatal or silent (default info)' },
   'drain-timeout': { arg: 'MS', env: 'BOUNCER_DRAIN_TIMEOUT', help: 'ms to finish in-flight requests on SIGTERM (default 30000)' },
   'max-body-size': { arg: 'BYTES', env: 'BOUNCER_MAX_BODY_SIZE', help: 'largest request body in bytes, 0 = unlimited (default 2 GiB)' },
+  'custom-plugins': { arg: 'PATH[,PATH]', env: 'BOUNCER_CUSTOM_PLUGINS', help: 'SDK plugins to load: folders holding manifest.json (`bouncer plugin build` output)' },
+  'plugins-dir': { arg: 'DIR', env: 'BOUNCER_PLUGINS_DIR', help: 'load every SDK plugin folder under DIR (after --custom-plugins)' },
+  'plugin-limits': { arg: 'FILE', env: 'BOUNCER_PLUGIN_LIMITS', help: 'JSON/YAML sandbox limits per plugin: {"<name>|*": {memory_mb, cpu_ms, wall_ms, ...}}' },
 } as const
 
 export type SettingFlag = keyof typeof SETTING_FLAGS
@@ -88,7 +94,80 @@ export function resolveSettings(flags: SettingValues, env: NodeJS.ProcessEnv, cw
   const body = pick('max-body-size')
   if (body) settings.max_body_size = parseInteger(body.value, body.from, 0, Number.MAX_SAFE_INTEGER)
 
+  const custom = pick('custom-plugins')
+  if (custom) settings.custom_plugins = parsePluginPaths(custom.value, custom.from, cwd)
+
+  const dir = pick('plugins-dir')
+  if (dir) {
+    const resolved = path.resolve(cwd, dir.value)
+    if (kindOf(resolved) !== 'dir') throw new UsageError(`invalid ${dir.from} ${JSON.stringify(dir.value)}: ${kindOf(resolved) === 'none' ? 'no such directory' : 'not a directory'}`)
+    settings.plugins_dir = resolved
+  }
+
+  const limits = pick('plugin-limits')
+  if (limits) settings.plugin_limits = readPluginLimits(path.resolve(cwd, limits.value), limits.from)
+
   return settings
+}
+
+function kindOf(file: string): 'file' | 'dir' | 'none' {
+  try {
+    return statSync(file).isDirectory() ? 'dir' : 'file'
+  } catch {
+    return 'none'
+  }
+}
+
+/** Comma-separated plugin folders (or manifest files); each must exist. Manifests are read later, by the primary. */
+function parsePluginPaths(raw: string, from: string, cwd: string): string[] {
+  const out: string[] = []
+  for (const part of raw.split(',')) {
+    const item = part.trim()
+    if (item === '') continue
+    const resolved = path.resolve(cwd, item)
+    if (kindOf(resolved) === 'none') throw new UsageError(`invalid ${from}: ${item}: no such file or directory`)
+    out.push(resolved)
+  }
+  if (out.length === 0) throw new UsageError(`invalid ${from} ${JSON.stringify(raw)}: expected one or more plugin folders, comma-separated`)
+  return out
+}
+
+const LIMIT_KEY = /^(\*|[a-z][a-z0-9-]*)$/
+
+/**
+ * The plugin limits file: `{ "<plugin name>" | "*": { memory_mb, cpu_ms, ... } }` as JSON or YAML.
+ * Every entry is checked against the limit ranges now, so a typo stops the start with the file, the
+ * plugin and the field.
+ */
+export function readPluginLimits(file: string, from: string): Record<string, PluginLimitOverrides> {
+  const where = `${from} ${file}`
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new UsageError(`invalid ${where}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message}`)
+  }
+  let value: unknown
+  try {
+    value = parseYaml(text)
+  } catch (err) {
+    throw new UsageError(`invalid ${where}: not valid JSON or YAML: ${(err as Error).message.split('\n')[0]}`)
+  }
+  if (value === null || value === undefined) return {}
+  if (typeof value !== 'object' || Array.isArray(value)) throw new UsageError(`invalid ${where}: expected a map of plugin name (or "*") to limits`)
+  const out: Record<string, PluginLimitOverrides> = {}
+  for (const [name, limits] of Object.entries(value as Record<string, unknown>)) {
+    if (!LIMIT_KEY.test(name)) throw new UsageError(`invalid ${where}: ${JSON.stringify(name)} is not a plugin name or "*"`)
+    if (limits === null || typeof limits !== 'object' || Array.isArray(limits)) throw new UsageError(`invalid ${where}: ${name}: expected a map of limits, e.g. { memory_mb: 32, cpu_ms: 20 }`)
+    try {
+      resolveLimits(name, { [name]: limits as PluginLimitOverrides })
+    } catch (err) {
+      throw new UsageError(`invalid ${where}: ${(err as Error).message}`)
+    }
+    out[name] = limits as PluginLimitOverrides
+  }
+  return out
 }
 
 function parseInteger(raw: string, from: string, min: number, max: number): number {

@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url'
 import type { Snapshot } from '../config/model.js'
 import { formatIssue, loadConfigFile, parseConfigText, summarize } from '../config/load.js'
 import type { Logger } from '../observability/logger.js'
+import type { PluginRegistry } from '../plugins/registry.js'
+import { checkLimitNames, createGatewayRegistry, readCustomPlugins, type CustomPlugins } from '../sandbox/definitions.js'
 import type { DataPlaneStats } from '../server/types.js'
 import type { ListenAddress, Settings } from '../settings.js'
 import { checkPortFree, formatListen, PortError } from './check-port.js'
@@ -69,8 +71,22 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   const errorLine = opts.errorLine ?? ((line: string) => process.stderr.write(`bouncer: ${line}\n`))
   const settings: Settings = structuredClone(opts.settings)
 
-  // 1. Config: validated before anything binds.
-  const initial = await loadInitialConfig(settings, errorLine)
+  // 1. Plugins, then the config: validated before anything binds. SDK plugins are known here by their
+  //    manifests only (no isolate in the primary); the workers start them.
+  let plugins: LoadedPlugins
+  try {
+    plugins = loadPlugins(settings)
+  } catch (err) {
+    errorLine(err instanceof Error ? err.message : String(err))
+    return 1
+  }
+  if (plugins.custom.manifests.length > 0) {
+    log.info(
+      { plugins: plugins.custom.manifests.map((m) => `${m.name}@${m.version}`) },
+      `custom plugins: ${plugins.custom.manifests.map((m) => `${m.name}@${m.version}`).join(', ')}`,
+    )
+  }
+  const initial = await loadInitialConfig(settings, plugins.registry, errorLine)
   if (!initial) return 1
   let current: Snapshot = initial
 
@@ -354,7 +370,19 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
       return
     }
     const version = current.version + 1
-    const result = await loadConfigFile(settings.config, { version })
+    // Re-read the manifests: a rebuilt bundle reloads with the config (its schema may have changed).
+    // The set of plugin names is fixed at start (each worker registered them once).
+    let next: LoadedPlugins
+    try {
+      next = loadPlugins(settings)
+      const before = plugins.custom.manifests.map((m) => m.name).sort().join(', ')
+      const after = next.custom.manifests.map((m) => m.name).sort().join(', ')
+      if (before !== after) throw new Error(`the set of custom plugins changed (${before || 'none'} → ${after || 'none'}); adding or removing a plugin needs a restart`)
+    } catch (err) {
+      log.error({ config_version: current.version }, `config reload rejected; still serving v${current.version}: ${err instanceof Error ? err.message : String(err)}`)
+      return
+    }
+    const result = await loadConfigFile(settings.config, { version, plugins: next.registry })
     if (draining || finished) return
     if (!result.ok) {
       const issues = result.issues.map((issue) => formatIssue(issue, settings.config ?? ''))
@@ -364,10 +392,13 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
       )
       return
     }
-    if (result.snapshot.hash === current.hash) {
+    const bundlesChanged = next.custom.fingerprint !== plugins.custom.fingerprint
+    plugins = next
+    if (result.snapshot.hash === current.hash && !bundlesChanged) {
       log.info({ config_hash: current.hash }, `SIGHUP: config unchanged (hash ${short(current.hash)}); still v${current.version}`)
       return
     }
+    // An unchanged kong.yml with a rebuilt plugin bundle is still sent: the workers' sandboxes reload it.
     current = result.snapshot
     log.info(
       { config_version: current.version, config_hash: current.hash },
@@ -425,6 +456,8 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
         responses: st?.responses ?? null,
         errors: st?.errors ?? null,
         restarts: s.restarts,
+        // SDK plugin calls/faults/quarantines in this worker (only when custom plugins are loaded)
+        ...(st !== null && 'plugins' in st ? { plugins: (st as { plugins: unknown }).plugins } : {}),
       }
     })
     const readyCount = slots.filter((s) => s.ready).length
@@ -451,10 +484,23 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   }
 }
 
-async function loadInitialConfig(settings: Settings, errorLine: (line: string) => void): Promise<Snapshot | null> {
+interface LoadedPlugins {
+  custom: CustomPlugins
+  /** built-ins + custom plugins: what kong.yml is validated against */
+  registry: PluginRegistry
+}
+
+/** Read the custom plugins' manifests and build the registry; throws one line naming the problem. */
+function loadPlugins(settings: Settings): LoadedPlugins {
+  const custom = readCustomPlugins({ paths: settings.custom_plugins, pluginsDir: settings.plugins_dir, limits: settings.plugin_limits })
+  checkLimitNames(settings.plugin_limits, custom.manifests)
+  return { custom, registry: createGatewayRegistry(custom.definitions) }
+}
+
+async function loadInitialConfig(settings: Settings, registry: PluginRegistry, errorLine: (line: string) => void): Promise<Snapshot | null> {
   const result = settings.config
-    ? await loadConfigFile(settings.config, { version: 1 })
-    : parseConfigText(EMPTY_CONFIG, { source: '(no config file)', version: 1 })
+    ? await loadConfigFile(settings.config, { version: 1, plugins: registry })
+    : parseConfigText(EMPTY_CONFIG, { source: '(no config file)', version: 1, plugins: registry })
   if (result.ok) return result.snapshot
   const source = settings.config ?? '(no config file)'
   for (const issue of result.issues) process.stderr.write(`${formatIssue(issue, source)}\n`)

@@ -1,14 +1,19 @@
 /**
  * Worker process entry (forked by ./primary.ts): one data plane per process.
  *
- * Waits for `init` (settings + snapshot), starts the data plane on the shared proxy port, reports
- * `ready`, then serves `reload` / `stats` / `drain` from the primary. The primary owns every
+ * Waits for `init` (settings + snapshot), starts the SDK plugin sandbox (one isolate per custom plugin)
+ * and the data plane on the shared proxy port, reports `ready`, then serves `reload` / `stats` /
+ * `drain` from the primary. On `reload` the sandbox re-reads its bundles first (a rebuilt one gets a
+ * new isolate), then the data plane swaps; the old snapshot's plugin instances, and with them a
+ * replaced isolate, are disposed when its last in-flight request ends. The primary owns every
  * lifecycle decision; a worker only exits when told to drain, when it cannot start, or when its IPC
  * channel disconnects (the primary is gone: an orphan must not keep the port).
  */
 import { startDataPlane } from '../server/data-plane.js'
-import type { DataPlane } from '../server/types.js'
+import type { DataPlane, DataPlaneStats } from '../server/types.js'
 import { createLogger, type Logger } from '../observability/logger.js'
+import { BUILTIN_FACTORIES } from '../plugins/builtin.js'
+import type { Sandbox } from '../sandbox/sandbox.js'
 import { isMessage, type PrimaryMessage, type WorkerMessage } from './messages.js'
 
 if (typeof process.send !== 'function') {
@@ -17,6 +22,7 @@ if (typeof process.send !== 'function') {
 }
 
 let dataPlane: DataPlane | null = null
+let sandbox: Sandbox | null = null
 let drainTimeoutMs = 30_000
 let log: Logger | null = null
 let draining = false
@@ -60,6 +66,10 @@ process.on('message', (raw: unknown) => {
       const { snapshot } = raw
       if (!dataPlane) return
       try {
+        if (sandbox !== null) {
+          const changed = sandbox.reload()
+          if (changed.length > 0) log?.info({ plugins: changed, version: snapshot.version }, `SDK plugins reloaded: ${changed.join(', ')}`)
+        }
         dataPlane.swap(snapshot)
         log?.debug({ version: snapshot.version, hash: snapshot.hash }, 'config swapped')
         send({ type: 'reloaded', version: snapshot.version, hash: snapshot.hash })
@@ -70,7 +80,7 @@ process.on('message', (raw: unknown) => {
       break
     }
     case 'stats':
-      if (dataPlane) send({ type: 'stats', id: raw.id, stats: dataPlane.stats() })
+      if (dataPlane) send({ type: 'stats', id: raw.id, stats: withPluginStats(dataPlane.stats()) })
       break
     case 'drain':
       void drainAndExit(raw.timeoutMs)
@@ -84,7 +94,15 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
   drainTimeoutMs = settings.drain_timeout
   log = createLogger(settings.log_level, { role: 'worker', worker: workerId })
   try {
-    const dp = await startDataPlane({ settings, snapshot, workerId, log })
+    const factories = [...BUILTIN_FACTORIES]
+    if (settings.custom_plugins.length > 0 || settings.plugins_dir !== null) {
+      // isolated-vm is loaded only when there are SDK plugins; createSandbox fails fast without --no-node-snapshot
+      const { createSandbox } = await import('../sandbox/sandbox.js')
+      const sandboxLog = log.child({ component: 'sandbox' })
+      sandbox = createSandbox({ paths: settings.custom_plugins, pluginsDir: settings.plugins_dir, limits: settings.plugin_limits, log: sandboxLog })
+      factories.push(...sandbox.factories)
+    }
+    const dp = await startDataPlane({ settings, snapshot, workerId, log, factories })
     dataPlane = dp
     if (draining) {
       await dp.close()
@@ -92,6 +110,8 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
     }
     send({ type: 'ready', pid: process.pid, port: dp.port, version: snapshot.version, hash: snapshot.hash })
   } catch (err) {
+    sandbox?.dispose()
+    sandbox = null
     log.error({ err }, 'worker failed to start')
     // Exit once the IPC message has left, so the primary can say why.
     send({ type: 'fatal', message: errorText(err) }, () => process.exit(1))
@@ -113,4 +133,25 @@ async function drainAndExit(timeoutMs: number): Promise<void> {
   }
   send({ type: 'drained', complete }, () => process.exit(0))
   setTimeout(() => process.exit(0), 200).unref()
+}
+
+/** Per SDK plugin: calls, faults (by kind) and quarantines in this worker, for /status. */
+export interface PluginStats {
+  calls: number
+  faults: Record<string, number>
+  quarantines: number
+}
+
+function withPluginStats(stats: DataPlaneStats): DataPlaneStats & { plugins?: Record<string, PluginStats> } {
+  if (sandbox === null) return stats
+  const plugins: Record<string, PluginStats> = {}
+  for (const m of sandbox.manifests()) plugins[m.name] = { calls: 0, faults: {}, quarantines: 0 }
+  for (const p of sandbox.metrics.snapshot()) {
+    const entry = p.labels['plugin'] === undefined ? undefined : plugins[p.labels['plugin']]
+    if (entry === undefined) continue
+    if (p.name === 'bouncer_sandbox_calls_total') entry.calls = p.value
+    else if (p.name === 'bouncer_sandbox_quarantines_total') entry.quarantines = p.value
+    else if (p.name === 'bouncer_sandbox_faults_total') entry.faults[p.labels['kind'] ?? 'error'] = p.value
+  }
+  return { ...stats, plugins }
 }

@@ -20,7 +20,8 @@ import type { PluginContext, PluginExit, PluginFactory, PluginInstance, Snapshot
 import { createKvStore, type KvStore } from '../../sdk/src/node-host.js'
 import { createFaultTracker, type FaultTracker } from './fault-tracker.js'
 import { resolveLimits, type PluginLimitOverrides, type PluginLimits } from './limits.js'
-import { hydrateSchema, listPluginDir, readPluginBundle, type PluginBundle, type PluginManifest } from './manifest.js'
+import { definitionFromManifest, maxBundleBytes, pluginLocations } from './definitions.js'
+import { readPluginBundle, type PluginBundle, type PluginManifest } from './manifest.js'
 import { PluginIsolate, SandboxFault, type FaultKind } from './plugin-isolate.js'
 import { createSandboxMetrics, type SandboxMetrics } from './sandbox-metrics.js'
 import { ResultError, validateResult, type HeaderOp, type SandboxResult } from './validate-result.js'
@@ -105,11 +106,11 @@ const FORBIDDEN: PluginExit = Object.freeze({ status: 403, body: 'Forbidden', er
 export function createSandbox(options: SandboxOptions = {}): Sandbox {
   const log = options.log ?? SILENT
   const metrics = options.metrics ?? createSandboxMetrics()
-  const locations = (): string[] => [...(options.paths ?? []), ...(options.pluginsDir ? listPluginDir(options.pluginsDir) : [])]
+  const locations = (): string[] => pluginLocations(options)
 
   const load = (location: string, kv: KvStore): Loaded => {
     // the bundle limit is checked before the per-plugin limits are known: use the widest configured
-    const maxBundle = Math.max(resolveLimits('*', options.limits).max_bundle_bytes, ...Object.keys(options.limits ?? {}).map((k) => resolveLimits(k, options.limits).max_bundle_bytes))
+    const maxBundle = maxBundleBytes(options.limits)
     const bundle = readPluginBundle(location, maxBundle)
     const limits = resolveLimits(bundle.manifest.name, options.limits)
     const isolate = new PluginIsolate({
@@ -144,16 +145,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     throw err
   }
 
-  const definitions: PluginDefinition[] = [...plugins.values()].map(({ current }) => {
-    const m = current.bundle.manifest
-    return {
-      name: m.name,
-      priority: m.priority,
-      schema: hydrateSchema(m.schema),
-      noConsumer: !m.consumerScoped,
-      protocols: ['grpc', 'grpcs', 'http', 'https'],
-    }
-  })
+  const definitions: PluginDefinition[] = [...plugins.values()].map(({ current }) => definitionFromManifest(current.bundle.manifest))
 
   const factories: PluginFactory[] = [...plugins.values()].map((state) => createFactory(state, log, metrics))
 

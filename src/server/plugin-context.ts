@@ -36,6 +36,7 @@ export class RequestContext implements PluginContext, PluginRequestView {
   responseEdits: Array<string | null> | null = null
   private args: Record<string, string | string[]> | null = null
   private cookies: Map<string, string> | null = null
+  private allHeaders: Record<string, string | string[]> | null = null
 
   constructor(
     private readonly owner: ContextOwner,
@@ -104,6 +105,45 @@ export class RequestContext implements PluginContext, PluginRequestView {
     return this.cookies.get(name)
   }
 
+  /** every client header by lower-cased name, a repeated one as an array (built once, for SDK plugins) */
+  headers(): Readonly<Record<string, string | string[]>> {
+    if (this.allHeaders !== null) return this.allHeaders
+    const out: Record<string, string | string[]> = Object.create(null)
+    const raw = this.owner.raw
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!
+      const value = raw[i + 1]!
+      const prev = out[name]
+      if (prev === undefined) out[name] = value
+      else if (typeof prev === 'string') out[name] = [prev, value]
+      else prev.push(value)
+    }
+    this.allHeaders = out
+    return out
+  }
+
+  /**
+   * Replace the path of the upstream request, keeping its query. The path must start with `/` and
+   * hold no control characters, spaces, `?` (use setUpstreamQuery) or `#`, and every `%` must start a
+   * valid escape; characters beyond ASCII are percent-encoded as UTF-8 (undici sends bytes as given).
+   */
+  setUpstreamPath(path: string): void {
+    if (typeof path !== 'string' || path.charCodeAt(0) !== 47) throw new Error(`invalid upstream path ${JSON.stringify(path)}: it must start with '/'`)
+    const current = this.owner.upstreamPath
+    const q = current.indexOf('?')
+    this.owner.upstreamPath = checkTarget(path, 'path') + (q === -1 ? '' : current.slice(q))
+  }
+
+  /** Replace the query of the upstream request (without `?`; '' removes it), checked like the path. */
+  setUpstreamQuery(query: string): void {
+    if (typeof query !== 'string') throw new Error('invalid upstream query: expected a string')
+    const text = query.charCodeAt(0) === 63 ? query.slice(1) : query
+    const current = this.owner.upstreamPath
+    const q = current.indexOf('?')
+    const path = q === -1 ? current : current.slice(0, q)
+    this.owner.upstreamPath = text === '' ? path : `${path}?${checkTarget(text, 'query')}`
+  }
+
   setUpstreamHeader(name: string, value: string | null): void {
     const lower = name.toLowerCase()
     if (GATEWAY_OWNED.has(lower)) throw new Error(`plugins cannot set the upstream header '${name}'`)
@@ -166,4 +206,36 @@ export class RequestContext implements PluginContext, PluginRequestView {
     for (const [n, v] of last.values()) if (v !== null) out.push([n, v])
     return out
   }
+}
+
+const HEX = /^[0-9a-fA-F]{2}$/
+
+/**
+ * Check a plugin-supplied path or query for the request line: no control characters, spaces or `#`
+ * (and no `?` in a path), `%` only as a valid escape; percent-encode what is beyond ASCII. Throws a
+ * message naming the first bad character.
+ */
+function checkTarget(text: string, what: 'path' | 'query'): string {
+  let out = ''
+  let plain = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c <= 0x20 || c === 0x7f || c === 0x23 || (c === 0x3f && what === 'path')) {
+      const shown = c === 0x3f ? "'?' (set the query with setUpstreamQuery)" : c === 0x23 ? "'#'" : c === 0x20 ? 'a space' : `control character 0x${c.toString(16).padStart(2, '0')}`
+      throw new Error(`invalid upstream ${what} ${JSON.stringify(text)}: ${shown} at offset ${i}`)
+    }
+    if (c === 0x25 && !HEX.test(text.slice(i + 1, i + 3))) {
+      throw new Error(`invalid upstream ${what} ${JSON.stringify(text)}: '%' at offset ${i} does not start a %XX escape`)
+    }
+    if (c > 0x7e) {
+      // one code point (a surrogate pair counts once); a lone surrogate cannot be encoded
+      const cp = text.codePointAt(i)!
+      const ch = String.fromCodePoint(cp)
+      if (cp >= 0xd800 && cp <= 0xdfff) throw new Error(`invalid upstream ${what} ${JSON.stringify(text)}: a lone surrogate at offset ${i}`)
+      out += text.slice(plain, i) + encodeURIComponent(ch)
+      i += ch.length - 1
+      plain = i + 1
+    }
+  }
+  return plain === 0 ? text : out + text.slice(plain)
 }
