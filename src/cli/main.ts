@@ -47,9 +47,10 @@ export function usage(command?: Command): string {
   Each option may also come from the environment variable in brackets (flag > env > default).
 ${settingsHelp()}
   Signals: SIGTERM/SIGINT drain (a second one forces exit), SIGHUP reloads the config file.`
-  const validate = `bouncer validate FILE
+  const validate = `bouncer validate [--custom-plugins PATH[,PATH]] [--plugins-dir DIR] FILE
   Check a declarative config (kong.yml or JSON). Prints every issue with its location and exits 1,
-  or prints a one-line summary and exits 0.`
+  or prints a one-line summary and exits 0. SDK plugins given as for \`start\` are checked against
+  their config schemas.`
   const quickstart = `bouncer quickstart [options]
   Start a demo upstream (JSON echo on 127.0.0.1:3000 and :3001) and the gateway with
   examples/quickstart/kong.yml, then try:  curl localhost:8000/echo/hello
@@ -161,7 +162,12 @@ export async function main(argv: string[]): Promise<number> {
 
   switch (command) {
     case 'validate': {
-      const { values, positionals } = parse(command, rest, { help: { type: 'boolean', short: 'h' } }, 1)
+      const { values, positionals } = parse(
+        command,
+        rest,
+        { help: { type: 'boolean', short: 'h' }, 'custom-plugins': { type: 'string' }, 'plugins-dir': { type: 'string' } },
+        1,
+      )
       if (values.help) {
         process.stdout.write(usage(command))
         return 0
@@ -169,8 +175,23 @@ export async function main(argv: string[]): Promise<number> {
       const file = positionals[0]
       if (file === undefined) throw new UsageError('`bouncer validate` needs a FILE (e.g. bouncer validate kong.yml)')
       requireReadableFile(file, 'bouncer validate')
-      const { formatIssue, loadConfigFile, summarize } = await import('../config/load.js')
-      const result = await loadConfigFile(file)
+      // only the plugin settings matter here: other BOUNCER_* variables are not validate's business
+      const pluginSettings = resolveSettings(
+        settingValues({ 'custom-plugins': values['custom-plugins'], 'plugins-dir': values['plugins-dir'] }),
+        { BOUNCER_CUSTOM_PLUGINS: process.env.BOUNCER_CUSTOM_PLUGINS, BOUNCER_PLUGINS_DIR: process.env.BOUNCER_PLUGINS_DIR },
+      )
+      const [{ formatIssue, loadConfigFile, summarize }, { createGatewayRegistry, readCustomPlugins }] = await Promise.all([
+        import('../config/load.js'),
+        import('../sandbox/definitions.js'),
+      ])
+      let plugins
+      try {
+        plugins = createGatewayRegistry(readCustomPlugins({ paths: pluginSettings.custom_plugins, pluginsDir: pluginSettings.plugins_dir }).definitions)
+      } catch (err) {
+        process.stderr.write(`bouncer: ${err instanceof Error ? err.message : String(err)}\n`)
+        return 1
+      }
+      const result = await loadConfigFile(file, { plugins })
       if (!result.ok) {
         for (const issue of result.issues) process.stdout.write(`${formatIssue(issue, file)}\n`)
         process.stderr.write(`bouncer: ${file}: ${result.issues.length} issue${result.issues.length === 1 ? '' : 's'}\n`)

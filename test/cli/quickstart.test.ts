@@ -40,6 +40,7 @@ t.test('quickstart serves the example routes and Ctrl-C stops the gateway and th
 
   await waitFor(() => stdout.includes('Bouncer quickstart is running'), 20_000, `the quickstart banner (stderr: ${stderr})`)
   t.match(stdout, `curl -s '127.0.0.1:${proxyPort}/echo/hello?x=1'`, 'the banner shows what to try')
+  t.match(stdout, `curl -si 127.0.0.1:${proxyPort}/echo/x`, 'including the SDK plugin')
 
   const echo = JSON.parse((await httpGet(`http://127.0.0.1:${proxyPort}/echo/hello?x=1`)).body)
   t.match(echo, { method: 'GET', path: '/hello', query: { x: '1' } }, 'strip_path removes /echo')
@@ -51,6 +52,15 @@ t.test('quickstart serves the example routes and Ctrl-C stops the gateway and th
   for (let i = 0; i < 4; i++) servedBy.add(JSON.parse((await httpGet(`http://127.0.0.1:${proxyPort}/balanced`)).body).served_by)
   t.same([...servedBy].sort(), ['127.0.0.1:3000', '127.0.0.1:3001'], 'the upstream balances over both targets')
   t.equal((await httpGet(`http://127.0.0.1:${proxyPort}/nothing-here`)).statusCode, 404)
+  const secured = await httpGet(`http://127.0.0.1:${proxyPort}/echo/x`)
+  t.equal(secured.statusCode, 200)
+  t.match(
+    secured.headers,
+    { 'content-security-policy': "default-src 'self'; frame-ancestors 'none'", 'x-frame-options': 'DENY', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' },
+    'the security-headers SDK plugin sets its policy on the echo route',
+  )
+  t.notOk('strict-transport-security' in secured.headers, 'HSTS goes out on https only (RFC 6797)')
+  t.notOk('content-security-policy' in (await httpGet(`http://127.0.0.1:${proxyPort}/keep/me`)).headers, 'only on the route it is configured on')
   const denied = await httpGet(`http://127.0.0.1:${proxyPort}/private`)
   t.equal(denied.statusCode, 401, 'the private route wants an API key')
   t.match(JSON.parse(denied.body), { message: 'No API key found in request' })
