@@ -1,12 +1,22 @@
 /**
- * Load measurements with autocannon.
+ * Load measurements: saturation with autocannon, latency at a fixed rate with a paced open-loop
+ * generator (default) or autocannon's overallRate.
  *
  * autocannon's own histogram records whole milliseconds, which hides the sub-millisecond latency a
- * gateway adds. We record each response's duration ourselves from autocannon's `response` event
- * (fractional milliseconds from process.hrtime) into a microsecond HDR histogram.
+ * gateway adds, so every latency here goes into a microsecond HDR histogram per response.
+ *
+ * Why a paced generator: autocannon's rate limit is a per-connection quota per second
+ * (lib/httpClient.js `reqsMadeThisSecond`): each connection fires its quota back to back as the second
+ * starts, then pauses. At 2,000 req/s over 50 connections that is a 50-deep burst for the first
+ * ~100 ms of every second and silence after, so its "fixed rate" latency is queueing inside the burst
+ * (milliseconds even direct to the upstream). The paced generator sends one request every 1/rate
+ * seconds (timer granularity ~1 ms, so 2 at a time at 2,000 req/s) over a keep-alive undici Pool and
+ * times each from dispatch to the last body byte.
  */
+import { performance } from 'node:perf_hooks'
 import autocannon from 'autocannon'
 import * as hdr from 'hdr-histogram-js'
+import { Pool } from 'undici'
 
 export interface SaturationResult {
   rps: number
@@ -57,19 +67,27 @@ export async function saturation(o: LoadOptions): Promise<SaturationResult> {
   }
 }
 
-/** Latency at a fixed total request rate (autocannon overallRate), recorded per response in µs. */
-export async function latencyAtRate(o: LoadOptions & { rate: number }): Promise<LatencyResult> {
-  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
+/** Latency at a fixed total request rate (autocannon overallRate: bursty, see above), recorded per response in µs. */
+export async function latencyAtRateAutocannon(o: LoadOptions & { rate: number }): Promise<LatencyResult> {
+  const h = histogram()
   const r = await run(
     { url: o.url, connections: o.connections, duration: o.duration, overallRate: o.rate, headers: o.headers ?? {} },
     (ms) => h.recordValue(Math.max(1, Math.round(ms * 1000))),
   )
+  return latencyResult(h, { target: o.rate, seconds: r.duration || o.duration, requests: r.requests.total, errors: r.errors + r.timeouts, non2xx: r.non2xx })
+}
+
+function histogram(): hdr.Histogram {
+  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
+}
+
+function latencyResult(h: hdr.Histogram, c: { target: number; seconds: number; requests: number; errors: number; non2xx: number }): LatencyResult {
   const res: LatencyResult = {
-    target_rps: o.rate,
-    achieved_rps: r.requests.total / (r.duration || o.duration),
-    requests: r.requests.total,
-    errors: r.errors + r.timeouts,
-    non2xx: r.non2xx,
+    target_rps: c.target,
+    achieved_rps: c.requests / c.seconds,
+    requests: c.requests,
+    errors: c.errors,
+    non2xx: c.non2xx,
     p50: h.getValueAtPercentile(50),
     p90: h.getValueAtPercentile(90),
     p99: h.getValueAtPercentile(99),
@@ -81,7 +99,67 @@ export async function latencyAtRate(o: LoadOptions & { rate: number }): Promise<
   return res
 }
 
-/** A short warm-up so JIT and connection pools are hot before measuring. */
-export async function warmup(url: string, connections: number, seconds: number): Promise<void> {
-  await run({ url, connections, duration: seconds })
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/**
+ * Latency at a fixed request rate, paced: open loop (a slow response never delays the next send; a
+ * request waiting for a free connection waits inside its measured time), keep-alive connections.
+ */
+export async function latencyAtRatePaced(o: LoadOptions & { rate: number }): Promise<LatencyResult> {
+  const u = new URL(o.url)
+  const path = u.pathname + u.search
+  const pool = new Pool(u.origin, { connections: o.connections, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 10_000, bodyTimeout: 10_000 })
+  const headers = o.headers ?? {}
+  const h = histogram()
+  let requests = 0
+  let errors = 0
+  let non2xx = 0
+  let recording = false
+  const pending = new Set<Promise<void>>()
+  const fire = () => {
+    const t0 = performance.now()
+    const p = pool.request({ path, method: 'GET', headers }).then(
+      async (res) => {
+        await res.body.dump({ limit: 1 << 24 })
+        if (!recording) return
+        h.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)))
+        requests++
+        if (res.statusCode < 200 || res.statusCode > 299) non2xx++
+      },
+      () => {
+        if (recording) errors++
+      },
+    )
+    pending.add(p)
+    void p.finally(() => pending.delete(p))
+  }
+  try {
+    // open the connections first, unmeasured
+    for (let i = 0; i < o.connections; i++) fire()
+    await Promise.all(pending)
+    recording = true
+    const interval = 1000 / o.rate
+    const start = performance.now()
+    const end = start + o.duration * 1000
+    let next = start
+    for (;;) {
+      const now = performance.now()
+      if (now >= end) break
+      while (next <= now) {
+        fire()
+        next += interval
+      }
+      await sleep(Math.max(0, next - performance.now()))
+    }
+    await Promise.all(pending)
+    return latencyResult(h, { target: o.rate, seconds: o.duration, requests, errors, non2xx })
+  } finally {
+    recording = false
+    await pool.close()
+  }
+}
+
+/** A short warm-up (same requests as the measurement) so JIT, caches and connection pools are hot. */
+export async function warmup(o: LoadOptions): Promise<void> {
+  await run({ url: o.url, connections: o.connections, duration: o.duration, headers: o.headers ?? {} })
 }

@@ -1,17 +1,15 @@
 /**
  * Start and stop the processes a benchmark run needs: the bench upstream and a Bouncer gateway
- * (through the real CLI, as a user would run it). Everything listens on 127.0.0.1 and is killed
- * when the run ends.
+ * (through the real CLI, as a user would run it). Everything listens on 127.0.0.1 and is stopped
+ * when the run ends. The nginx reference proxy lives in nginx.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
-import { writeFileSync, mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+import { PACKAGE_ROOT } from './package-root.js'
 
 export async function freePort(): Promise<number> {
   const srv = net.createServer()
@@ -29,25 +27,38 @@ export interface Proc {
   stop(): Promise<void>
 }
 
-function prefix(cpus: string | null): string[] {
+/** `taskset -c CPUS` in front of a command when pinning, nothing otherwise. */
+export function pinPrefix(cpus: string | null): string[] {
   return cpus ? ['taskset', '-c', cpus] : []
 }
 
-function spawnNode(args: string[], cpus: string | null, env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  const cmd = [...prefix(cpus), process.execPath, ...args]
-  return spawn(cmd[0]!, cmd.slice(1), { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+export function spawnPinned(cmd: string[], cpus: string | null, env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const full = [...pinPrefix(cpus), ...cmd]
+  return spawn(full[0]!, full.slice(1), { cwd: PACKAGE_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+/** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
-  child.kill('SIGTERM')
-  const t = setTimeout(() => child.kill('SIGKILL'), 5000)
-  await once(child, 'exit')
+  const exited = once(child, 'exit')
+  child.kill(signal)
+  const t = setTimeout(() => child.kill('SIGKILL'), graceMs)
+  await exited
   clearTimeout(t)
 }
 
+/** Keep the last `max` characters a child wrote on stderr, for error messages. */
+function tailOf(child: ChildProcess, max = 4000): () => string {
+  let text = ''
+  child.stderr?.on('data', (d: Buffer) => {
+    text = (text + d.toString()).slice(-max)
+  })
+  return () => text.trim()
+}
+
 export async function startUpstream(cpus: string | null): Promise<Proc> {
-  const child = spawnNode([path.join(root, 'dist/bench/upstream.js'), '0'], cpus)
+  const child = spawnPinned([process.execPath, path.join(PACKAGE_ROOT, 'dist/bench/upstream.js'), '0'], cpus)
+  const stderr = tailOf(child)
   let out = ''
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => {
@@ -55,47 +66,61 @@ export async function startUpstream(cpus: string | null): Promise<Proc> {
       const m = /ready (\d+)/.exec(out)
       if (m) resolve(Number(m[1]))
     })
-    child.once('exit', (code) => reject(new Error(`bench upstream exited with ${code}`)))
+    child.once('error', reject)
+    child.once('exit', (code) => reject(new Error(`bench upstream exited with ${code}: ${stderr()}`)))
   })
   return { child, port, stop: () => stopChild(child) }
 }
 
-export interface GatewayProc extends Proc {
-  statusPort: number
+export interface GatewayOptions {
+  /** the kong.yml, as a plain object (written as JSON, which the loader accepts) */
+  config: object
+  workers: number
+  cpus: string | null
+  /** extra `node` flags for the primary; workers inherit the primary's execArgv (e.g. --cpu-prof) */
+  nodeArgs?: string[]
 }
 
-/** Start `bouncer start` with `config` (a kong.yml object), wait until every worker serves it. */
-export async function startGateway(config: object, workers: number, cpus: string | null): Promise<GatewayProc> {
+/** Start `bouncer start` with a generated config and wait until every worker serves it. */
+export async function startGateway(o: GatewayOptions): Promise<Proc> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bouncer-bench-'))
   const file = path.join(dir, 'kong.json')
-  writeFileSync(file, JSON.stringify(config))
+  writeFileSync(file, JSON.stringify(o.config))
   const port = await freePort()
   const statusPort = await freePort()
-  const child = spawnNode(
+  const adminPort = await freePort()
+  const child = spawnPinned(
     [
-      path.join(root, 'bin/bouncer.js'), 'start', '--config', file, '--workers', String(workers),
+      process.execPath, ...(o.nodeArgs ?? []),
+      path.join(PACKAGE_ROOT, 'bin/bouncer.js'), 'start', '--config', file, '--workers', String(o.workers),
       '--proxy-listen', `127.0.0.1:${port}`, '--status-listen', `127.0.0.1:${statusPort}`,
-      '--admin-listen', `127.0.0.1:${await freePort()}`, '--log-level', 'warn',
+      '--admin-listen', `127.0.0.1:${adminPort}`, '--log-level', 'warn',
     ],
-    cpus,
+    o.cpus,
   )
-  let stderr = ''
-  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
-  const deadline = Date.now() + 30_000
+  const stderr = tailOf(child)
+  const stop = async (): Promise<void> => {
+    await stopChild(child)
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const deadline = Date.now() + 60_000
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}: ${stderr}`)
+    if (child.exitCode !== null) {
+      rmSync(dir, { recursive: true, force: true })
+      throw new Error(`gateway exited with ${child.exitCode}: ${stderr()}`)
+    }
     try {
       const r = await fetch(`http://127.0.0.1:${statusPort}/status`)
       const s = (await r.json()) as { workers_alive?: number; converged?: boolean }
-      if (r.status === 200 && s.workers_alive === workers && s.converged) break
+      if (r.status === 200 && s.workers_alive === o.workers && s.converged) break
     } catch {
       // not up yet
     }
     if (Date.now() > deadline) {
-      await stopChild(child)
-      throw new Error(`gateway did not become ready in 30 s: ${stderr}`)
+      await stop()
+      throw new Error(`gateway did not become ready in 60 s: ${stderr()}`)
     }
     await new Promise((r) => setTimeout(r, 100))
   }
-  return { child, port, statusPort, stop: () => stopChild(child) }
+  return { child, port, stop }
 }

@@ -4,12 +4,12 @@ export const direct: Scenario = {
   name: 'direct',
   description: 'straight to the upstream, small JSON body (the baseline)',
   via: 'direct',
-  path: '/',
+  prepare: () => ({ path: '/' }),
 }
 
 export const direct16k: Scenario = {
   name: 'direct-16k',
   description: 'straight to the upstream, 16 KiB body (baseline for 16 KiB scenarios)',
   via: 'direct',
-  path: '/16k',
+  prepare: () => ({ path: '/16k' }),
 }

@@ -1,8 +1,21 @@
-/** The scenario list, in run order. Direct baselines come first: every ratio is against them. */
+/**
+ * The scenario list, in run order. Baselines and references come before what is compared with them
+ * (direct → nginx → no-plugins → plugin scenarios), so every ratio is against this same round.
+ */
 import { direct, direct16k } from './direct.js'
-import { noPlugins, noPlugins16k } from './no-plugins.js'
+import { fullChain } from './full-chain.js'
+import { jwtAcl } from './jwt-acl.js'
+import { jwtHs256 } from './jwt-hs256.js'
+import { jwtRs256 } from './jwt-rs256.js'
+import { keyAuth } from './key-auth.js'
+import { nginx, nginx16k } from './nginx.js'
+import { noPlugins16k } from './no-plugins-16k.js'
+import { noPlugins } from './no-plugins.js'
 import { routes10k } from './routes-10k.js'
 import type { Scenario } from './types.js'
 
-export const SCENARIOS: Scenario[] = [direct, noPlugins, routes10k, direct16k, noPlugins16k]
-export type { Scenario }
+export const SCENARIOS: Scenario[] = [
+  direct, nginx, noPlugins, jwtHs256, jwtRs256, keyAuth, jwtAcl, fullChain, routes10k,
+  direct16k, nginx16k, noPlugins16k,
+]
+export type { Prepared, Scenario } from './types.js'

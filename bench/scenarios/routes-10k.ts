@@ -5,16 +5,16 @@ export const routes10k: Scenario = {
   name: 'routes-10k',
   description: 'through Bouncer with 10,000 routes in the config, no plugins',
   via: 'bouncer',
-  path: '/svc-5000/items',
   baseline: 'direct',
-  config: (upstreamPort) => {
+  reference: 'no-plugins',
+  prepare: (upstreamPort) => {
     const routes = []
     for (let i = 0; i < 10_000; i++) routes.push({ name: `r${i}`, paths: [`/svc-${i}/items`] })
     for (let i = 0; i < 20; i++) routes.push({ name: `h${i}`, hosts: [`host-${i}.example.com`], paths: ['/'] })
     for (let i = 0; i < 20; i++) routes.push({ name: `x${i}`, paths: [`~/re-${i}/\\d+$`] })
     return {
-      _format_version: '3.0',
-      services: [{ name: 'bench', url: `http://127.0.0.1:${upstreamPort}`, routes }],
+      path: '/svc-5000/items',
+      config: { _format_version: '3.0', services: [{ name: 'bench', url: `http://127.0.0.1:${upstreamPort}`, routes }] },
     }
   },
 }

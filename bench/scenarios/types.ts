@@ -1,14 +1,25 @@
-/** A benchmark scenario: one small file per scenario in this folder (see index.ts for the list). */
+/** A benchmark scenario: one small file per scenario in this folder (index.ts lists them in run order). */
+export interface Prepared {
+  /** request path (and query) on the target */
+  path: string
+  /** request headers (credentials); the same value on every request, so auth caches stay warm */
+  headers?: Record<string, string>
+  /** the kong.yml (as a plain object) for 'bouncer' scenarios */
+  config?: object
+}
+
 export interface Scenario {
   name: string
   description: string
-  /** 'direct' calls the bench upstream itself (the baseline); 'bouncer' goes through the gateway */
-  via: 'direct' | 'bouncer'
-  /** request path (and query) */
-  path: string
-  headers?: Record<string, string>
-  /** the direct scenario this one is compared against (same response size) */
+  /** 'direct': the bench upstream itself (a baseline); 'bouncer': through the gateway; 'nginx': the reference proxy */
+  via: 'direct' | 'bouncer' | 'nginx'
+  /** the direct scenario this one is compared against (same response size): req/s ratio and added latency */
   baseline?: string
-  /** the kong.yml (as a plain object) for 'bouncer' scenarios */
-  config?: (upstreamPort: number) => object
+  /**
+   * a second comparison for the targets, when it ran in the same round: no-plugins vs nginx,
+   * plugin scenarios vs no-plugins ("added over the no-plugin route")
+   */
+  reference?: string
+  /** build the request and config for an upstream on `upstreamPort`; called once per run */
+  prepare(upstreamPort: number): Prepared
 }

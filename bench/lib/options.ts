@@ -1,0 +1,131 @@
+/**
+ * Command-line options of the bench (`npm run bench -- ...`, `bouncer bench ...`), checked up front:
+ * a bad value is one line naming the option, then the usage.
+ */
+import { parseArgs } from 'node:util'
+import { SCENARIOS, type Scenario } from '../scenarios/index.js'
+
+export class BenchUsageError extends Error {}
+
+export function usage(prog: string): string {
+  return `usage: ${prog} [options]
+  --scenarios a,b,c   scenarios to run (default: all but nginx ones); their baselines and references
+                      are added: ${SCENARIOS.map((s) => s.name).join(', ')}
+  --duration S        seconds per measurement: saturation, then fixed rate (default 10)
+  --warmup S          warm-up seconds before each scenario's measurements (default 2; 0 = none)
+  --connections N     connections (default 50)
+  --workers N         gateway workers, and nginx worker_processes (default 2)
+  --rate N|auto       fixed request rate of the latency run (default 2000; auto = 50% of direct's max)
+  --rate-gen paced|autocannon
+                      how the fixed rate is generated (default paced: one request every 1/rate s;
+                      autocannon's overallRate sends each connection's per-second quota in a burst)
+  --repeat N          rounds over all scenarios (default 1); medians are reported and the spread
+                      over rounds is the run-to-run noise that --compare uses
+  --with nginx        also run the small and 16 KiB scenarios through nginx (needs nginx on PATH)
+  --compare baseline|FILE
+                      print deltas against bench/results/baseline.json (or a results FILE) and flag
+                      regressions beyond the noise
+  --save-baseline     also write this run as bench/results/baseline.json
+  --cpu-prof          profile the gateway workers (node --cpu-prof); top self-time functions in the report
+  --pin               pin the gateway (upper half of the cores) and the load generator + upstream
+                      (lower half) with taskset
+  --out DIR           output folder (default: %OUT%)
+  --help`
+}
+
+export interface BenchOptions {
+  scenarios: Scenario[]
+  duration: number
+  warmup: number
+  connections: number
+  workers: number
+  rate: number | 'auto'
+  rateGen: 'paced' | 'autocannon'
+  repeat: number
+  withNginx: boolean
+  compare: string | null
+  saveBaseline: boolean
+  cpuProf: boolean
+  pin: boolean
+  out: string
+  help: boolean
+}
+
+function positiveInt(name: string, v: string | undefined, def: number): number {
+  if (v === undefined) return def
+  const n = Number(v)
+  if (!Number.isInteger(n) || n <= 0) throw new BenchUsageError(`--${name} must be a positive integer, got "${v}"`)
+  return n
+}
+
+/** The chosen scenarios plus what their ratios need (baselines, and references when they can run), in run order. */
+export function selectScenarios(names: string[] | null, withNginx: boolean): Scenario[] {
+  const runnable = (s: Scenario) => s.via !== 'nginx' || withNginx
+  if (names === null) return SCENARIOS.filter(runnable)
+  for (const n of names) {
+    if (!SCENARIOS.some((s) => s.name === n)) throw new BenchUsageError(`unknown scenario "${n}" (scenarios: ${SCENARIOS.map((s) => s.name).join(', ')})`)
+  }
+  const want = new Set(names)
+  for (const n of names) {
+    const sc = SCENARIOS.find((s) => s.name === n)!
+    if (sc.baseline) want.add(sc.baseline) // a ratio needs its baseline from the same round
+    const ref = sc.reference ? SCENARIOS.find((s) => s.name === sc.reference) : undefined
+    if (ref && runnable(ref)) {
+      want.add(ref.name)
+      if (ref.baseline) want.add(ref.baseline)
+    }
+  }
+  return SCENARIOS.filter((s) => want.has(s.name))
+}
+
+export function parseOptions(argv: string[], defaultOut: string): BenchOptions {
+  let v
+  try {
+    v = parseArgs({
+      args: argv,
+      options: {
+        scenarios: { type: 'string' }, duration: { type: 'string' }, warmup: { type: 'string' },
+        connections: { type: 'string' }, workers: { type: 'string' }, rate: { type: 'string' },
+        'rate-gen': { type: 'string' }, repeat: { type: 'string' }, with: { type: 'string', multiple: true }, compare: { type: 'string' },
+        'save-baseline': { type: 'boolean' }, 'cpu-prof': { type: 'boolean' }, pin: { type: 'boolean' },
+        out: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values
+  } catch (err) {
+    throw new BenchUsageError((err as Error).message.split('\n')[0]!)
+  }
+  for (const w of v.with ?? []) {
+    if (w !== 'nginx') throw new BenchUsageError(`--with knows only "nginx", got "${w}"`)
+  }
+  const names = v.scenarios === undefined ? null : v.scenarios.split(',').map((s) => s.trim()).filter(Boolean)
+  if (names !== null && names.length === 0) throw new BenchUsageError('--scenarios needs at least one name')
+  // naming an nginx scenario implies --with nginx
+  const withNginx = (v.with ?? []).includes('nginx') || (names ?? []).some((n) => SCENARIOS.find((s) => s.name === n)?.via === 'nginx')
+  let warmup = 2
+  if (v.warmup !== undefined) {
+    warmup = Number(v.warmup)
+    if (!Number.isInteger(warmup) || warmup < 0) throw new BenchUsageError(`--warmup must be a whole number of seconds ≥ 0, got "${v.warmup}"`)
+  }
+  const rate = v.rate === undefined ? 2000 : v.rate === 'auto' ? 'auto' : positiveInt('rate', v.rate, 2000)
+  const rateGen = v['rate-gen'] ?? 'paced'
+  if (rateGen !== 'paced' && rateGen !== 'autocannon') throw new BenchUsageError(`--rate-gen must be paced or autocannon, got "${rateGen}"`)
+  return {
+    scenarios: selectScenarios(names, withNginx),
+    duration: positiveInt('duration', v.duration, 10),
+    warmup,
+    connections: positiveInt('connections', v.connections, 50),
+    workers: positiveInt('workers', v.workers, 2),
+    rate,
+    rateGen,
+    repeat: positiveInt('repeat', v.repeat, 1),
+    withNginx,
+    compare: v.compare ?? null,
+    saveBaseline: v['save-baseline'] ?? false,
+    cpuProf: v['cpu-prof'] ?? false,
+    pin: v.pin ?? false,
+    out: v.out ?? defaultOut,
+    help: v.help ?? false,
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The markdown report of a run: environment, one table row per scenario, and the issue's targets
+ * (reported, never asserted: met, or missed by how much).
+ */
+import type { BenchResults, ScenarioResult } from './results.js'
+
+const f = (n: number | null | undefined, d = 0) => (n === null || n === undefined || Number.isNaN(n) ? '—' : n.toFixed(d))
+
+export const TABLE_HEADER =
+  '| scenario | req/s | × direct | × ref | ref | rate | p50 µs | p90 µs | p99 µs | p99.9 µs | added p50 | added p90 | added p99 | added p99.9 | over ref p50 | over ref p99 | spread req/s | spread p50 | errors |'
+
+function noiseCells(r: ScenarioResult): string {
+  if (!r.noise) return '— | —'
+  const rps = r.noise.rps !== undefined && r.rps > 0 ? `${((100 * r.noise.rps) / r.rps).toFixed(1)}%` : '—'
+  return `${rps} | ${r.noise.p50 !== undefined ? `${Math.round(r.noise.p50)} µs` : '—'}`
+}
+
+export function renderMarkdown(run: BenchResults): string {
+  const e = run.env
+  const lines = [
+    `# Bouncer benchmark — ${e.date}`,
+    '',
+    `node ${e.node} on ${e.platform}, ${e.cores} cores (${e.cpu}); gateway: ${e.workers} workers; ${e.connections} connections; ` +
+      `${e.duration_s} s per measurement after ${e.warmup_s} s warm-up; fixed rate ${e.rate === 'auto' ? 'auto (50% of direct max)' : `${e.rate} req/s`} (${e.rate_gen}); ` +
+      `${e.rounds} round(s), medians shown; pinning: ${e.pinning}; nginx: ${e.nginx ?? 'not run'}.`,
+    '',
+    `Load average before ${e.load_before.map((l) => l.toFixed(2)).join(' / ')}, after ${e.load_after.map((l) => l.toFixed(2)).join(' / ')} (1/5/15 min; anything above ~0.3 before the run means other processes shared the machine).`,
+    '',
+    'req/s: saturation at N connections. Latency: at the fixed rate, per response, µs. "added" = this scenario − its direct baseline in the same round; ' +
+      '"× ref" / "over ref": against the reference (nginx for no-plugins, no-plugins for plugin scenarios) in the same round. Spread: max − min over the rounds (the run-to-run noise; req/s as % of the median).',
+    '',
+    TABLE_HEADER,
+    `|---|${Array(18).fill('---:').join('|')}|`,
+  ]
+  for (const r of run.results) {
+    const l = r.latency
+    const a = r.added_us
+    const ra = r.reference_added_us
+    lines.push(
+      `| ${r.name} | ${f(r.rps)} | ${f(r.rps_ratio, 2)} | ${f(r.reference_rps_ratio, 2)} | ${r.reference ?? '—'} | ${f(l.achieved_rps)} | ` +
+        `${f(l.p50)} | ${f(l.p90)} | ${f(l.p99)} | ${f(l.p999)} | ${f(a?.p50)} | ${f(a?.p90)} | ${f(a?.p99)} | ${f(a?.p999)} | ` +
+        `${f(ra?.p50)} | ${f(ra?.p99)} | ${noiseCells(r)} | ${r.errors} |`,
+    )
+  }
+  const targets = renderTargets(run)
+  if (targets) lines.push('', targets)
+  return lines.join('\n') + '\n'
+}
+
+interface Target {
+  what: string
+  value: number | null | undefined
+  limit: number
+  /** true: value must be ≥ limit */
+  atLeast: boolean
+  unit: string
+}
+
+/** The targets of issue 5 for what this run measured (a target whose inputs did not run is left out). */
+export function targets(run: BenchResults): Target[] {
+  const get = (name: string) => run.results.find((r) => r.name === name)
+  const np = get('no-plugins')
+  const jwt = get('jwt-hs256')
+  const full = get('full-chain')
+  const big = get('no-plugins-16k')
+  const out: Target[] = []
+  if (np && np.reference === 'nginx') out.push({ what: 'no plugins: req/s vs nginx (same workers)', value: np.reference_rps_ratio, limit: 1.0, atLeast: true, unit: '×' })
+  if (np && run.env.rate === 2000) {
+    out.push({ what: 'no plugins: added p50 at 2,000 req/s', value: np.added_us?.p50, limit: 120, atLeast: false, unit: 'µs' })
+    out.push({ what: 'no plugins: added p99 at 2,000 req/s', value: np.added_us?.p99, limit: 400, atLeast: false, unit: 'µs' })
+  }
+  if (jwt && jwt.reference === 'no-plugins') {
+    out.push({ what: 'jwt HS256: req/s vs no plugins', value: jwt.reference_rps_ratio, limit: 0.9, atLeast: true, unit: '×' })
+    out.push({ what: 'jwt HS256: added p50 over no plugins', value: jwt.reference_added_us?.p50, limit: 20, atLeast: false, unit: 'µs' })
+  }
+  if (full && full.reference === 'no-plugins') out.push({ what: 'full chain: added p50 over no plugins', value: full.reference_added_us?.p50, limit: 60, atLeast: false, unit: 'µs' })
+  if (big && big.reference === 'nginx-16k') out.push({ what: '16 KiB: req/s vs nginx', value: big.reference_rps_ratio, limit: 0.9, atLeast: true, unit: '×' })
+  return out
+}
+
+function renderTargets(run: BenchResults): string {
+  const list = targets(run)
+  if (list.length === 0) return ''
+  const lines = ['## Targets (issue 5; reported, not asserted)', '', '| target | measured | limit | verdict |', '|---|---:|---:|---|']
+  for (const t of list) {
+    const d = t.unit === '×' ? 2 : 0
+    let verdict = 'not measured'
+    if (t.value !== null && t.value !== undefined) {
+      const ok = t.atLeast ? t.value >= t.limit : t.value <= t.limit
+      const by = Math.abs(t.value - t.limit)
+      verdict = ok ? 'met' : `missed by ${by.toFixed(d)} ${t.unit}`
+    }
+    lines.push(`| ${t.what} | ${f(t.value, d)} ${t.unit} | ${t.atLeast ? '≥' : '≤'} ${t.limit} ${t.unit} | ${verdict} |`)
+  }
+  return lines.join('\n')
+}

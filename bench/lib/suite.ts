@@ -1,0 +1,207 @@
+/**
+ * The bench run: per round, per scenario, start the target (the upstream itself, a Bouncer gateway
+ * through the real CLI, or nginx), warm up, measure saturation then latency at a fixed rate, stop it.
+ * Ratios and added latency are taken against the baseline/reference measured in the same round; the
+ * rounds are reduced to medians and spreads (results.ts). Writes <out>/<timestamp>.{json,md,svg}.
+ */
+import { execFileSync } from 'node:child_process'
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import type { Prepared, Scenario } from '../scenarios/index.js'
+import { BASELINE_FILE, compareResults, loadResults, renderComparison, resolveCompareTarget } from './compare.js'
+import { renderProfiles, summarizeProfiles, workerProfiles } from './cpu-profile.js'
+import { latencyAtRateAutocannon, latencyAtRatePaced, saturation, warmup } from './measure.js'
+import { findNginx, NGINX_INSTALL_HINT, nginxVersion, startNginx } from './nginx.js'
+import { BenchUsageError, type BenchOptions } from './options.js'
+import { startGateway, startUpstream, type Proc } from './processes.js'
+import { renderMarkdown } from './report.js'
+import { diff, RESULTS_SCHEMA, summarize, type BenchEnv, type BenchResults, type ProfileSummary, type RunSample } from './results.js'
+import { renderSvg } from './svg-chart.js'
+
+export interface SuiteOutput {
+  results: BenchResults
+  files: { json: string; md: string; svg: string }
+}
+
+const log = (line: string) => process.stderr.write(`${line}\n`)
+
+function pinning(pin: boolean): { gw: string | null; load: string | null; text: string } {
+  if (!pin) return { gw: null, load: null, text: 'none' }
+  const ncpu = os.availableParallelism()
+  if (ncpu < 2) throw new BenchUsageError('--pin needs at least 2 cores')
+  const half = Math.floor(ncpu / 2)
+  const load = half === 1 ? '0' : `0-${half - 1}`
+  const gw = ncpu - half === 1 ? String(half) : `${half}-${ncpu - 1}`
+  try {
+    execFileSync('taskset', ['-cp', load, String(process.pid)], { stdio: 'ignore' })
+  } catch {
+    throw new BenchUsageError('--pin needs the taskset command (Debian: apt-get install util-linux)')
+  }
+  return { gw, load, text: `gateway/nginx on CPUs ${gw}; upstream + load generator on CPUs ${load}` }
+}
+
+export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
+  let nginxBin: string | null = null
+  if (o.withNginx) {
+    nginxBin = findNginx()
+    if (!nginxBin) throw new BenchUsageError(NGINX_INSTALL_HINT)
+  }
+  // read the comparison target before spending minutes measuring
+  const compareFile = o.compare ? resolveCompareTarget(o.compare) : null
+  const compareWith = compareFile ? loadResults(compareFile) : null
+  const pin = pinning(o.pin)
+  const date = new Date()
+  const stamp = date.toISOString().replace(/[:.]/g, '-')
+  const outDir = path.resolve(o.out)
+  mkdirSync(outDir, { recursive: true })
+  const profRoot = o.cpuProf ? path.join(outDir, `${stamp}-profiles`) : null
+
+  const env: BenchEnv = {
+    node: process.version,
+    cpu: os.cpus()[0]?.model.trim() ?? 'unknown',
+    cores: os.availableParallelism(),
+    platform: `${os.platform()} ${os.release()}`,
+    workers: o.workers,
+    connections: o.connections,
+    duration_s: o.duration,
+    warmup_s: o.warmup,
+    rate: o.rate,
+    rate_gen: o.rateGen,
+    rounds: o.repeat,
+    pinning: pin.text,
+    nginx: nginxBin ? nginxVersion(nginxBin) : null,
+    load_before: os.loadavg(),
+    load_after: [],
+    date: date.toISOString(),
+    cpu_prof: profRoot ? `${profRoot} (profiling slows the gateway: these numbers are not comparable to unprofiled runs)` : null,
+  }
+  const perRound = 2 * o.duration + o.warmup
+  const estimate = Math.round((o.scenarios.length * o.repeat * (perRound + 2)) / 60)
+  log(
+    `bench: ${o.scenarios.length} scenarios × ${o.repeat} round(s), ${o.duration} s per measurement (about ${estimate} min), ` +
+      `${o.connections} connections, ${o.workers} workers, rate ${o.rate}, node ${env.node}, ${env.cores} cores (${env.cpu}), ` +
+      `load ${env.load_before.map((l) => l.toFixed(2)).join(' ')}; pinning: ${env.pinning}`,
+  )
+
+  const upstream = await startUpstream(pin.load)
+  const samples = new Map<string, RunSample[]>(o.scenarios.map((s) => [s.name, []]))
+  const profileDirs = new Map<string, { dir: string; pid: number | undefined }[]>()
+  let rate = o.rate === 'auto' ? 0 : o.rate
+  try {
+    const prepared = new Map<string, Prepared>(o.scenarios.map((s) => [s.name, s.prepare(upstream.port)]))
+    const total = o.scenarios.length * o.repeat
+    let step = 0
+    for (let round = 1; round <= o.repeat; round++) {
+      const thisRound = new Map<string, RunSample>()
+      for (const sc of o.scenarios) {
+        step++
+        const tag = `[${step}/${total}]${o.repeat > 1 ? ` round ${round}` : ''} ${sc.name}`
+        const t0 = Date.now()
+        const prep = prepared.get(sc.name)!
+        let target: Proc | null = null
+        let port = upstream.port
+        let profDir: string | null = null
+        try {
+          if (sc.via === 'bouncer') {
+            profDir = profRoot ? path.join(profRoot, `${sc.name}-r${round}`) : null
+            target = await startGateway({
+              config: prep.config!, workers: o.workers, cpus: pin.gw,
+              nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+            })
+            port = target.port
+          } else if (sc.via === 'nginx') {
+            target = await startNginx(nginxBin!, upstream.port, o.workers, pin.gw)
+            port = target.port
+          }
+          const url = `http://127.0.0.1:${port}${prep.path}`
+          const headers = prep.headers ?? {}
+          const check = await fetch(url, { headers })
+          const body = await check.text()
+          if (check.status !== 200) throw new Error(`${sc.name}: ${url} answered ${check.status}, expected 200: ${body.slice(0, 200)}`)
+          if (o.warmup > 0) await warmup({ url, connections: o.connections, duration: o.warmup, headers })
+          log(`${tag}: saturation ${o.duration} s`)
+          const sat = await saturation({ url, connections: o.connections, duration: o.duration, headers })
+          if (rate === 0) rate = Math.max(100, Math.round(sat.rps / 2)) // auto: half the first (direct) max
+          log(`${tag}: latency at ${rate} req/s (${o.rateGen}) ${o.duration} s`)
+          const lat = await (o.rateGen === 'paced' ? latencyAtRatePaced : latencyAtRateAutocannon)({ url, connections: o.connections, duration: o.duration, rate, headers })
+          const base = sc.baseline ? thisRound.get(sc.baseline) : undefined
+          const ref = sc.reference ? thisRound.get(sc.reference) : undefined
+          const pct = { p50: lat.p50, p90: lat.p90, p99: lat.p99, p999: lat.p999 }
+          const sample: RunSample = {
+            round,
+            saturation: sat,
+            latency: lat,
+            rps_ratio: base ? sat.rps / base.saturation.rps : null,
+            added_us: base ? diff(pct, base.latency) : null,
+            reference_rps_ratio: ref ? sat.rps / ref.saturation.rps : null,
+            reference_added_us: ref ? diff(pct, ref.latency) : null,
+          }
+          thisRound.set(sc.name, sample)
+          samples.get(sc.name)!.push(sample)
+          const errs = sat.errors + sat.non2xx + lat.errors + lat.non2xx
+          log(
+            `${tag}: ${Math.round(sat.rps)} req/s${sample.rps_ratio !== null ? ` (${sample.rps_ratio.toFixed(2)}× direct)` : ''}, ` +
+              `p50 ${lat.p50} µs, p99 ${lat.p99} µs` +
+              `${sample.added_us ? `, added p50 ${Math.round(sample.added_us.p50)} µs / p99 ${Math.round(sample.added_us.p99)} µs` : ''}` +
+              `${errs ? `, ${errs} errors/non-2xx` : ''} (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
+          )
+        } finally {
+          if (target) await target.stop()
+          if (profDir) {
+            const list = profileDirs.get(sc.name) ?? []
+            list.push({ dir: profDir, pid: target?.child.pid })
+            profileDirs.set(sc.name, list)
+          }
+        }
+      }
+    }
+  } finally {
+    await upstream.stop()
+  }
+  env.load_after = os.loadavg()
+
+  const results: BenchResults = {
+    schema: RESULTS_SCHEMA,
+    env,
+    results: o.scenarios.map((sc: Scenario) => {
+      const runs = samples.get(sc.name)!
+      const refRan = sc.reference !== undefined && runs.some((r) => r.reference_rps_ratio !== null)
+      return summarize(
+        { name: sc.name, description: sc.description, via: sc.via, baseline: sc.baseline ?? null, reference: refRan ? sc.reference! : null },
+        runs,
+      )
+    }),
+  }
+  if (o.rate === 'auto') env.rate = rate
+  let profilesMd = ''
+  if (profRoot) {
+    const list: ProfileSummary[] = []
+    for (const [name, dirs] of profileDirs) {
+      const files = dirs.flatMap((d) => workerProfiles(d.dir, d.pid))
+      if (files.length > 0) list.push(summarizeProfiles(name, files))
+      else log(`bench: ${name}: no worker CPU profile was written (did the workers exit cleanly?)`)
+    }
+    results.profiles = list
+    profilesMd = renderProfiles(list)
+  }
+  let md = renderMarkdown(results)
+  if (profilesMd) md += '\n' + profilesMd
+  if (compareWith && compareFile) {
+    const cmp = compareResults(results, compareWith, path.relative(process.cwd(), compareFile) || compareFile)
+    md += '\n' + renderComparison(cmp)
+    results.comparison = cmp
+  }
+  const files = { json: path.join(outDir, `${stamp}.json`), md: path.join(outDir, `${stamp}.md`), svg: path.join(outDir, `${stamp}.svg`) }
+  writeFileSync(files.json, JSON.stringify(results, null, 2) + '\n')
+  writeFileSync(files.md, md)
+  writeFileSync(files.svg, renderSvg(results))
+  if (o.saveBaseline) {
+    mkdirSync(path.dirname(BASELINE_FILE), { recursive: true })
+    copyFileSync(files.json, BASELINE_FILE)
+    log(`bench: saved as ${BASELINE_FILE}`)
+  }
+  process.stdout.write(md)
+  log(`bench: wrote ${files.json}, .md, .svg`)
+  return { results, files }
+}
