@@ -8,9 +8,13 @@ import { SCENARIOS, type Scenario } from '../scenarios/index.js'
 export class BenchUsageError extends Error {}
 
 export function usage(prog: string): string {
+  const names = SCENARIOS.map((s) => s.name)
+  const rows: string[] = []
+  for (let i = 0; i < names.length; i += 5) rows.push(names.slice(i, i + 5).join(', '))
+  const list = rows.join(',\n                      ')
   return `usage: ${prog} [options]
   --scenarios a,b,c   scenarios to run (default: all but nginx ones); their baselines and references
-                      are added: ${SCENARIOS.map((s) => s.name).join(', ')}
+                      are added. Scenarios: ${list}
   --duration S        seconds per measurement: saturation, then fixed rate (default 10)
   --warmup S          warm-up seconds before each scenario's measurements (default 2; 0 = none)
   --connections N     connections (default 50)
@@ -30,7 +34,8 @@ export function usage(prog: string): string {
   --pin               pin the gateway (upper half of the cores) and the load generator + upstream
                       (lower half) with taskset
   --out DIR           output folder (default: %OUT%)
-  --help`
+  --help
+Output: <out>/<timestamp>.json (raw), .md (table), .svg (chart of added latency). See bench/README.md.`
 }
 
 export interface BenchOptions {

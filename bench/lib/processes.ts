@@ -79,6 +79,8 @@ export interface GatewayOptions {
   cpus: string | null
   /** extra `node` flags for the primary; workers inherit the primary's execArgv (e.g. --cpu-prof) */
   nodeArgs?: string[]
+  /** extra `bouncer start` arguments */
+  args?: string[]
 }
 
 /** Start `bouncer start` with a generated config and wait until every worker serves it. */
@@ -94,7 +96,7 @@ export async function startGateway(o: GatewayOptions): Promise<Proc> {
       process.execPath, ...(o.nodeArgs ?? []),
       path.join(PACKAGE_ROOT, 'bin/bouncer.js'), 'start', '--config', file, '--workers', String(o.workers),
       '--proxy-listen', `127.0.0.1:${port}`, '--status-listen', `127.0.0.1:${statusPort}`,
-      '--admin-listen', `127.0.0.1:${adminPort}`, '--log-level', 'warn',
+      '--admin-listen', `127.0.0.1:${adminPort}`, '--log-level', 'warn', ...(o.args ?? []),
     ],
     o.cpus,
   )

@@ -42,6 +42,7 @@ export function renderMarkdown(run: BenchResults): string {
         `${f(ra?.p50)} | ${f(ra?.p99)} | ${noiseCells(r)} | ${r.errors} |`,
     )
   }
+  for (const s of run.skipped ?? []) lines.push('', `Skipped ${s.name}: ${s.reason}`)
   const targets = renderTargets(run)
   if (targets) lines.push('', targets)
   return lines.join('\n') + '\n'

@@ -95,6 +95,8 @@ export interface BenchResults {
   schema: typeof RESULTS_SCHEMA
   env: BenchEnv
   results: ScenarioResult[]
+  /** scenarios that could not run here, and why */
+  skipped: { name: string; reason: string }[]
   /** filled when --cpu-prof was given: top self-time functions per profiled scenario */
   profiles?: ProfileSummary[]
   /** filled when --compare was given */

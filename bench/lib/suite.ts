@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process'
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import type { Prepared, Scenario } from '../scenarios/index.js'
+import { ScenarioUnavailable, type Prepared, type Scenario } from '../scenarios/index.js'
 import { BASELINE_FILE, compareResults, loadResults, renderComparison, resolveCompareTarget } from './compare.js'
 import { renderProfiles, summarizeProfiles, workerProfiles } from './cpu-profile.js'
 import { latencyAtRateAutocannon, latencyAtRatePaced, saturation, warmup } from './measure.js'
@@ -49,7 +49,12 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
   }
   // read the comparison target before spending minutes measuring
   const compareFile = o.compare ? resolveCompareTarget(o.compare) : null
-  const compareWith = compareFile ? loadResults(compareFile) : null
+  let compareWith: BenchResults | null = null
+  try {
+    compareWith = compareFile ? loadResults(compareFile) : null
+  } catch (err) {
+    throw new BenchUsageError(`--compare: ${(err as Error).message}`)
+  }
   const pin = pinning(o.pin)
   const date = new Date()
   const stamp = date.toISOString().replace(/[:.]/g, '-')
@@ -88,13 +93,25 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
   const samples = new Map<string, RunSample[]>(o.scenarios.map((s) => [s.name, []]))
   const profileDirs = new Map<string, { dir: string; pid: number | undefined }[]>()
   let rate = o.rate === 'auto' ? 0 : o.rate
+  const prepared = new Map<string, Prepared>()
+  const skipped: { name: string; reason: string }[] = []
+  let scenarios = o.scenarios
   try {
-    const prepared = new Map<string, Prepared>(o.scenarios.map((s) => [s.name, s.prepare(upstream.port)]))
-    const total = o.scenarios.length * o.repeat
+    for (const sc of o.scenarios) {
+      try {
+        prepared.set(sc.name, await sc.prepare(upstream.port))
+      } catch (err) {
+        if (!(err instanceof ScenarioUnavailable)) throw err
+        skipped.push({ name: sc.name, reason: err.message })
+        log(`bench: skipping ${sc.name}: ${err.message}`)
+      }
+    }
+    scenarios = o.scenarios.filter((s) => prepared.has(s.name))
+    const total = scenarios.length * o.repeat
     let step = 0
     for (let round = 1; round <= o.repeat; round++) {
       const thisRound = new Map<string, RunSample>()
-      for (const sc of o.scenarios) {
+      for (const sc of scenarios) {
         step++
         const tag = `[${step}/${total}]${o.repeat > 1 ? ` round ${round}` : ''} ${sc.name}`
         const t0 = Date.now()
@@ -106,7 +123,7 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
           if (sc.via === 'bouncer') {
             profDir = profRoot ? path.join(profRoot, `${sc.name}-r${round}`) : null
             target = await startGateway({
-              config: prep.config!, workers: o.workers, cpus: pin.gw,
+              config: prep.config!, workers: o.workers, cpus: pin.gw, args: prep.args ?? [],
               nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
             })
             port = target.port
@@ -158,13 +175,15 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
     }
   } finally {
     await upstream.stop()
+    for (const p of prepared.values()) p.cleanup?.()
   }
   env.load_after = os.loadavg()
 
   const results: BenchResults = {
     schema: RESULTS_SCHEMA,
     env,
-    results: o.scenarios.map((sc: Scenario) => {
+    skipped,
+    results: scenarios.map((sc: Scenario) => {
       const runs = samples.get(sc.name)!
       const refRan = sc.reference !== undefined && runs.some((r) => r.reference_rps_ratio !== null)
       return summarize(

@@ -1,3 +1,4 @@
+import { buildExamplePlugin } from './sdk-plugins.js'
 import { benchConfig, CONSUMER } from './service.js'
 import { API_KEY } from './key-auth.js'
 import { JWT_KEY, JWT_SECRET } from './jwt-hs256.js'
@@ -5,28 +6,34 @@ import { benchClaims, signHs256 } from './tokens.js'
 import type { Scenario } from './types.js'
 
 /**
- * Every plugin Bouncer has today on one route: jwt HS256 + key-auth (both must pass: no anonymous) +
- * acl. The issue's full chain also has rate-limiting and a sandboxed SDK plugin; they join this
- * scenario when they land.
+ * Every kind of plugin Bouncer has today on one route: jwt HS256 + key-auth (both must pass: no
+ * anonymous) + acl + one sandboxed SDK plugin (security-headers). The issue's full chain also has
+ * rate-limiting; it joins this scenario when it lands.
  */
 export const fullChain: Scenario = {
   name: 'full-chain',
-  description: 'through Bouncer, jwt HS256 + key-auth + acl on one route',
+  description: 'through Bouncer, jwt HS256 + key-auth + acl + security-headers (SDK, sandboxed) on one route',
   via: 'bouncer',
   baseline: 'direct',
   reference: 'no-plugins',
-  prepare: (port) => ({
-    path: '/bench',
-    headers: { authorization: `Bearer ${signHs256(benchClaims(JWT_KEY), JWT_SECRET)}`, apikey: API_KEY },
-    config: benchConfig(port, {
-      plugins: [
-        { name: 'jwt', route: 'bench', config: { claims_to_verify: ['exp'] } },
-        { name: 'key-auth', route: 'bench' },
-        { name: 'acl', route: 'bench', config: { allow: ['bench-group'] } },
-      ],
-      jwt_secrets: [{ consumer: CONSUMER, key: JWT_KEY, secret: JWT_SECRET, algorithm: 'HS256' }],
-      keyauth_credentials: [{ consumer: CONSUMER, key: API_KEY }],
-      acls: [{ consumer: CONSUMER, group: 'bench-group' }],
-    }),
-  }),
+  prepare: async (port) => {
+    const plugin = await buildExamplePlugin('security-headers')
+    return {
+      path: '/bench',
+      headers: { authorization: `Bearer ${signHs256(benchClaims(JWT_KEY), JWT_SECRET)}`, apikey: API_KEY },
+      config: benchConfig(port, {
+        plugins: [
+          { name: 'jwt', route: 'bench', config: { claims_to_verify: ['exp'] } },
+          { name: 'key-auth', route: 'bench' },
+          { name: 'acl', route: 'bench', config: { allow: ['bench-group'] } },
+          { name: 'security-headers', route: 'bench' },
+        ],
+        jwt_secrets: [{ consumer: CONSUMER, key: JWT_KEY, secret: JWT_SECRET, algorithm: 'HS256' }],
+        keyauth_credentials: [{ consumer: CONSUMER, key: API_KEY }],
+        acls: [{ consumer: CONSUMER, group: 'bench-group' }],
+      }),
+      args: ['--custom-plugins', plugin.dir],
+      cleanup: plugin.cleanup,
+    }
+  },
 }

@@ -12,10 +12,12 @@ import { nginx, nginx16k } from './nginx.js'
 import { noPlugins16k } from './no-plugins-16k.js'
 import { noPlugins } from './no-plugins.js'
 import { routes10k } from './routes-10k.js'
+import { sandboxExample } from './sandbox-example.js'
+import { sandboxNoop } from './sandbox-noop.js'
 import type { Scenario } from './types.js'
 
 export const SCENARIOS: Scenario[] = [
-  direct, nginx, noPlugins, jwtHs256, jwtRs256, keyAuth, jwtAcl, fullChain, routes10k,
+  direct, nginx, noPlugins, jwtHs256, jwtRs256, keyAuth, jwtAcl, sandboxNoop, sandboxExample, fullChain, routes10k,
   direct16k, nginx16k, noPlugins16k,
 ]
-export type { Prepared, Scenario } from './types.js'
+export { ScenarioUnavailable, type Prepared, type Scenario } from './types.js'

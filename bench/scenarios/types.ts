@@ -6,7 +6,14 @@ export interface Prepared {
   headers?: Record<string, string>
   /** the kong.yml (as a plain object) for 'bouncer' scenarios */
   config?: object
+  /** extra `bouncer start` arguments (e.g. --custom-plugins DIR) */
+  args?: string[]
+  /** remove what prepare() made (temp folders), after the run */
+  cleanup?: () => void
 }
+
+/** Thrown by prepare() when the scenario cannot run here (e.g. a source it needs is not installed): skipped, not failed. */
+export class ScenarioUnavailable extends Error {}
 
 export interface Scenario {
   name: string
@@ -21,5 +28,5 @@ export interface Scenario {
    */
   reference?: string
   /** build the request and config for an upstream on `upstreamPort`; called once per run */
-  prepare(upstreamPort: number): Prepared
+  prepare(upstreamPort: number): Prepared | Promise<Prepared>
 }

@@ -76,6 +76,9 @@ ${validate}
 
 ${quickstart}
 
+bouncer bench [options]
+  Measure the latency Bouncer adds, scenario by scenario, against direct calls (see bouncer bench --help).
+
 Exit status: 0 ok, 1 invalid config or failed start, 2 usage error.
 `
   }
@@ -138,6 +141,8 @@ export async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv
   // `bouncer plugin build DIR` / `bouncer plugin new NAME` (src/cli/plugin-command.ts)
   if (first === 'plugin') return (await import('./plugin-command.js')).runPluginCommand(rest)
+  // `bouncer bench [options]`: the latency benchmark suite (bench/run.ts, bench/README.md)
+  if (first === 'bench') return (await import('../../bench/run.js')).benchMain(rest, { prog: 'bouncer bench', defaultOut: path.resolve('bouncer-bench-results') })
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     const topic = first === 'help' ? rest[0] : undefined
     if (topic !== undefined && !(COMMANDS as readonly string[]).includes(topic)) throw new UsageError(`unknown command ${JSON.stringify(topic)} (commands: ${COMMANDS.join(', ')})`)
