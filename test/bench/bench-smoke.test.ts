@@ -1,0 +1,139 @@
+/**
+ * The bench runs end to end on a tiny duration and writes well-formed results (JSON, markdown table,
+ * SVG chart, comparison with the committed baseline). No timing is asserted: only shapes.
+ * Runs the built JS (dist/bench/run.js): build first (`npx tsc -p .`).
+ */
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { compareResults } from '../../bench/lib/compare.js'
+import { nginxConf } from '../../bench/lib/nginx.js'
+import type { BenchResults, ScenarioResult } from '../../bench/lib/results.js'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+const RUN = path.join(ROOT, 'dist', 'bench', 'run.js')
+
+function bench(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [RUN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.once('error', reject)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+const finite = (n: unknown): boolean => typeof n === 'number' && Number.isFinite(n)
+
+t.test('the bench runs direct + no-plugins for 1 s per measurement and writes JSON, markdown and SVG', async (t) => {
+  t.ok(existsSync(RUN), 'dist/bench/run.js is built')
+  const out = mkdtempSync(path.join(os.tmpdir(), 'bouncer-bench-smoke-'))
+  t.teardown(() => rmSync(out, { recursive: true, force: true }))
+  const r = await bench(['--scenarios', 'no-plugins', '--duration', '1', '--warmup', '0', '--workers', '1', '--connections', '8', '--rate', '200', '--repeat', '2', '--compare', 'baseline', '--out', out])
+  t.equal(r.code, 0, `exit 0 (stderr: ${r.stderr.slice(-600)})`)
+
+  t.match(r.stderr, /\[1\/4\] round 1 direct: saturation 1 s/, 'a progress line per scenario and step')
+  t.match(r.stderr, /\[4\/4\] round 2 no-plugins: \d+ req\/s/, 'a summary line per scenario')
+
+  const files = readdirSync(out).sort()
+  const stamp = files.find((f) => f.endsWith('.json'))?.slice(0, -'.json'.length)
+  t.ok(stamp, 'a <timestamp>.json was written')
+  t.same(files, [`${stamp}.json`, `${stamp}.md`, `${stamp}.svg`], 'json, md and svg share one timestamp')
+
+  const run = JSON.parse(readFileSync(path.join(out, `${stamp}.json`), 'utf8')) as BenchResults
+  t.equal(run.schema, 'bouncer-bench/1')
+  t.match(run.env, { node: process.version, workers: 1, connections: 8, duration_s: 1, rate: 200, rate_gen: 'paced', rounds: 2, pinning: 'none' })
+  t.ok(finite(run.env.cores) && run.env.cores > 0, 'core count recorded')
+  t.equal(run.env.load_before.length, 3, 'load averages recorded before')
+  t.equal(run.env.load_after.length, 3, 'and after')
+  t.same(run.results.map((s) => s.name), ['direct', 'no-plugins'], 'the baseline is added to the chosen scenario, first')
+
+  for (const s of run.results) {
+    t.equal(s.runs.length, 2, `${s.name}: one sample per round`)
+    t.ok(s.rps > 0 && finite(s.rps), `${s.name}: req/s measured`)
+    const l = s.latency
+    t.ok(l.requests > 0, `${s.name}: fixed-rate requests recorded`)
+    t.ok(l.p50 > 0 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max, `${s.name}: percentiles ordered (${l.p50} ${l.p90} ${l.p99} ${l.p999} ${l.max})`)
+    t.equal(s.errors, 0, `${s.name}: no errors or non-2xx`)
+    t.ok(s.noise && finite(s.noise.rps) && finite(s.noise.p50), `${s.name}: spread over rounds recorded`)
+  }
+  const [direct, gw] = run.results as [ScenarioResult, ScenarioResult]
+  t.equal(direct.added_us, null, 'direct has no added latency')
+  t.equal(gw.baseline, 'direct')
+  t.ok(finite(gw.rps_ratio), 'no-plugins has a req/s ratio to direct')
+  t.ok(gw.added_us && [gw.added_us.p50, gw.added_us.p90, gw.added_us.p99, gw.added_us.p999].every(finite), 'and added latency at four percentiles')
+  t.ok(run.comparison && run.comparison.rows.some((row) => row.scenario === 'no-plugins' && row.metric === 'added_p50'), 'compared with the baseline')
+
+  const md = readFileSync(path.join(out, `${stamp}.md`), 'utf8')
+  t.equal(r.stdout, md, 'the markdown is also printed')
+  const header = md.split('\n').find((l) => l.startsWith('| scenario |'))
+  t.ok(header, 'a table header')
+  const cells = (line: string) => line.split('|').length
+  for (const name of ['direct', 'no-plugins']) {
+    const row = md.split('\n').find((l) => l.startsWith(`| ${name} |`))
+    t.ok(row, `a table row for ${name}`)
+    if (row && header) t.equal(cells(row), cells(header), `${name}: as many cells as the header`)
+  }
+  t.match(md, /## Compared with .*baseline\.json/, 'a comparison section')
+
+  const svg = readFileSync(path.join(out, `${stamp}.svg`), 'utf8')
+  t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
+  t.match(svg, /<\/svg>\n$/)
+  t.equal((svg.match(/<title>no-plugins /g) ?? []).length, 4, 'four bars (p50/p90/p99/p99.9) for no-plugins')
+  t.notMatch(svg, /<title>direct /, 'no bars for the baseline itself')
+})
+
+t.test('bad options are one line and exit status 2, before anything starts', async (t) => {
+  const unknown = await bench(['--scenarios', 'nope'])
+  t.equal(unknown.code, 2)
+  t.match(unknown.stderr, /^bench: unknown scenario "nope"/)
+  const dur = await bench(['--duration', '0'])
+  t.equal(dur.code, 2)
+  t.match(dur.stderr, /--duration must be a positive integer, got "0"/)
+  const missing = await bench(['--compare', path.join(os.tmpdir(), 'no-such-bench-results.json')])
+  t.equal(missing.code, 2)
+  t.match(missing.stderr, /--compare: no results file at/)
+})
+
+t.test('the generated nginx.conf proxies with upstream keepalive, the same workers, no access log, its own pid and logs', async (t) => {
+  const conf = nginxConf({ dir: '/tmp/x', port: 8081, upstreamPort: 9091, workers: 2 })
+  t.match(conf, /worker_processes 2;/)
+  t.match(conf, /access_log off;/)
+  t.match(conf, /pid \/tmp\/x\/nginx\.pid;/)
+  t.match(conf, /error_log \/tmp\/x\/error\.log/)
+  t.match(conf, /server 127\.0\.0\.1:9091;\s+keepalive \d+;/)
+  t.match(conf, /proxy_http_version 1\.1;/)
+  t.match(conf, /proxy_set_header Connection "";/)
+  t.match(conf, /listen 127\.0\.0\.1:8081;/)
+})
+
+t.test('compare flags a regression beyond the noise and not one within it', async (t) => {
+  const scenario = (p50: number, noiseP50: number | null): ScenarioResult => ({
+    name: 'no-plugins', description: '', via: 'bouncer', baseline: 'direct', reference: null,
+    rps: 10_000, rps_ratio: 0.5, added_us: { p50, p90: p50, p99: p50, p999: p50 }, reference_rps_ratio: null, reference_added_us: null,
+    latency: { target_rps: 2000, achieved_rps: 2000, requests: 1, errors: 0, non2xx: 0, p50: 300, p90: 300, p99: 300, p999: 300, max: 300, mean: 300 },
+    metrics: { rps: 10_000, added_p50: p50 },
+    noise: noiseP50 === null ? null : { rps: 100, added_p50: noiseP50 },
+    errors: 0, runs: [],
+  })
+  const env = { cpu: 'x', cores: 2, workers: 2, connections: 50, rate: 2000, rate_gen: 'paced', pinning: 'none' } as BenchResults['env']
+  const run = (s: ScenarioResult): BenchResults => ({ schema: 'bouncer-bench/1', env, results: [s], skipped: [] })
+  const within = compareResults(run(scenario(110, 20)), run(scenario(100, 15)), 'base')
+  t.equal(within.rows.find((r) => r.metric === 'added_p50')?.verdict, 'within noise', '+10 µs with 20 µs of noise')
+  const worse = compareResults(run(scenario(150, 20)), run(scenario(100, 15)), 'base')
+  t.equal(worse.rows.find((r) => r.metric === 'added_p50')?.verdict, 'regression', '+50 µs with 20 µs of noise')
+  t.equal(worse.regressions, 1)
+  const better = compareResults(run(scenario(60, 20)), run(scenario(100, 15)), 'base')
+  t.equal(better.rows.find((r) => r.metric === 'added_p50')?.verdict, 'improvement')
+  const unmeasured = compareResults(run(scenario(115, null)), run(scenario(100, null)), 'base')
+  t.match(unmeasured.rows.find((r) => r.metric === 'added_p50'), { verdict: 'within noise', noise_source: 'default' }, 'without rounds the default noise applies')
+})
