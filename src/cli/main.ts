@@ -47,7 +47,7 @@ export function usage(command?: Command): string {
   Each option may also come from the environment variable in brackets (flag > env > default).
 ${settingsHelp()}
   Signals: SIGTERM/SIGINT drain (a second one forces exit), SIGHUP reloads the config file.`
-  const validate = `bouncer validate [--custom-plugins PATH[,PATH]] [--plugins-dir DIR] FILE
+  const validate = `bouncer validate FILE [--custom-plugins PATH[,PATH]] [--plugins-dir DIR]
   Check a declarative config (kong.yml or JSON). Prints every issue with its location and exits 1,
   or prints a one-line summary and exits 0. SDK plugins given as for \`start\` are checked against
   their config schemas.`

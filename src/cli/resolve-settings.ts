@@ -29,7 +29,7 @@ export const SETTING_FLAGS = {
   'log-level': { arg: 'LEVEL', env: 'BOUNCER_LOG_LEVEL', help: 'trace, debug, info, warn, error, fatal or silent (default info)' },
   'drain-timeout': { arg: 'MS', env: 'BOUNCER_DRAIN_TIMEOUT', help: 'ms to finish in-flight requests on SIGTERM (default 30000)' },
   'max-body-size': { arg: 'BYTES', env: 'BOUNCER_MAX_BODY_SIZE', help: 'largest request body in bytes, 0 = unlimited (default 2 GiB)' },
-  'custom-plugins': { arg: 'PATH[,PATH]', env: 'BOUNCER_CUSTOM_PLUGINS', help: 'SDK plugins to load: folders holding manifest.json (`bouncer plugin build` output)' },
+  'custom-plugins': { arg: 'PATHS', env: 'BOUNCER_CUSTOM_PLUGINS', help: 'SDK plugins to load, comma-separated: folders holding manifest.json (`bouncer plugin build` output)' },
   'plugins-dir': { arg: 'DIR', env: 'BOUNCER_PLUGINS_DIR', help: 'load every SDK plugin folder under DIR (after --custom-plugins)' },
   'plugin-limits': { arg: 'FILE', env: 'BOUNCER_PLUGIN_LIMITS', help: 'JSON/YAML sandbox limits per plugin: {"<name>|*": {memory_mb, cpu_ms, wall_ms, ...}}' },
 } as const

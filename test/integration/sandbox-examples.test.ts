@@ -106,6 +106,13 @@ t.test('a custom plugin config is validated against the plugin schema at start',
   t.match(r.stdout, /bad\.yml:\d+:\d+: .*secret/, '`bouncer validate --custom-plugins` points at the field')
   const unknown = await runCli(['validate', file])
   t.match(unknown.stdout, /hmac-signature/, 'without the plugin, the name is unknown')
+  const fromEnv = await runCli(['validate', file], { BOUNCER_CUSTOM_PLUGINS: all })
+  t.match(fromEnv.stdout, /secret/, 'BOUNCER_CUSTOM_PLUGINS works like the flag')
+  const good = path.join(built.root, 'good.yml')
+  writeFileSync(good, config)
+  const dir = await runCli(['validate', '--plugins-dir', built.root, good])
+  t.equal(dir.code, 0, `--plugins-dir loads every plugin folder under it: ${dir.stdout}${dir.stderr}`)
+  t.match(dir.stdout, /^ok: 5 services, 5 routes, 2 consumers, 5 plugins/)
 })
 
 t.test('start-up errors are one clear line', async (t) => {
