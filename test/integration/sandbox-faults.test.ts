@@ -19,13 +19,13 @@ t.teardown(() => upstream.close())
 // a plugin whose bundle the test rebuilds: the response header tells which build answered
 const reloadableSrc = path.join(built.root, 'reloadable-src')
 const reloadableOut = path.join(built.root, 'reloadable')
-async function buildReloadable(tag: string): Promise<void> {
+async function buildReloadable(tag: string, name = 'reloadable'): Promise<void> {
   mkdirSync(path.join(reloadableSrc, 'src'), { recursive: true })
   writeFileSync(
     path.join(reloadableSrc, 'src', 'index.ts'),
     `import { definePlugin, Type } from '@bouncer/sdk'
 export default definePlugin({
-  name: 'reloadable',
+  name: ${JSON.stringify(name)},
   version: '1.0.0',
   priority: 10,
   schema: Type.Object({}, { additionalProperties: false }),
@@ -152,4 +152,13 @@ t.test('a rebuilt bundle reloads with SIGHUP even when kong.yml is unchanged', a
   )
   for (let i = 0; i < 4; i++) t.equal((await httpGet(gw.url('/build'))).headers['x-build'], 'v2', 'the new build answers')
   t.match(gw.output(), /SDK plugins reloaded: reloadable/)
+})
+
+t.test('a plugin renamed on disk is refused at SIGHUP (the plugin set is fixed at start) and the old one keeps serving', async (t) => {
+  const before = (await gw.status()).body.config.version
+  await buildReloadable('v3', 'renamed')
+  gw.kill('SIGHUP')
+  await waitFor(() => /config reload rejected; still serving v\d+: the set of custom plugins changed \(.*reloadable.* → .*renamed.*\); adding or removing a plugin needs a restart/.test(gw.output()), 10_000, 'the rejection')
+  t.equal((await gw.status()).body.config.version, before, 'the config version is unchanged')
+  t.equal((await httpGet(gw.url('/build'))).headers['x-build'], 'v2', 'the loaded build keeps answering')
 })
