@@ -229,8 +229,9 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
         } else {
           log.debug({ worker: slot.id, pid: msg.pid }, `worker ${slot.id} ready`)
         }
-        // It started on a snapshot that a reload has since replaced.
-        if (msg.hash !== current.hash) send(slot, { type: 'reload', snapshot: current })
+        // It started on a snapshot that a reload has since replaced (by version: a reload that only
+        // rebuilt an SDK plugin bundle keeps the config hash).
+        if (msg.version !== current.version) send(slot, { type: 'reload', snapshot: current })
         if (draining) send(slot, { type: 'drain', timeoutMs: settings.drain_timeout })
         if (!startupComplete && slots.every((s) => s.ready)) {
           startupComplete = true
