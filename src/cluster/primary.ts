@@ -9,7 +9,8 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { Snapshot } from '../config/model.js'
-import { formatIssue, loadConfigFile, parseConfigText, summarize } from '../config/load.js'
+import { formatIssue, parseConfigText, summarize } from '../config/load.js'
+import { createConfigLoader, type ConfigLoader } from '../config/config-loader.js'
 import type { Logger } from '../observability/logger.js'
 import type { PluginRegistry } from '../plugins/registry.js'
 import { checkLimitNames, createGatewayRegistry, readCustomPlugins, type CustomPlugins } from '../sandbox/definitions.js'
@@ -86,8 +87,14 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
       `custom plugins: ${plugins.custom.manifests.map((m) => `${m.name}@${m.version}`).join(', ')}`,
     )
   }
-  const initial = await loadInitialConfig(settings, plugins.registry, errorLine)
-  if (!initial) return 1
+  // Config files are parsed and validated on a worker thread: a large one would otherwise stall this
+  // event loop (status, supervision) for hundreds of ms per reload (see config-loader.ts).
+  const configLoader = createConfigLoader()
+  const initial = await loadInitialConfig(settings, plugins, configLoader, errorLine)
+  if (!initial) {
+    await configLoader.close()
+    return 1
+  }
   let current: Snapshot = initial
 
   // 2. Ports: the proxy port must be free (see check-port.ts), then the status listener binds.
@@ -161,7 +168,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   process.off('SIGTERM', onTerm)
   process.off('SIGINT', onTerm)
   process.off('SIGHUP', onHup)
-  await statusServer.close()
+  await Promise.all([statusServer.close(), configLoader.close()])
   return code
 
   // ---------------------------------------------------------------------------------------------
@@ -383,7 +390,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
       log.error({ config_version: current.version }, `config reload rejected; still serving v${current.version}: ${err instanceof Error ? err.message : String(err)}`)
       return
     }
-    const result = await loadConfigFile(settings.config, { version, plugins: next.registry })
+    const result = await configLoader.load({ file: settings.config, version, manifests: next.custom.manifests })
     if (draining || finished) return
     if (!result.ok) {
       const issues = result.issues.map((issue) => formatIssue(issue, settings.config ?? ''))
@@ -498,10 +505,15 @@ function loadPlugins(settings: Settings): LoadedPlugins {
   return { custom, registry: createGatewayRegistry(custom.definitions) }
 }
 
-async function loadInitialConfig(settings: Settings, registry: PluginRegistry, errorLine: (line: string) => void): Promise<Snapshot | null> {
+async function loadInitialConfig(
+  settings: Settings,
+  plugins: LoadedPlugins,
+  loader: ConfigLoader,
+  errorLine: (line: string) => void,
+): Promise<Snapshot | null> {
   const result = settings.config
-    ? await loadConfigFile(settings.config, { version: 1, plugins: registry })
-    : parseConfigText(EMPTY_CONFIG, { source: '(no config file)', version: 1, plugins: registry })
+    ? await loader.load({ file: settings.config, version: 1, manifests: plugins.custom.manifests })
+    : parseConfigText(EMPTY_CONFIG, { source: '(no config file)', version: 1, plugins: plugins.registry })
   if (result.ok) return result.snapshot
   const source = settings.config ?? '(no config file)'
   for (const issue of result.issues) process.stderr.write(`${formatIssue(issue, source)}\n`)
