@@ -75,6 +75,8 @@ Try:
   curl -s ${proxy}/balanced                                  # round-robin over :3000 and :3001
   curl -s ${proxy}/nothing-here                              # 404 {"message":"no Route matched with those values"}
   curl -si ${proxy}/echo/x                                   # security-headers, an SDK plugin: CSP, X-Frame-Options, nosniff
+  curl -s ${proxy}/private                                   # 401 {"message":"No API key found in request"}
+  curl -s -H 'apikey: demo-key' ${proxy}/private             # 200: upstream sees X-Consumer-Username: demo
 
 Ctrl-C stops the gateway and the demo upstream.
 `

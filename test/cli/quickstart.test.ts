@@ -41,6 +41,7 @@ t.test('quickstart serves the example routes and Ctrl-C stops the gateway and th
   await waitFor(() => stdout.includes('Bouncer quickstart is running'), 20_000, `the quickstart banner (stderr: ${stderr})`)
   t.match(stdout, `curl -s '127.0.0.1:${proxyPort}/echo/hello?x=1'`, 'the banner shows what to try')
   t.match(stdout, `curl -si 127.0.0.1:${proxyPort}/echo/x`, 'including the SDK plugin')
+  t.match(stdout, `curl -s -H 'apikey: demo-key' 127.0.0.1:${proxyPort}/private`, 'and the key-auth route')
 
   const echo = JSON.parse((await httpGet(`http://127.0.0.1:${proxyPort}/echo/hello?x=1`)).body)
   t.match(echo, { method: 'GET', path: '/hello', query: { x: '1' } }, 'strip_path removes /echo')
