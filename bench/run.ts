@@ -48,7 +48,8 @@ export async function benchMain(argv: string[], m: BenchMainOptions): Promise<nu
     return 0
   }
   try {
-    await suite.runSuite(o)
+    if (o.from !== null) suite.rerender(o, o.from)
+    else await suite.runSuite(o)
     return 0
   } catch (err) {
     if (err instanceof options.BenchUsageError) {

@@ -53,18 +53,20 @@ export function loadResults(file: string): BenchResults {
 }
 
 function absoluteFor(metric: Metric, s: ScenarioResult): number {
-  const m = metric.startsWith('added_') ? (metric.slice('added_'.length) as Metric) : metric
+  const m = metric.startsWith('added_') || metric.startsWith('ref_added_') ? (metric.replace(/^(ref_)?added_/, '') as Metric) : metric
   return Math.abs(s.metrics[m] ?? 0)
 }
+
+const isRatio = (m: Metric) => METRICS[m].unit !== 'µs'
 
 function noiseFor(metric: Metric, cur: ScenarioResult, base: ScenarioResult): { noise: number; source: 'measured' | 'default' } {
   const measured = [cur.noise?.[metric], base.noise?.[metric]].filter((x): x is number => x !== undefined)
   const value = absoluteFor(metric, base)
   if (measured.length > 0) {
-    const floor = metric === 'rps' ? 0.03 * value : 5
+    const floor = isRatio(metric) ? 0.03 * value : 5
     return { noise: Math.max(floor, ...measured), source: 'measured' }
   }
-  return { noise: metric === 'rps' ? 0.1 * value : Math.max(20, 0.15 * value), source: 'default' }
+  return { noise: isRatio(metric) ? 0.1 * value : Math.max(20, 0.15 * value), source: 'default' }
 }
 
 export function compareResults(current: BenchResults, base: BenchResults, against: string): Comparison {
@@ -72,7 +74,7 @@ export function compareResults(current: BenchResults, base: BenchResults, agains
   const a = current.env
   const b = base.env
   if (a.cpu !== b.cpu || a.cores !== b.cores) warnings.push(`different machine: ${b.cores} × ${b.cpu} then, ${a.cores} × ${a.cpu} now; deltas mix hardware with code`)
-  for (const k of ['workers', 'connections', 'rate', 'rate_gen', 'pinning'] as const) {
+  for (const k of ['workers', 'connections', 'duration_s', 'rate', 'rate_gen', 'pinning'] as const) {
     if (a[k] !== b[k]) warnings.push(`${k} differs: ${String(b[k])} then, ${String(a[k])} now`)
   }
   const rows: ComparisonRow[] = []
@@ -102,12 +104,13 @@ const COLUMNS: Metric[] = ['rps', 'p50', 'p99', 'p999', 'added_p50', 'added_p90'
 const LABEL: Record<Metric, string> = {
   rps: 'req/s', p50: 'p50', p90: 'p90', p99: 'p99', p999: 'p99.9',
   added_p50: 'added p50', added_p90: 'added p90', added_p99: 'added p99', added_p999: 'added p99.9',
+  rps_ratio: '× direct', ref_rps_ratio: '× ref', ref_added_p50: 'over ref p50', ref_added_p99: 'over ref p99',
 }
 
 function cell(r: ComparisonRow | undefined): string {
   if (!r) return '—'
   const flag = r.verdict === 'regression' ? ' ⚠' : r.verdict === 'improvement' ? ' ✓' : ''
-  if (r.metric === 'rps') {
+  if (isRatio(r.metric)) {
     const pct = (100 * r.delta) / r.baseline
     return `${pct >= 0 ? '+' : ''}${pct.toFixed(1)}% ±${((100 * r.noise) / r.baseline).toFixed(1)}%${flag}`
   }
@@ -134,7 +137,8 @@ export function renderComparison(c: Comparison): string {
   else {
     lines.push(`${regs.length} regression${regs.length === 1 ? '' : 's'} beyond the noise:`)
     for (const r of regs) {
-      lines.push(`- ${r.scenario} ${LABEL[r.metric]}: ${Math.round(r.baseline)} → ${Math.round(r.current)} ${METRICS[r.metric].unit} (noise ±${Math.round(r.noise)}, ${r.noise_source})`)
+      const d = isRatio(r.metric) && r.metric !== 'rps' ? 2 : 0
+      lines.push(`- ${r.scenario} ${LABEL[r.metric]}: ${r.baseline.toFixed(d)} → ${r.current.toFixed(d)} ${METRICS[r.metric].unit} (noise ±${r.noise.toFixed(d)}, ${r.noise_source})`)
     }
   }
   return lines.join('\n') + '\n'

@@ -38,6 +38,8 @@ export interface LatencyResult {
   p999: number
   max: number
   mean: number
+  /** status → count of the non-2xx answers (paced generator only) */
+  non2xx_statuses?: Record<string, number>
 }
 
 export interface LoadOptions {
@@ -114,6 +116,7 @@ export async function latencyAtRatePaced(o: LoadOptions & { rate: number }): Pro
   let requests = 0
   let errors = 0
   let non2xx = 0
+  const statuses: Record<string, number> = {}
   let recording = false
   const pending = new Set<Promise<void>>()
   const fire = () => {
@@ -124,7 +127,10 @@ export async function latencyAtRatePaced(o: LoadOptions & { rate: number }): Pro
         if (!recording) return
         h.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)))
         requests++
-        if (res.statusCode < 200 || res.statusCode > 299) non2xx++
+        if (res.statusCode < 200 || res.statusCode > 299) {
+          non2xx++
+          statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1
+        }
       },
       () => {
         if (recording) errors++
@@ -152,7 +158,9 @@ export async function latencyAtRatePaced(o: LoadOptions & { rate: number }): Pro
       await sleep(Math.max(0, next - performance.now()))
     }
     await Promise.all(pending)
-    return latencyResult(h, { target: o.rate, seconds: o.duration, requests, errors, non2xx })
+    const result = latencyResult(h, { target: o.rate, seconds: o.duration, requests, errors, non2xx })
+    if (non2xx > 0) result.non2xx_statuses = statuses
+    return result
   } finally {
     recording = false
     await pool.close()

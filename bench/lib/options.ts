@@ -33,6 +33,7 @@ export function usage(prog: string): string {
   --cpu-prof          profile the gateway workers (node --cpu-prof); top self-time functions in the report
   --pin               pin the gateway (upper half of the cores) and the load generator + upstream
                       (lower half) with taskset
+  --from FILE         no measuring: write the report, chart (and --compare) again from a saved run
   --out DIR           output folder (default: %OUT%)
   --help
 Output: <out>/<timestamp>.json (raw), .md (table), .svg (chart of added latency). See bench/README.md.`
@@ -53,6 +54,7 @@ export interface BenchOptions {
   cpuProf: boolean
   pin: boolean
   out: string
+  from: string | null
   help: boolean
 }
 
@@ -93,7 +95,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions {
         connections: { type: 'string' }, workers: { type: 'string' }, rate: { type: 'string' },
         'rate-gen': { type: 'string' }, repeat: { type: 'string' }, with: { type: 'string', multiple: true }, compare: { type: 'string' },
         'save-baseline': { type: 'boolean' }, 'cpu-prof': { type: 'boolean' }, pin: { type: 'boolean' },
-        out: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        out: { type: 'string' }, from: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
       allowPositionals: false,
@@ -131,6 +133,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions {
     cpuProf: v['cpu-prof'] ?? false,
     pin: v.pin ?? false,
     out: v.out ?? defaultOut,
+    from: v.from ?? null,
     help: v.help ?? false,
   }
 }

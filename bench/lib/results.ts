@@ -44,6 +44,10 @@ export const METRICS = {
   added_p90: { higher: false, unit: 'µs' },
   added_p99: { higher: false, unit: 'µs' },
   added_p999: { higher: false, unit: 'µs' },
+  rps_ratio: { higher: true, unit: '×' },
+  ref_rps_ratio: { higher: true, unit: '×' },
+  ref_added_p50: { higher: false, unit: 'µs' },
+  ref_added_p99: { higher: false, unit: 'µs' },
 } as const
 export type Metric = keyof typeof METRICS
 
@@ -135,6 +139,12 @@ function sampleMetrics(r: RunSample): Partial<Record<Metric, number>> {
     m.added_p90 = r.added_us.p90
     m.added_p99 = r.added_us.p99
     m.added_p999 = r.added_us.p999
+  }
+  if (r.rps_ratio !== null) m.rps_ratio = r.rps_ratio
+  if (r.reference_rps_ratio !== null) m.ref_rps_ratio = r.reference_rps_ratio
+  if (r.reference_added_us) {
+    m.ref_added_p50 = r.reference_added_us.p50
+    m.ref_added_p99 = r.reference_added_us.p99
   }
   return m
 }

@@ -193,7 +193,6 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
     }),
   }
   if (o.rate === 'auto') env.rate = rate
-  let profilesMd = ''
   if (profRoot) {
     const list: ProfileSummary[] = []
     for (const [name, dirs] of profileDirs) {
@@ -202,20 +201,48 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
       else log(`bench: ${name}: no worker CPU profile was written (did the workers exit cleanly?)`)
     }
     results.profiles = list
-    profilesMd = renderProfiles(list)
   }
+  return writeOutputs(results, { outDir, stamp, compareWith, compareFile, saveBaseline: o.saveBaseline })
+}
+
+/** `--from FILE`: the report, chart and comparison again from a saved run's samples (no measuring). */
+export function rerender(o: BenchOptions, from: string): SuiteOutput {
+  let saved: BenchResults
+  let compareWith: BenchResults | null = null
+  const compareFile = o.compare ? resolveCompareTarget(o.compare) : null
+  try {
+    saved = loadResults(path.resolve(from))
+    compareWith = compareFile ? loadResults(compareFile) : null
+  } catch (err) {
+    throw new BenchUsageError((err as Error).message)
+  }
+  const results: BenchResults = {
+    ...saved,
+    skipped: saved.skipped ?? [],
+    results: saved.results.map((r) => summarize({ name: r.name, description: r.description, via: r.via, baseline: r.baseline, reference: r.reference }, r.runs)),
+  }
+  delete results.comparison
+  const outDir = path.resolve(o.out)
+  mkdirSync(outDir, { recursive: true })
+  return writeOutputs(results, { outDir, stamp: saved.env.date.replace(/[:.]/g, '-'), compareWith, compareFile, saveBaseline: o.saveBaseline })
+}
+
+function writeOutputs(
+  results: BenchResults,
+  w: { outDir: string; stamp: string; compareWith: BenchResults | null; compareFile: string | null; saveBaseline: boolean },
+): SuiteOutput {
   let md = renderMarkdown(results)
-  if (profilesMd) md += '\n' + profilesMd
-  if (compareWith && compareFile) {
-    const cmp = compareResults(results, compareWith, path.relative(process.cwd(), compareFile) || compareFile)
+  if (results.profiles && results.profiles.length > 0) md += '\n' + renderProfiles(results.profiles)
+  if (w.compareWith && w.compareFile) {
+    const cmp = compareResults(results, w.compareWith, path.relative(process.cwd(), w.compareFile) || w.compareFile)
     md += '\n' + renderComparison(cmp)
     results.comparison = cmp
   }
-  const files = { json: path.join(outDir, `${stamp}.json`), md: path.join(outDir, `${stamp}.md`), svg: path.join(outDir, `${stamp}.svg`) }
+  const files = { json: path.join(w.outDir, `${w.stamp}.json`), md: path.join(w.outDir, `${w.stamp}.md`), svg: path.join(w.outDir, `${w.stamp}.svg`) }
   writeFileSync(files.json, JSON.stringify(results, null, 2) + '\n')
   writeFileSync(files.md, md)
   writeFileSync(files.svg, renderSvg(results))
-  if (o.saveBaseline) {
+  if (w.saveBaseline) {
     mkdirSync(path.dirname(BASELINE_FILE), { recursive: true })
     copyFileSync(files.json, BASELINE_FILE)
     log(`bench: saved as ${BASELINE_FILE}`)
