@@ -5,8 +5,12 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 const NAME_RE = /^[a-z][a-z0-9-]*$/
+
+/** the SDK package of this gateway installation (sdk/ beside dist/) */
+const SDK_DIR = fileURLToPath(new URL('../../../sdk/', import.meta.url))
 
 export interface NewPluginResult {
   dir: string
@@ -26,7 +30,8 @@ export function newPlugin(name: string, parent: string = process.cwd()): NewPlug
         private: true,
         type: 'module',
         scripts: { build: 'bouncer plugin build .', test: 'tap' },
-        dependencies: { '@bouncer/sdk': '^0.1.0' },
+        // @bouncer/sdk is not on the npm registry: depend on the SDK shipped with this gateway
+        dependencies: { '@bouncer/sdk': `file:${path.relative(dir, SDK_DIR) || '.'}`, typebox: '^1.4.3' },
         devDependencies: { tap: '^21.0.0', typescript: '~5.9' },
       },
       null,
