@@ -48,8 +48,11 @@ export async function benchMain(argv: string[], m: BenchMainOptions): Promise<nu
     return 0
   }
   try {
-    if (o.from !== null) suite.rerender(o, o.from)
-    else await suite.runSuite(o)
+    const out = o.from !== null ? suite.rerender(o, o.from) : await suite.runSuite(o)
+    if (out.failures > 0) {
+      process.stderr.write(`bench: ${out.failures} scenario run(s) failed (see the report)\n`)
+      return 1
+    }
     return 0
   } catch (err) {
     if (err instanceof options.BenchUsageError) {

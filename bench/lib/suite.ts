@@ -22,6 +22,8 @@ import { renderSvg } from './svg-chart.js'
 export interface SuiteOutput {
   results: BenchResults
   files: { json: string; md: string; svg: string }
+  /** scenario rounds that failed (reported in results.skipped) */
+  failures: number
 }
 
 const log = (line: string) => process.stderr.write(`${line}\n`)
@@ -55,6 +57,8 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
   } catch (err) {
     throw new BenchUsageError(`--compare: ${(err as Error).message}`)
   }
+  // before pinning: availableParallelism() follows this process's CPU affinity
+  const cores = os.availableParallelism()
   const pin = pinning(o.pin)
   const date = new Date()
   const stamp = date.toISOString().replace(/[:.]/g, '-')
@@ -65,7 +69,7 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
   const env: BenchEnv = {
     node: process.version,
     cpu: os.cpus()[0]?.model.trim() ?? 'unknown',
-    cores: os.availableParallelism(),
+    cores,
     platform: `${os.platform()} ${os.release()}`,
     workers: o.workers,
     connections: o.connections,
@@ -95,6 +99,7 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
   let rate = o.rate === 'auto' ? 0 : o.rate
   const prepared = new Map<string, Prepared>()
   const skipped: { name: string; reason: string }[] = []
+  let failures = 0
   let scenarios = o.scenarios
   try {
     for (const sc of o.scenarios) {
@@ -163,6 +168,11 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
               `${sample.added_us ? `, added p50 ${Math.round(sample.added_us.p50)} µs / p99 ${Math.round(sample.added_us.p99)} µs` : ''}` +
               `${errs ? `, ${errs} errors/non-2xx` : ''} (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
           )
+        } catch (err) {
+          // one failing scenario does not throw away the others: reported, and the exit status is 1
+          failures++
+          skipped.push({ name: sc.name, reason: `failed in round ${round}: ${(err as Error).message}` })
+          log(`${tag}: FAILED: ${(err as Error).message}`)
         } finally {
           if (target) await target.stop()
           if (profDir) {
@@ -183,7 +193,7 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
     schema: RESULTS_SCHEMA,
     env,
     skipped,
-    results: scenarios.map((sc: Scenario) => {
+    results: scenarios.filter((sc) => samples.get(sc.name)!.length > 0).map((sc: Scenario) => {
       const runs = samples.get(sc.name)!
       const refRan = sc.reference !== undefined && runs.some((r) => r.reference_rps_ratio !== null)
       return summarize(
@@ -202,7 +212,7 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
     }
     results.profiles = list
   }
-  return writeOutputs(results, { outDir, stamp, compareWith, compareFile, saveBaseline: o.saveBaseline })
+  return { ...writeOutputs(results, { outDir, stamp, compareWith, compareFile, saveBaseline: o.saveBaseline && failures === 0 }), failures }
 }
 
 /** `--from FILE`: the report, chart and comparison again from a saved run's samples (no measuring). */
@@ -249,5 +259,5 @@ function writeOutputs(
   }
   process.stdout.write(md)
   log(`bench: wrote ${files.json}, .md, .svg`)
-  return { results, files }
+  return { results, files, failures: 0 }
 }
