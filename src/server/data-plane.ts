@@ -157,6 +157,7 @@ let corkChunk: Buffer | null = null
 let corkResult = true
 function corkedWrite(): void {
   const r = corkReq!
+  if (r.headPending) r.writeHead()
   if (r.mode === MODE_LENGTH) {
     const [ok, done] = r.res.tryEnd(corkChunk!, r.total)
     corkResult = ok
@@ -209,6 +210,19 @@ class ProxyRequest implements RouteRequest, BodyOwner {
   total = 0
   /** response body bytes received from undici */
   relayed = 0
+  /**
+   * The response head waits for the first body chunk so both leave in one send (undici delivers a
+   * small response's headers and body in the same tick); a microtask flushes it alone otherwise.
+   */
+  headPending = false
+  private headRaw: Buffer[] | null = null
+  /** lower-cased response header names, index-aligned with the pairs in headRaw */
+  private headNames: string[] | null = null
+  /** the same names as the upstream spelled them (decoded once) */
+  private headOrig: string[] | null = null
+  private headListed: string[] | null = null
+  private headEdited: Set<string> | null = null
+  private headAt = 0
   private pending: Buffer | null = null
   private pendingOffset = 0
   private resumeUpstream: (() => void) | null = null
@@ -466,19 +480,22 @@ class ProxyRequest implements RouteRequest, BodyOwner {
 
   onUpstreamHeaders(attempt: UpstreamAttempt, status: number, raw: Buffer[], resume: () => void): boolean {
     if (this.resDone || attempt !== this.current) return false
-    const now = performance.now()
+    this.headAt = performance.now()
     this.headersSent = true
     this.status = status
     this.resumeUpstream = resume
-    const p = this.plane
 
-    // lower-cased names once; Connection-listed names are found before anything is written
+    // names decoded once (as spelled, and lower-cased); Connection-listed names are found before
+    // anything is written
     const n = raw.length
     const names = new Array<string>(n >> 1)
+    const orig = new Array<string>(n >> 1)
     let listed: string[] | null = null
     let contentLength = -1
     for (let i = 0, j = 0; i < n; i += 2, j++) {
-      const name = raw[i]!.toString('latin1').toLowerCase()
+      const spelled = raw[i]!.toString('latin1')
+      const name = spelled.toLowerCase()
+      orig[j] = spelled
       names[j] = name
       if (name === 'connection') {
         const l = connectionListed([raw[i + 1]!.toString('latin1')])
@@ -511,58 +528,87 @@ class ProxyRequest implements RouteRequest, BodyOwner {
     const noBody = head || status === 204 || status === 304 || status < 200
     this.mode = noBody ? MODE_NONE : contentLength >= 0 ? MODE_LENGTH : MODE_CHUNKED
     this.total = contentLength
+    this.headRaw = raw
+    this.headNames = names
+    this.headOrig = orig
+    this.headListed = listed
+    this.headEdited = edited
     const res = this.res
+
+    if (this.mode !== MODE_NONE && contentLength !== 0) {
+      // a body follows: send the head with its first chunk (see headPending)
+      this.headPending = true
+      queueMicrotask(() => {
+        if (this.headPending && !this.resDone) this.res.cork(() => this.writeHead())
+      })
+      return true
+    }
+    const closeAfter = this.plane.draining || (this.body !== null && !this.body.ended)
+    this.releaseClient()
     res.cork(() => {
-      res.writeStatus(statusLineFor(status))
-      let via: string | null = null
-      for (let i = 0, j = 0; i < n; i += 2, j++) {
-        const name = names[j]!
-        const action = RESPONSE_HEADER_ACTION.get(name)
-        if (action === RES_DROP) continue
-        if (listed !== null && listed.includes(name)) continue
-        if (edited !== null && edited.has(name)) continue
-        const value = raw[i + 1]!.toString('latin1')
-        if (action === RES_VIA) {
-          via = via === null ? value : `${via}, ${value}`
-          continue
-        }
-        // llhttp already refuses CR/LF from upstreams; checked again because uWS checks nothing
-        if (!isValidHeaderValue(value) || !isValidHeaderName(name)) continue
-        res.writeHeader(raw[i]!.toString('latin1'), value)
-      }
-      if (edited !== null) for (const [hn, hv] of ctx!.finalResponseHeaders()) res.writeHeader(hn, hv)
-      if (p.headersOn) {
-        res.writeHeader('Via', via === null ? VIA_CLIENT : `${via}, ${VIA_CLIENT}`)
-        res.writeHeader('X-Bouncer-Upstream-Latency', String(Math.round(now - this.dispatchedAt)))
-        res.writeHeader('X-Bouncer-Proxy-Latency', String(Math.round(this.dispatchedAt - this.startedAt)))
-        res.writeHeader('X-Bouncer-Request-Id', this.requestId)
-      } else if (via !== null) {
-        res.writeHeader('Via', via)
-      }
-      // Close after this response when draining, or when the upstream answered before the whole
-      // request body arrived (the rest will not be read). uWS can close by itself only when the
-      // response ends here; a streamed one carries the header and the client closes.
-      // (uWS v20.30 quirks: `endWithoutBody(undefined)` reports a garbage Content-Length, and
-      // `end(…, true)` after `write()` emits the Connection header inside the chunked body.)
-      const closeAfter = p.draining || (this.body !== null && !this.body.ended)
-      if (this.mode === MODE_NONE || contentLength === 0) this.releaseClient()
+      this.writeHead(false)
       if (this.mode === MODE_NONE) {
         // HEAD keeps the upstream's Content-Length; 204 never has one (RFC 9110 §8.6)
+        // (uWS v20.30 quirk: `endWithoutBody(undefined)` reports a garbage Content-Length)
         if ((head || status === 304) && contentLength >= 0) {
           res.endWithoutBody(contentLength, closeAfter)
         } else {
           if (closeAfter) res.writeHeader('Connection', 'close')
           res.endWithoutBody()
         }
-        this.responseEnded()
-      } else if (contentLength === 0) {
+      } else {
         res.end(EMPTY, closeAfter)
-        this.responseEnded()
-      } else if (closeAfter) {
-        res.writeHeader('Connection', 'close')
       }
     })
+    this.responseEnded()
     return true
+  }
+
+  /**
+   * Write the status line and headers (inside a cork). `announceClose` adds `Connection: close` when
+   * the connection must not be reused after a streamed body: when draining, or when the upstream
+   * answered before the whole request body arrived (the rest will not be read). uWS can close by
+   * itself only when the response ends in the same call; a streamed one carries the header and the
+   * client closes. (uWS v20.30 quirk: `end(…, true)` after `write()` emits the Connection header
+   * inside the chunked body, so it is never used for streamed bodies.)
+   */
+  writeHead(announceClose = true): void {
+    this.headPending = false
+    const res = this.res
+    const p = this.plane
+    const raw = this.headRaw!
+    const names = this.headNames!
+    const orig = this.headOrig!
+    const listed = this.headListed
+    const edited = this.headEdited
+    res.writeStatus(statusLineFor(this.status))
+    let via: string | null = null
+    for (let i = 0, j = 0; i < raw.length; i += 2, j++) {
+      const name = names[j]!
+      const action = RESPONSE_HEADER_ACTION.get(name)
+      if (action === RES_DROP) continue
+      if (listed !== null && listed.includes(name)) continue
+      if (edited !== null && edited.has(name)) continue
+      const value = raw[i + 1]!.toString('latin1')
+      if (action === RES_VIA) {
+        via = via === null ? value : `${via}, ${value}`
+        continue
+      }
+      // llhttp already refuses CR/LF from upstreams; checked again because uWS checks nothing
+      if (!isValidHeaderValue(value) || !isValidHeaderName(name)) continue
+      res.writeHeader(orig[j]!, value)
+    }
+    if (edited !== null) for (const [hn, hv] of this.ctx!.finalResponseHeaders()) res.writeHeader(hn, hv)
+    if (p.headersOn) {
+      res.writeHeader('Via', via === null ? VIA_CLIENT : `${via}, ${VIA_CLIENT}`)
+      res.writeHeader('X-Bouncer-Upstream-Latency', String(Math.round(this.headAt - this.dispatchedAt)))
+      res.writeHeader('X-Bouncer-Proxy-Latency', String(Math.round(this.dispatchedAt - this.startedAt)))
+      res.writeHeader('X-Bouncer-Request-Id', this.requestId)
+    } else if (via !== null) {
+      res.writeHeader('Via', via)
+    }
+    if (announceClose && (p.draining || (this.body !== null && !this.body.ended))) res.writeHeader('Connection', 'close')
+    this.headRaw = null
   }
 
   upstreamData(chunk: Buffer): boolean {
@@ -614,6 +660,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
       // never `end(…, true)` here (see onUpstreamHeaders): Connection: close went out with the head
       this.releaseClient()
       this.res.cork(() => {
+        if (this.headPending) this.writeHead()
         this.res.end(EMPTY)
       })
       this.responseEnded()
