@@ -27,6 +27,10 @@ import {
 } from './token.js'
 import { credentialTable } from './verifiers.js'
 
+/** warm-token cache bounds (per plugin instance per worker): at most ~4 MiB of token text */
+const WARM_MAX_ENTRIES = 1000
+const WARM_MAX_TOKEN_LENGTH = 4096
+
 export const JWT_PRIORITY = 1450
 export const DEFAULT_MAX_TOKEN_LENGTH = 8192
 
@@ -147,12 +151,36 @@ function createJwtInstance(plugin: Plugin, index: SnapshotIndex): PluginInstance
     return { consumer: jwksConsumer, credential: key.credential }
   }
 
+  /**
+   * Warm path (hand-written for latency): a token that verified against a static credential of this
+   * instance is remembered by its exact text, so the next request with it skips base64/JSON decoding
+   * and fast-jwt (whose own cache still hashes the token). A hit re-checks exp/nbf/maximum_expiration
+   * against the clock, so a cached token expires on time; the instance (and this map) is rebuilt with
+   * every Snapshot, so a revoked credential never hits. JWKS results are not cached here: a key set
+   * changes between Snapshots. Bounded: oldest entry out first.
+   */
+  const warm = new Map<string, { result: Authenticated; claims: Record<string, unknown> }>()
+  function remember(token: string, result: Authenticated, claims: Record<string, unknown>): void {
+    if (token.length > WARM_MAX_TOKEN_LENGTH) return
+    if (warm.size >= WARM_MAX_ENTRIES) warm.delete(warm.keys().next().value!)
+    warm.set(token, { result, claims })
+  }
+
   /** Kong `do_authentication`: the authenticated credential, or the exit to answer */
   function authenticate(ctx: PluginContext): Authenticated | PluginExit | Promise<Authenticated | PluginExit> {
     const token = retrieveToken(ctx, sources)
     if (token === NO_TOKEN) return NO_TOKEN_EXIT
     if (token === MULTIPLE_TOKENS) return MULTIPLE_EXIT
     if (token === TOKEN_TOO_LARGE) return TOO_LARGE_EXIT
+
+    const hit = warm.get(token)
+    if (hit !== undefined) {
+      if (claimErrors(hit.claims, claimsToVerify, maximumExpiration, Date.now() / 1000) === null) {
+        ctx.shared['authenticated_jwt_token'] = token
+        return hit.result
+      }
+      warm.delete(token) // expired (or not yet valid): the full path below words the answer
+    }
 
     const decoded = decodeToken(token)
     if (typeof decoded === 'string') return DECODE_EXITS[decoded]
@@ -193,6 +221,7 @@ function createJwtInstance(plugin: Plugin, index: SnapshotIndex): PluginInstance
         return Object.freeze({ status: 401, body: `Could not find consumer for '${claimName}=${keyValue}'` })
       }
       ctx.shared['authenticated_jwt_token'] = token
+      remember(token, candidate, decoded.claims)
       return candidate
     }
     if (!sawAlgorithm) return INVALID_ALG_EXIT
