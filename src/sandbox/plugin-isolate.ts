@@ -43,12 +43,20 @@ interface RuntimeRefs {
   abandon: ivm.Reference<(callId: number) => void>
 }
 
+/**
+ * A call that may outlive its first slice. The promise and the wall-clock deadline timer are created
+ * only when the handler really awaits (after the slice returned ''): a handler that finishes in its
+ * first slice — the common case — costs no Promise and no timer (measured: ~3 µs of the ~13 µs of a
+ * no-op crossing went to them, bench/sandbox-crossing.ts).
+ */
 interface PendingCall {
-  resolve(json: string): void
-  reject(err: SandboxFault): void
+  resolve: ((json: string) => void) | null
+  reject: ((err: SandboxFault) => void) | null
   callouts: Set<number>
-  timer: NodeJS.Timeout
+  timer: NodeJS.Timeout | null
   settled: string | null
+  /** a fault that arrived before anyone awaited the call */
+  failed: SandboxFault | null
 }
 
 export interface PluginIsolateOptions {
@@ -187,23 +195,8 @@ export class PluginIsolate {
     this.inflight++
     let pending: PendingCall | undefined
     if (phase !== 'response') {
-      // registered before the slice: settle() may be called from inside it
-      let resolve!: (json: string) => void
-      let reject!: (err: SandboxFault) => void
-      const promise = new Promise<string>((res, rej) => {
-        resolve = res
-        reject = rej
-      })
-      pending = {
-        resolve,
-        reject,
-        callouts: new Set(),
-        settled: null,
-        timer: setTimeout(() => this.fail(callId, new SandboxFault('deadline', `plugin ${this.name}: ${phase} did not finish within ${limits.wall_ms} ms`)), limits.wall_ms),
-      }
-      // a rejection nobody awaits (the slice itself threw) must not become an unhandled rejection
-      promise.catch(() => {})
-      ;(pending as PendingCall & { promise: Promise<string> }).promise = promise
+      // registered before the slice: settle() / startCallout() may be called from inside it
+      pending = { resolve: null, reject: null, callouts: new Set(), timer: null, settled: null, failed: null }
       this.calls.set(callId, pending)
     }
     let json: string
@@ -227,11 +220,24 @@ export class PluginIsolate {
       return json
     }
     // the handler is awaiting: it settled inside the slice (microtasks), awaits a callout, or never will
-    const p = (pending as PendingCall & { promise: Promise<string> }).promise
-    if (pending.settled === null && pending.callouts.size === 0) {
-      this.fail(callId, new SandboxFault('never-settles', `plugin ${this.name}: ${phase} returned a promise that can never settle (nothing it awaits is pending)`))
+    if (pending.settled !== null || pending.failed !== null) {
+      this.drop(callId)
+      this.inflight--
+      this.maybeDispose()
+      if (pending.failed !== null) throw pending.failed
+      return pending.settled!
     }
-    return p.finally(() => {
+    const call = pending
+    const promise = new Promise<string>((res, rej) => {
+      call.resolve = res
+      call.reject = rej
+    })
+    if (call.callouts.size === 0) {
+      this.fail(callId, new SandboxFault('never-settles', `plugin ${this.name}: ${phase} returned a promise that can never settle (nothing it awaits is pending)`))
+    } else {
+      call.timer = setTimeout(() => this.fail(callId, new SandboxFault('deadline', `plugin ${this.name}: ${phase} did not finish within ${limits.wall_ms} ms`)), limits.wall_ms)
+    }
+    return promise.finally(() => {
       this.inflight--
       this.maybeDispose()
     })
@@ -317,6 +323,7 @@ export class PluginIsolate {
     const call = this.calls.get(callId)
     if (call === undefined) return
     call.settled = json
+    if (call.resolve === null) return // still inside the first slice: call() picks it up
     this.drop(callId)
     call.resolve(json)
   }
@@ -332,13 +339,14 @@ export class PluginIsolate {
         // the isolate is broken; the next call restarts it
       }
     }
-    call.reject(fault)
+    if (call.reject === null) call.failed = fault // still inside the first slice
+    else call.reject(fault)
   }
 
   private drop(callId: number): void {
     const call = this.calls.get(callId)
     if (call === undefined) return
-    clearTimeout(call.timer)
+    if (call.timer !== null) clearTimeout(call.timer)
     for (const id of call.callouts) this.calloutOwner.delete(id)
     this.calls.delete(callId)
   }
