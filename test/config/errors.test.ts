@@ -285,3 +285,14 @@ services:
     t.match(r.issues[0], { path: 'services[0].plugins[0].config.anonymous', line: 9, message: "invalid reference 'anonymous: no-such-consumer' (no consumer with that id or username)" })
   }
 })
+
+t.test('key-auth with key_in_body is refused with a clear error instead of being silently ignored', async (t) => {
+  const r = parseConfigText(`_format_version: "3.0"
+plugins:
+  - name: key-auth
+    config:
+      key_in_body: true
+`)
+  t.notOk(r.ok)
+  if (!r.ok) t.match(r.issues, [{ path: 'plugins[0].config.key_in_body', message: /key_in_body is not supported by Bouncer yet/ }])
+})

@@ -2,7 +2,7 @@
  * `key-auth` plugin config schema (Kong `kong/plugins/key-auth/schema.lua`), with Kong's defaults.
  */
 import { Type, type Static } from 'typebox'
-import type { PluginDefinition } from '../registry.js'
+import type { PluginConfigIssue, PluginDefinition } from '../registry.js'
 
 export const keyAuthConfigSchema = Type.Object(
   {
@@ -27,10 +27,24 @@ export const keyAuthConfigSchema = Type.Object(
 
 export type KeyAuthConfig = Required<Static<typeof keyAuthConfigSchema>>
 
+/**
+ * `key_in_body` needs the request body read and parsed (form, JSON, multipart) before the access
+ * phase, and rewritten when `hide_credentials` is set; the data plane streams bodies and has no
+ * buffering step yet. Rather than accept the setting and silently not look in the body, a config
+ * that turns it on is refused with this message.
+ */
+export function checkKeyAuthConfig(config: Record<string, unknown>): PluginConfigIssue[] {
+  if (config['key_in_body'] === true) {
+    return [{ path: ['key_in_body'], message: 'key_in_body is not supported by Bouncer yet (request bodies are streamed, not buffered); send the key in a header or the query string' }]
+  }
+  return []
+}
+
 export const keyAuthPlugin: PluginDefinition = {
   name: 'key-auth',
   priority: 1250,
   schema: keyAuthConfigSchema,
   noConsumer: true,
   protocols: ['grpc', 'grpcs', 'http', 'https'],
+  check: checkKeyAuthConfig,
 }
