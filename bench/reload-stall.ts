@@ -9,22 +9,12 @@
  */
 import { spawn } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { once } from 'node:events'
 import { parseArgs } from 'node:util'
-import { fileURLToPath } from 'node:url'
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
-
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1')
-  await once(s, 'listening')
-  const p = (s.address() as net.AddressInfo).port
-  s.close()
-  return p
-}
+import { freePort } from './lib/processes.js'
+import { PACKAGE_ROOT as root } from './lib/package-root.js'
 
 export function largeConfig(routes = 1000, consumers = 200, plugins = 20, tag = ''): string {
   const lines = ['_format_version: "3.0"', 'services:', '  - name: s', '    url: http://127.0.0.1:9', '    routes:']
