@@ -19,7 +19,7 @@
  * are never fetched: the only URL ever fetched is the one in the plugin config.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto'
-import { createVerifier } from 'fast-jwt'
+import { pinnedVerifier } from './verifiers.js'
 import { request } from 'undici'
 import type { AuthenticatedCredential } from '../types.js'
 import type { JwtAlgorithm } from './token.js'
@@ -255,20 +255,9 @@ function keyFromJwk(jwk: unknown, options: JwksOptions): JwksKey | string {
   }
   if (key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) return why('RSA key under 2048 bits')
 
-  const required: string[] = []
-  if (options.verifyExp) required.push('exp')
-  if (options.verifyNbf) required.push('nbf')
   let verify: (token: string) => unknown
   try {
-    verify = createVerifier({
-      key: key.export({ type: 'spki', format: 'pem' }) as string,
-      algorithms: [alg],
-      cache: CACHE_PER_KEY,
-      ignoreExpiration: !options.verifyExp,
-      ignoreNotBefore: !options.verifyNbf,
-      requiredClaims: required.length > 0 ? required : undefined,
-      clockTolerance: 0,
-    }) as (token: string) => unknown
+    verify = pinnedVerifier(key.export({ type: 'spki', format: 'pem' }) as string, alg, options, CACHE_PER_KEY)
   } catch (err) {
     return why(`no verifier (${(err as Error).message})`)
   }

@@ -76,25 +76,39 @@ function buildTable(index: SnapshotIndex, options: VerifierOptions): Map<string,
 function buildVerifier(secret: JwtSecret, options: VerifierOptions, cacheSize: number): ((token: string) => unknown) | null {
   const material = keyMaterial(secret, options.secretIsBase64)
   if (material === null) return null
-  const required: string[] = []
-  if (options.verifyExp) required.push('exp')
-  if (options.verifyNbf) required.push('nbf')
   try {
-    return createVerifier({
-      key: material,
-      algorithms: [secret.algorithm],
-      // fast-jwt bounds a cached entry by the token's exp/nbf when it checks them, so a cache hit
-      // never outlives the token (fast-jwt >= 6.3.4; catalog J-14). The default key builder hashes
-      // the whole token: never replace it (J-16).
-      cache: cacheSize,
-      ignoreExpiration: !options.verifyExp,
-      ignoreNotBefore: !options.verifyNbf,
-      requiredClaims: required.length > 0 ? required : undefined,
-      clockTolerance: 0,
-    }) as (token: string) => unknown
+    return pinnedVerifier(material, secret.algorithm, options, cacheSize)
   } catch {
     return null
   }
+}
+
+/**
+ * The one way Bouncer builds a fast-jwt verifier (static credentials and JWKS keys alike): the
+ * algorithm is pinned by the credential or JWK, never read from the token; exp/nbf are checked only
+ * when claims_to_verify lists them, and are then required; no clock tolerance. fast-jwt bounds a
+ * cached entry by the token's exp/nbf when it checks them, so a cache hit never outlives the token
+ * (fast-jwt >= 6.3.4; catalog J-14); the default cache key hashes the whole token: never replace it
+ * (J-16). Throws when fast-jwt refuses the key.
+ */
+export function pinnedVerifier(
+  key: string | Buffer,
+  algorithm: string,
+  options: Pick<VerifierOptions, 'verifyExp' | 'verifyNbf'>,
+  cacheSize: number,
+): (token: string) => unknown {
+  const required: string[] = []
+  if (options.verifyExp) required.push('exp')
+  if (options.verifyNbf) required.push('nbf')
+  return createVerifier({
+    key,
+    algorithms: [algorithm as never],
+    cache: cacheSize,
+    ignoreExpiration: !options.verifyExp,
+    ignoreNotBefore: !options.verifyNbf,
+    requiredClaims: required.length > 0 ? required : undefined,
+    clockTolerance: 0,
+  }) as (token: string) => unknown
 }
 
 /** The key fast-jwt gets, or null when none is usable (empty, undecodable, wrong key type). */
