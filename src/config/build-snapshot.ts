@@ -412,10 +412,18 @@ class SnapshotBuilder {
     } else if (hashOn !== 'none' && hashOn === fallback && !['header', 'query_arg', 'uri_capture'].includes(hashOn)) {
       this.fail(item, [...path, 'hash_fallback'], "must not equal 'hash_on'")
     }
+    // Kong features the balancer does not have yet are refused, never accepted and ignored.
+    const algorithm = data['algorithm'] as string
+    if (algorithm !== 'round-robin') {
+      this.fail(item, [...path, 'algorithm'], `'${algorithm}' is not supported by Bouncer yet: upstreams are balanced by weighted round-robin (algorithm: round-robin)`)
+    }
+    for (const where of enabledHealthchecks(data['healthchecks'])) {
+      this.fail(item, [...path, 'healthchecks', ...where], 'health checks are not supported by Bouncer yet: leave intervals and failure counters at 0 (disabled)')
+    }
     if (!item.ok) return
     item.entity = {
       name,
-      algorithm: data['algorithm'],
+      algorithm,
       hash_on: hashOn,
       hash_fallback: fallback,
       hash_on_header: data['hash_on_header'],
@@ -712,4 +720,20 @@ function publicKeyError(pem: string, algorithm: string): string | null {
     if (curve && key.asymmetricKeyDetails?.namedCurve !== curve) return `invalid key: ${algorithm} needs curve ${curve}, got ${key.asymmetricKeyDetails?.namedCurve ?? 'unknown'}`
   }
   return null
+}
+
+/** Paths (under `healthchecks`) of the settings that would turn an active or passive check on. */
+function enabledHealthchecks(hc: unknown): Array<Array<string>> {
+  const out: Array<Array<string>> = []
+  const at = (o: unknown, k: string): unknown => (o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined)
+  for (const side of ['healthy', 'unhealthy']) {
+    const interval = at(at(at(hc, 'active'), side), 'interval')
+    if (typeof interval === 'number' && interval > 0) out.push(['active', side, 'interval'])
+  }
+  // active counters only act when an interval is set (above); passive ones act on their own
+  for (const counter of ['http_failures', 'tcp_failures', 'timeouts']) {
+    const n = at(at(at(hc, 'passive'), 'unhealthy'), counter)
+    if (typeof n === 'number' && n > 0) out.push(['passive', 'unhealthy', counter])
+  }
+  return out
 }

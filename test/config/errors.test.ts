@@ -296,3 +296,29 @@ plugins:
   t.notOk(r.ok)
   if (!r.ok) t.match(r.issues, [{ path: 'plugins[0].config.key_in_body', message: /key_in_body is not supported by Bouncer yet/ }])
 })
+
+t.test('balancer features Bouncer lacks (other algorithms, health checks) are refused, not ignored', async (t) => {
+  const r = parseConfigText(`_format_version: "3.0"
+upstreams:
+  - name: u
+    algorithm: least-connections
+    healthchecks:
+      active:
+        unhealthy: { interval: 5 }
+      passive:
+        unhealthy: { timeouts: 3 }
+  - name: fine
+    healthchecks:
+      passive:
+        unhealthy: { http_statuses: [500] }
+`)
+  t.notOk(r.ok)
+  if (!r.ok) {
+    t.equal(r.issues.length, 3, 'the algorithm and the two enabled checks; the upstream that only lists statuses is fine')
+    t.match(r.issues, [
+      { path: 'upstreams[0].algorithm', message: /'least-connections' is not supported by Bouncer yet/ },
+      { path: 'upstreams[0].healthchecks.active.unhealthy.interval', message: /health checks are not supported by Bouncer yet/ },
+      { path: 'upstreams[0].healthchecks.passive.unhealthy.timeouts', message: /health checks are not supported by Bouncer yet/ },
+    ])
+  }
+})

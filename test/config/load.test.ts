@@ -184,7 +184,7 @@ upstreams:
   - name: backend
     healthchecks:
       passive:
-        unhealthy: { http_failures: 3 }
+        unhealthy: { http_statuses: [500, 503] }
     targets:
       - target: 10.0.0.1
       - target: "[::1]:9000"
@@ -195,7 +195,7 @@ upstreams:
   t.match(u.healthchecks, {
     threshold: 0,
     active: { type: 'http', timeout: 1, concurrency: 10, http_path: '/', https_verify_certificate: true, healthy: { interval: 0, http_statuses: [200, 302], successes: 0 }, unhealthy: { interval: 0, http_statuses: [429, 404, 500, 501, 502, 503, 504, 505] } },
-    passive: { type: 'http', unhealthy: { http_statuses: [429, 500, 503], http_failures: 3, tcp_failures: 0 } },
+    passive: { type: 'http', unhealthy: { http_statuses: [500, 503], http_failures: 0, tcp_failures: 0 } },
   })
   t.same(s.targets.map((x) => [x.target, x.weight, x.upstream]).sort(), [['10.0.0.1:8000', 100, u.id], ['[::1]:9000', 0, u.id]])
 })
