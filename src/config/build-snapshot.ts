@@ -326,6 +326,10 @@ class SnapshotBuilder {
         ? "must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' when 'protocols' is 'https'"
         : "must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http'")
     }
+    if (data['path_handling'] === 'v1') {
+      // Kong 3 deprecated v1 and its traditional_compatible router (the one Bouncer follows) does not implement it
+      this.fail(item, [...path, 'path_handling'], "'v1' is not supported (deprecated in Kong 3; the traditional_compatible router implements only v0): use v0")
+    }
     if (!item.ok) return
     item.entity = {
       name: data['name'],

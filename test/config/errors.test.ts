@@ -322,3 +322,16 @@ upstreams:
     ])
   }
 })
+
+t.test('path_handling v1 is refused with its location (Kong 3 traditional_compatible implements v0 only)', async (t) => {
+  const r = parseConfigText(`_format_version: "3.0"
+services:
+  - name: a
+    url: http://x.test
+    routes:
+      - paths: [/ok]
+        path_handling: v1
+`)
+  t.notOk(r.ok)
+  if (!r.ok) t.match(r.issues, [{ path: 'services[0].routes[0].path_handling', line: 7, message: /'v1' is not supported/ }])
+})
