@@ -230,6 +230,10 @@ export function compileChains(
   try {
     snapshot.plugins.forEach((plugin, i) => {
       if (!plugin.enabled) return
+      // Kong runs a plugin only for the protocols it lists. Bouncer's proxy listener speaks plain
+      // http only (no TLS termination yet), so a row without 'http' can never run: drop it here,
+      // once, instead of checking per request.
+      if (!plugin.protocols.includes('http')) return
       const factory = byName.get(plugin.name)
       if (factory === undefined) {
         throw new Error(`plugins[${i}] (id ${plugin.id}): no handler for plugin '${plugin.name}'`)

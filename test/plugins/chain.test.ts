@@ -227,3 +227,17 @@ t.test('compile errors name the row; created instances are disposed', async (t) 
   chains.dispose()
   t.equal(disposed, 3, 'dispose frees every instance once')
 })
+
+t.test('a plugin whose protocols leave out http never runs (the proxy listener is plain http)', async (t) => {
+  const ran: string[] = []
+  const mark: PluginFactory = {
+    name: 'mark',
+    priority: 10,
+    create: (plugin) => ({ name: 'mark', priority: 10, access: () => void ran.push(String(plugin.config['tag'])), response: null, log: null }),
+  }
+  const httpsOnly = { ...makePlugin('mark', { tag: 'https-only' }, { route: 'r1' }), protocols: ['https'] }
+  const both = makePlugin('mark', { tag: 'global' })
+  const chain = compileChains(makeSnapshot({ plugins: [httpsOnly, both] }), [mark]).forRoute('r1')
+  await chain.runAccess(fakeContext({}))
+  t.same(ran, ['global'], 'the https-only row is dropped, and does not shadow the global one')
+})
