@@ -10,6 +10,9 @@
  * - undici calls `next()` only after the request was assigned to a connected socket, so `started`
  *   false after a failed attempt proves no byte left: the same source can be replayed on the next
  *   target (a connect-failure retry is safe for any method).
+ * - The service's `write_timeout` (Kong / nginx `proxy_send_timeout`: the longest gap between two
+ *   successive writes to the upstream) is watched here: once undici has started sending, a chunk
+ *   that waits longer than that for undici to pull it means the upstream stopped reading.
  */
 
 const HIGH_WATER = 1024 * 1024
@@ -22,6 +25,8 @@ export interface BodyOwner {
   resumeClient(): void
   /** the body crossed the size limit */
   bodyTooLarge(): void
+  /** undici left queued data unsent for longer than the write timeout */
+  writeTimedOut(): void
 }
 
 const DONE: IteratorResult<Buffer> = { done: true, value: undefined }
@@ -41,12 +46,32 @@ export class RequestBody implements AsyncIterableIterator<Buffer> {
   private released = false
   private waitResolve: ((r: IteratorResult<Buffer>) => void) | null = null
   private waitReject: ((err: Error) => void) | null = null
+  private stallTimer: NodeJS.Timeout | null = null
 
   constructor(
     private readonly owner: BodyOwner,
     /** 0 = unlimited */
     private readonly limit: number,
+    /** ms a queued chunk may wait for undici once sending started; 0 = no limit */
+    private readonly writeTimeout: number = 0,
   ) {}
+
+  /** Start the write-gap clock if data waits and nobody is pulling (no-op if it already runs). */
+  private arm(): void {
+    if (this.writeTimeout <= 0 || !this.started || this.stallTimer !== null || this.failed !== null) return
+    if (this.queue.length === 0 || this.waitResolve !== null) return
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = null
+      if (this.failed === null && this.queue.length > 0) this.owner.writeTimedOut()
+    }, this.writeTimeout)
+  }
+
+  private disarm(): void {
+    if (this.stallTimer !== null) {
+      clearTimeout(this.stallTimer)
+      this.stallTimer = null
+    }
+  }
 
   /** uWS onData: copy the chunk (uWS neuters it on return) and hand it over or queue it. */
   push(chunk: ArrayBuffer, isLast: boolean): void {
@@ -71,6 +96,7 @@ export class RequestBody implements AsyncIterableIterator<Buffer> {
       } else {
         this.queue.push(buf)
         this.queued += n
+        this.arm()
         if (!this.paused && !this.released && this.queued > HIGH_WATER) {
           this.paused = true
           this.owner.pauseClient()
@@ -104,6 +130,7 @@ export class RequestBody implements AsyncIterableIterator<Buffer> {
   /** The client went away or the request failed: a pending or later `next()` rejects. */
   fail(err: Error): void {
     if (this.failed !== null) return
+    this.disarm()
     this.failed = err
     this.queue.length = 0
     this.queued = 0
@@ -116,10 +143,12 @@ export class RequestBody implements AsyncIterableIterator<Buffer> {
 
   next(): Promise<IteratorResult<Buffer>> {
     this.started = true
+    this.disarm() // undici is writing: the gap restarts
     if (this.failed !== null) return Promise.reject(this.failed)
     const buf = this.queue.shift()
     if (buf !== undefined) {
       this.queued -= buf.length
+      this.arm()
       if (this.paused && this.queued < LOW_WATER) {
         this.paused = false
         this.owner.resumeClient()
@@ -138,6 +167,7 @@ export class RequestBody implements AsyncIterableIterator<Buffer> {
    * rest of the client's body is read and dropped, so unpause the client rather than hold it.
    */
   return(): Promise<IteratorResult<Buffer>> {
+    this.disarm()
     if (this.failed === null) this.failed = ABANDONED
     this.queue.length = 0
     this.queued = 0

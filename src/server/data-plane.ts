@@ -282,7 +282,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
     this.buildUpstreamHeaders(match.upstreamHost, match.strippedPrefix, framing)
 
     if (framing === FRAMING_CHUNKED || framing > 0) {
-      const body = new RequestBody(this, p.maxBody)
+      const body = new RequestBody(this, p.maxBody, svc.service.write_timeout)
       this.body = body
       // must be attached before the handler returns, or uWS drops the chunks already read
       this.res.onData((chunk, isLast) => body.push(chunk, isLast))
@@ -720,6 +720,18 @@ class ProxyRequest implements RouteRequest, BodyOwner {
   /** Before the final write of a response: a paused client socket must be resumed while `res` is valid. */
   private releaseClient(): void {
     if (this.body !== null && !this.body.ended) this.body.release()
+  }
+
+  /** The upstream stopped reading the request body for longer than the service's write_timeout. */
+  writeTimedOut(): void {
+    const target = this.current !== null ? this.route!.service!.balancer.targets[this.current.target] : undefined
+    this.plane.log.warn({ request_id: this.requestId, target: target?.name }, 'upstream stopped reading the request body (write_timeout)')
+    this.current?.cancel()
+    this.current = null
+    this.body?.fail(CANCELLED)
+    if (this.resDone) return
+    if (!this.headersSent) this.fail('GW_ERR_UPSTREAM_TIMEOUT', true)
+    else this.closeClient()
   }
 
   bodyTooLarge(): void {
