@@ -41,6 +41,8 @@ export interface RouteChain {
   readonly hasAccess: boolean
   readonly hasResponse: boolean
   readonly hasLog: boolean
+  /** some instance that may run on this route reads the request body: buffer it before access */
+  readonly needsBody: boolean
   /**
    * Run the access phase: resolves to the first PluginExit (the server answers it and stops), or
    * undefined to proxy. Never rejects.
@@ -81,9 +83,10 @@ interface Resolved {
   readonly access: readonly Entry[] | null
   readonly response: readonly Entry[] | null
   readonly log: readonly Entry[] | null
+  readonly needsBody: boolean
 }
 
-const EMPTY: Resolved = { access: null, response: null, log: null }
+const EMPTY: Resolved = { access: null, response: null, log: null, needsBody: false }
 
 function resolve(entries: Entry[]): Resolved {
   if (entries.length === 0) return EMPTY
@@ -95,6 +98,7 @@ function resolve(entries: Entry[]): Resolved {
     access: access.length > 0 ? access : null,
     response: response.length > 0 ? response : null,
     log: log.length > 0 ? log : null,
+    needsBody: entries.some((e) => e.instance.needsBody === true),
   }
 }
 
@@ -117,6 +121,7 @@ class CompiledRouteChain implements RouteChain {
   readonly hasAccess: boolean
   readonly hasResponse: boolean
   readonly hasLog: boolean
+  readonly needsBody: boolean
 
   constructor(
     readonly routeId: string | null,
@@ -128,16 +133,19 @@ class CompiledRouteChain implements RouteChain {
     let access = base.access !== null
     let response = base.response !== null
     let logs = base.log !== null
+    let body = base.needsBody
     if (byConsumer !== null) {
       for (const r of byConsumer.values()) {
         access ||= r.access !== null
         response ||= r.response !== null
         logs ||= r.log !== null
+        body ||= r.needsBody
       }
     }
     this.hasAccess = access
     this.hasResponse = response
     this.hasLog = logs
+    this.needsBody = body
   }
 
   private chainFor(ctx: PluginContext): Resolved {

@@ -51,6 +51,13 @@ export interface PluginRequestView {
   /** cookie value by name (parsed lazily, once) */
   cookie(name: string): string | undefined
   /**
+   * The whole request body, buffered — only on routes where some plugin instance declared
+   * `needsBody` (else null), and null when the request has no body.
+   */
+  body?(): Buffer | null
+  /** the request's Content-Type (first value), or '' */
+  readonly contentType?: string
+  /**
    * Every request header by lower-cased name (a repeated header is an array). Optional: SDK plugins
    * (src/sandbox) need the whole set to copy it into their isolate; without it they see none.
    */
@@ -79,6 +86,8 @@ export interface PluginContext {
   clearUpstreamQueryArg(name: string): void
   /** set a header on the response to the client */
   setResponseHeader(name: string, value: string | null): void
+  /** replace the body sent upstream (only where the body was buffered, see `request.body()`) */
+  setUpstreamBody?(body: Buffer): void
   /** replace the upstream path (SDK `upstreamRequest.setPath`); optional until the data plane has it */
   setUpstreamPath?(path: string): void
   /** replace the upstream raw query, without `?` (SDK `upstreamRequest.setQuery`); optional likewise */
@@ -107,6 +116,11 @@ export interface PluginInstance {
   response: ((ctx: PluginContext, status: number, headers: Record<string, string | string[]>) => void) | null
   /** log phase (after the response is sent); must not throw */
   log: ((ctx: PluginContext, status: number) => void) | null
+  /**
+   * The instance reads the request body (`request.body()`): the data plane then buffers the body of
+   * requests on its routes before the access phase (bounded; larger bodies get 413).
+   */
+  readonly needsBody?: boolean
   /** free timers / caches when the Snapshot is replaced */
   dispose?(): void
 }

@@ -53,6 +53,9 @@ const VIA_CLIENT = `1.1 ${SERVER_TOKEN}`
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx']
 
+/** largest request body buffered for plugins that read it (key-auth key_in_body); larger → 413 */
+const BUFFERED_BODY_LIMIT = 10 * 1024 * 1024
+
 const MODE_NONE = 0
 const MODE_LENGTH = 1
 const MODE_CHUNKED = 2
@@ -296,6 +299,47 @@ class ProxyRequest implements RouteRequest, BodyOwner {
     const ctx = new RequestContext(this, route.route, svc.service, match.normalizedPath, this.clientIp)
     this.ctx = ctx
     if (!chain.hasAccess) return this.dispatch()
+    if (chain.needsBody && this.body !== null) {
+      // a plugin reads the body (key-auth key_in_body): buffer it, bounded, before the access phase
+      this.bufferBody(ctx).then(
+        (ok) => {
+          if (ok && !this.resDone) this.runAccess(chain, ctx)
+        },
+        (err: unknown) => {
+          this.plane.log.error({ err, request_id: this.requestId }, 'request body buffering failed')
+          this.fail('GW_ERR_INTERNAL', true)
+        },
+      )
+      return
+    }
+    this.runAccess(chain, ctx)
+  }
+
+  /**
+   * Read the whole request body into memory for plugins that need it (at most BUFFERED_BODY_LIMIT:
+   * larger bodies get 413 and the connection is closed). Resolves false when the request is over.
+   */
+  private async bufferBody(ctx: RequestContext): Promise<boolean> {
+    const chunks: Buffer[] = []
+    let size = 0
+    try {
+      for await (const chunk of this.body!) {
+        size += chunk.length
+        if (size > BUFFERED_BODY_LIMIT) {
+          this.fail('GW_ERR_REQUEST_TOO_LARGE', true)
+          return false
+        }
+        chunks.push(chunk)
+      }
+    } catch {
+      return false // the client went away (or the body failed): nothing left to answer
+    }
+    ctx.bufferedBody = Buffer.concat(chunks, size)
+    ctx.buffered = true
+    return true
+  }
+
+  private runAccess(chain: NonNullable<CompiledRoute['chain']>, ctx: RequestContext): void {
     chain.runAccess(ctx).then(
       (exit) => {
         if (this.resDone) return
@@ -462,18 +506,37 @@ class ProxyRequest implements RouteRequest, BodyOwner {
     const attempt = new UpstreamAttempt(this, i)
     this.current = attempt
     this.dispatchedAt = performance.now()
+    // a body buffered for plugins goes up as one Buffer (possibly rewritten by them), re-framed
+    const ctx = this.ctx
+    const buffered = ctx !== null && ctx.buffered ? (ctx.upstreamBody ?? ctx.bufferedBody) : null
+    if (buffered !== null) this.setContentLength(buffered.length)
     svc.pools[i]!.pool.dispatch(
       {
         path: this.upstreamPath,
         method: this.method as Dispatcher.HttpMethod,
         headers: this.upHeaders,
         // undici accepts any async iterable as a body at runtime; its types list only streams
-        body: this.body as unknown as Dispatcher.DispatchOptions['body'],
+        body: buffered ?? (this.body as unknown as Dispatcher.DispatchOptions['body']),
         headersTimeout: svc.headersTimeout,
         bodyTimeout: svc.bodyTimeout,
       },
       attempt,
     )
+  }
+
+  /** Set (or add) the upstream content-length, keeping the Host slot's index valid. */
+  private setContentLength(n: number): void {
+    const h = this.upHeaders
+    for (let i = 0; i < h.length; i += 2) {
+      if (h[i] === 'content-length') {
+        h[i + 1] = String(n)
+        return
+      }
+    }
+    // a chunked request had none: insert before the Host pair, which stays last
+    const at = this.hostIndex === -1 ? h.length : this.hostIndex - 1
+    h.splice(at, 0, 'content-length', String(n))
+    if (this.hostIndex !== -1) this.hostIndex += 2
   }
 
   // ---------------------------------------------------------------- upstream → client
@@ -687,7 +750,8 @@ class ProxyRequest implements RouteRequest, BodyOwner {
     const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT'
     // Nothing reached the upstream when undici never got the request onto a socket (connect failed
     // or timed out) and did not start reading the body: re-sending is then safe for any method.
-    const neverSent = !attempt.connected && (this.body === null || !this.body.started)
+    // (a body buffered for plugins is a Buffer: replayable, whatever was read from the client)
+    const neverSent = !attempt.connected && (this.body === null || !this.body.started || this.ctx?.buffered === true)
     // Otherwise only a replayable idempotent request is retried (a stale keep-alive reset). A read
     // timeout is not: the upstream has the request and is slow, and retrying would multiply both
     // its load and the client's wait.

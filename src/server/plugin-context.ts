@@ -34,6 +34,12 @@ export class RequestContext implements PluginContext, PluginRequestView {
   readonly shared: Record<string, unknown> = {}
   /** flat [name, value|null, …] edits to the client response, in order; null = remove */
   responseEdits: Array<string | null> | null = null
+  /** the buffered request body (routes whose chain `needsBody`), else null */
+  bufferedBody: Buffer | null = null
+  /** set when a plugin replaced the body sent upstream */
+  upstreamBody: Buffer | null = null
+  /** true once the data plane buffered the body for this request */
+  buffered = false
   private args: Record<string, string | string[]> | null = null
   private cookies: Map<string, string> | null = null
   private allHeaders: Record<string, string | string[]> | null = null
@@ -61,6 +67,19 @@ export class RequestContext implements PluginContext, PluginRequestView {
 
   get scheme(): 'http' {
     return 'http'
+  }
+
+  body(): Buffer | null {
+    return this.bufferedBody
+  }
+
+  get contentType(): string {
+    return this.header('content-type') ?? ''
+  }
+
+  setUpstreamBody(body: Buffer): void {
+    if (!this.buffered) throw new Error('setUpstreamBody: the request body was not buffered for this route (the plugin must declare needsBody)')
+    this.upstreamBody = body
   }
 
   header(name: string): string | undefined {

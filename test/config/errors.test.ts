@@ -286,17 +286,6 @@ services:
   }
 })
 
-t.test('key-auth with key_in_body is refused with a clear error instead of being silently ignored', async (t) => {
-  const r = parseConfigText(`_format_version: "3.0"
-plugins:
-  - name: key-auth
-    config:
-      key_in_body: true
-`)
-  t.notOk(r.ok)
-  if (!r.ok) t.match(r.issues, [{ path: 'plugins[0].config.key_in_body', message: /key_in_body is not supported by Bouncer yet/ }])
-})
-
 t.test('balancer features Bouncer lacks (other algorithms, health checks) are refused, not ignored', async (t) => {
   const r = parseConfigText(`_format_version: "3.0"
 upstreams:

@@ -9,8 +9,11 @@
  * Errors are Kong's `kong.response.error` (the server adds `request_id`) with
  * `WWW-Authenticate: Key[ realm="…"]`.
  *
- * Gaps: `key_in_body` (the data plane has no body-buffering API for plugins yet: a key sent only in
- * the body is "not found", which fails closed); credential `ttl` (the model carries no creation time).
+ * `key_in_body` makes the instance declare `needsBody`: the data plane buffers the request body of
+ * its routes (bounded) before the access phase; form, JSON and multipart bodies are read like Kong's
+ * `kong.request.get_body()` (./body.ts), and `hide_credentials` rewrites the body sent upstream.
+ *
+ * Gap: credential `ttl` (the model carries no creation time).
  */
 import { createHash } from 'node:crypto'
 import type { Consumer, KeyauthCredential, Plugin } from '../../config/model.js'
@@ -18,6 +21,7 @@ import { anonymousFallback, setConsumer } from '../authenticate.js'
 import { findConsumer } from '../snapshot-index.js'
 import type { AuthenticatedCredential, PluginContext, PluginExit, PluginFactory, PluginInstance, SnapshotIndex } from '../types.js'
 import type { KeyAuthConfig } from './schema.js'
+import { parseBodyArgs, type BodyArgs } from './body.js'
 
 export const KEY_AUTH_PRIORITY = 1250
 
@@ -81,6 +85,7 @@ function createKeyAuthInstance(plugin: Plugin, index: SnapshotIndex): PluginInst
   })
   const inHeader = conf.key_in_header !== false
   const inQuery = conf.key_in_query !== false
+  const inBody = conf.key_in_body === true
   const hide = conf.hide_credentials === true
   const runOnPreflight = conf.run_on_preflight !== false
   const anonymous = anonymousFallback(conf.anonymous ?? null, (a) => findConsumer(index, a))
@@ -95,6 +100,8 @@ function createKeyAuthInstance(plugin: Plugin, index: SnapshotIndex): PluginInst
   function authenticate(ctx: PluginContext): KeyEntry | PluginExit {
     const req = ctx.request
     let key: string | undefined
+    // parsed at most once, and only when header and query had nothing (Kong's order)
+    let bodyArgs: BodyArgs | null | undefined
     for (const kn of keyNames) {
       let value: string | string[] | undefined
       if (inHeader) {
@@ -109,12 +116,24 @@ function createKeyAuthInstance(plugin: Plugin, index: SnapshotIndex): PluginInst
         const args = req.queryArgs()
         if (Object.hasOwn(args, kn.name)) value = args[kn.name]
       }
+      let fromBody = false
+      if (value === undefined && inBody) {
+        if (bodyArgs === undefined) {
+          const raw = req.body?.() ?? null
+          bodyArgs = raw === null ? null : parseBodyArgs(raw, req.contentType ?? '')
+        }
+        if (bodyArgs !== null && Object.hasOwn(bodyArgs.values, kn.name)) {
+          value = bodyArgs.values[kn.name]
+          fromBody = true
+        }
+      }
       if (typeof value === 'string') {
         key = value
         if (hide) {
           ctx.clearUpstreamQueryArg(kn.name)
           ctx.setUpstreamHeader(kn.name, null)
           if (kn.headerAlt !== null) ctx.setUpstreamHeader(kn.headerAlt, null)
+          if (fromBody && bodyArgs) ctx.setUpstreamBody?.(bodyArgs.without(kn.name))
         }
         break
       }
@@ -131,6 +150,7 @@ function createKeyAuthInstance(plugin: Plugin, index: SnapshotIndex): PluginInst
   return {
     name: 'key-auth',
     priority: plugin.priority ?? KEY_AUTH_PRIORITY,
+    needsBody: inBody,
     access(ctx: PluginContext): PluginExit | undefined {
       if (!runOnPreflight && ctx.request.method === 'OPTIONS') return undefined
       if (anonymous.kind !== 'none' && ctx.credential !== null) return undefined

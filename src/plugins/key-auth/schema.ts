@@ -2,7 +2,7 @@
  * `key-auth` plugin config schema (Kong `kong/plugins/key-auth/schema.lua`), with Kong's defaults.
  */
 import { Type, type Static } from 'typebox'
-import type { PluginConfigIssue, PluginDefinition } from '../registry.js'
+import type { PluginDefinition } from '../registry.js'
 
 export const keyAuthConfigSchema = Type.Object(
   {
@@ -16,7 +16,7 @@ export const keyAuthConfigSchema = Type.Object(
     })),
     key_in_header: Type.Optional(Type.Boolean({ default: true, description: 'look for the key in request headers' })),
     key_in_query: Type.Optional(Type.Boolean({ default: true, description: 'look for the key in the query string' })),
-    key_in_body: Type.Optional(Type.Boolean({ default: false, description: 'look for the key in the request body (form, JSON, multipart)' })),
+    key_in_body: Type.Optional(Type.Boolean({ default: false, description: 'look for the key in the request body (form, JSON, multipart); the body is then buffered before the access phase (up to 10 MiB, else 413)' })),
     run_on_preflight: Type.Optional(Type.Boolean({ default: true, description: 'also authenticate OPTIONS preflight requests' })),
     realm: Type.Optional(Type.Union([Type.Null(), Type.String({ minLength: 1 })], {
       default: null, description: 'realm sent in WWW-Authenticate',
@@ -27,24 +27,10 @@ export const keyAuthConfigSchema = Type.Object(
 
 export type KeyAuthConfig = Required<Static<typeof keyAuthConfigSchema>>
 
-/**
- * `key_in_body` needs the request body read and parsed (form, JSON, multipart) before the access
- * phase, and rewritten when `hide_credentials` is set; the data plane streams bodies and has no
- * buffering step yet. Rather than accept the setting and silently not look in the body, a config
- * that turns it on is refused with this message.
- */
-export function checkKeyAuthConfig(config: Record<string, unknown>): PluginConfigIssue[] {
-  if (config['key_in_body'] === true) {
-    return [{ path: ['key_in_body'], message: 'key_in_body is not supported by Bouncer yet (request bodies are streamed, not buffered); send the key in a header or the query string' }]
-  }
-  return []
-}
-
 export const keyAuthPlugin: PluginDefinition = {
   name: 'key-auth',
   priority: 1250,
   schema: keyAuthConfigSchema,
   noConsumer: true,
   protocols: ['grpc', 'grpcs', 'http', 'https'],
-  check: checkKeyAuthConfig,
 }
