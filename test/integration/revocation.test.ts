@@ -16,7 +16,12 @@ const upstream = await createTestUpstream(echo)
 t.teardown(() => upstream.close())
 
 /** SIGHUP, then poll /status as fast as it answers until every worker is on a new hash. */
-async function reloadAndMeasure(gw: Gateway): Promise<{ ms: number; status: StatusBody }> {
+/**
+ * SIGHUP, then poll /status until every worker reports the new hash. `signalledAt` and `convergedAt`
+ * are performance.now() readings (the caller's clock), taken right at the signal and right after the
+ * /status answer that showed convergence.
+ */
+async function reloadAndMeasure(gw: Gateway): Promise<{ ms: number; status: StatusBody; signalledAt: number; convergedAt: number }> {
   const before = (await gw.status()).body.config.hash
   const start = performance.now()
   gw.kill('SIGHUP')
@@ -24,7 +29,8 @@ async function reloadAndMeasure(gw: Gateway): Promise<{ ms: number; status: Stat
   for (;;) {
     const { body } = await gw.status()
     if (body.config.hash !== before && body.converged && body.workers.every((w) => w.config_hash === body.config.hash)) {
-      return { ms: performance.now() - start, status: body }
+      const now = performance.now()
+      return { ms: now - start, status: body, signalledAt: start, convergedAt: now }
     }
     if (performance.now() > deadline) throw new Error(`no convergence within 10 s: ${JSON.stringify(body)}`)
     await sleep(2)
@@ -120,9 +126,11 @@ t.test('revocation under load: no request is served with the removed credential 
   const loops = [loop(), loop(), loop(), loop()]
   await sleep(100)
   gw.writeConfig(consumersYaml(false, true))
-  const sighupAt = performance.now() - start
-  const { ms } = await reloadAndMeasure(gw)
-  const convergedAt = sighupAt + ms
+  // both instants on this loop's clock, taken at the signal itself and at the convergence answer
+  const reload = await reloadAndMeasure(gw)
+  const ms = reload.ms
+  const sighupAt = reload.signalledAt - start
+  const convergedAt = reload.convergedAt - start
   await sleep(100)
   stop = true
   await Promise.all(loops)
