@@ -533,7 +533,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
         return
       }
     }
-    // a chunked request had none: insert before the Host pair, which stays last
+    // a chunked request had none: insert it just before the Host pair (whose slot index moves by 2)
     const at = this.hostIndex === -1 ? h.length : this.hostIndex - 1
     h.splice(at, 0, 'content-length', String(n))
     if (this.hostIndex !== -1) this.hostIndex += 2
