@@ -57,6 +57,7 @@ function absoluteFor(metric: Metric, s: ScenarioResult): number {
   return Math.abs(s.metrics[m] ?? 0)
 }
 
+/** metrics whose noise is relative (% of the value): req/s, ratios, CPU per request */
 const isRatio = (m: Metric) => METRICS[m].unit !== 'µs'
 
 function noiseFor(metric: Metric, cur: ScenarioResult, base: ScenarioResult): { noise: number; source: 'measured' | 'default' } {
@@ -100,11 +101,12 @@ export function compareResults(current: BenchResults, base: BenchResults, agains
   return { against, warnings, rows, regressions: rows.filter((r) => r.verdict === 'regression').length }
 }
 
-const COLUMNS: Metric[] = ['rps', 'p50', 'p99', 'p999', 'added_p50', 'added_p90', 'added_p99', 'added_p999']
+const COLUMNS: Metric[] = ['rps', 'cpu_us', 'p50', 'p99', 'p999', 'added_p50', 'added_p90', 'added_p99', 'added_p999']
 const LABEL: Record<Metric, string> = {
   rps: 'req/s', p50: 'p50', p90: 'p90', p99: 'p99', p999: 'p99.9',
   added_p50: 'added p50', added_p90: 'added p90', added_p99: 'added p99', added_p999: 'added p99.9',
   rps_ratio: '× direct', ref_rps_ratio: '× ref', ref_added_p50: 'over ref p50', ref_added_p99: 'over ref p99',
+  cpu_us: 'CPU µs/req', ref_cpu_ratio: 'CPU × ref',
 }
 
 function cell(r: ComparisonRow | undefined): string {
@@ -121,7 +123,7 @@ export function renderComparison(c: Comparison): string {
   const lines = [
     `## Compared with ${c.against}`,
     '',
-    'Deltas now − then (µs for latencies, % for req/s), ± the noise (spread over rounds, or the default when a run had one round). ⚠ regression beyond the noise, ✓ improvement beyond it.',
+    'Deltas now − then (µs for latencies, % for req/s and CPU per request), ± the noise (spread over rounds, or the default when a run had one round). ⚠ regression beyond the noise, ✓ improvement beyond it.',
     '',
   ]
   for (const w of c.warnings) lines.push(`- note: ${w}`)

@@ -7,7 +7,7 @@ import type { BenchResults, Metric, ScenarioResult } from './results.js'
 const f = (n: number | null | undefined, d = 0) => (n === null || n === undefined || Number.isNaN(n) ? '—' : n.toFixed(d))
 
 export const TABLE_HEADER =
-  '| scenario | req/s | × direct | × ref | ref | rate | p50 µs | p90 µs | p99 µs | p99.9 µs | added p50 | added p90 | added p99 | added p99.9 | over ref p50 | over ref p99 | spread req/s | spread p50 | errors |'
+  '| scenario | req/s | × direct | × ref | ref | CPU µs/req | CPU × ref | rate | p50 µs | p90 µs | p99 µs | p99.9 µs | added p50 | added p90 | added p99 | added p99.9 | over ref p50 | over ref p99 | spread req/s | spread p50 | errors |'
 
 function noiseCells(r: ScenarioResult): string {
   if (!r.noise) return '— | —'
@@ -26,18 +26,19 @@ export function renderMarkdown(run: BenchResults): string {
     '',
     `Load average before ${e.load_before.map((l) => l.toFixed(2)).join(' / ')}, after ${e.load_after.map((l) => l.toFixed(2)).join(' / ')} (1/5/15 min; anything above ~0.3 before the run means other processes shared the machine).`,
     '',
-    'req/s: saturation at N connections. Latency: at the fixed rate, per response, µs. "added" = this scenario − its direct baseline in the same round; ' +
+    'req/s: saturation at N connections. CPU µs/req: user + system CPU of the proxy\'s processes (primary + workers; nginx master + workers; for direct rows the upstream) per request during the saturation run, the steadiest hot-path figure on a shared machine. Latency: at the fixed rate, per response, µs. "added" = this scenario − its direct baseline in the same round; ' +
       '"× ref" / "over ref": against the reference (nginx for no-plugins, no-plugins for plugin scenarios) in the same round. Spread: max − min over the rounds (the run-to-run noise; req/s as % of the median).',
     '',
     TABLE_HEADER,
-    `|---|${Array(18).fill('---:').join('|')}|`,
+    `|---|${Array(20).fill('---:').join('|')}|`,
   ]
   for (const r of run.results) {
     const l = r.latency
     const a = r.added_us
     const ra = r.reference_added_us
     lines.push(
-      `| ${r.name} | ${f(r.rps)} | ${f(r.rps_ratio, 2)} | ${f(r.reference_rps_ratio, 2)} | ${r.reference ?? '—'} | ${f(l.achieved_rps)} | ` +
+      `| ${r.name} | ${f(r.rps)} | ${f(r.rps_ratio, 2)} | ${f(r.reference_rps_ratio, 2)} | ${r.reference ?? '—'} | ` +
+        `${f(r.metrics.cpu_us, 1)} | ${f(r.metrics.ref_cpu_ratio, 2)} | ${f(l.achieved_rps)} | ` +
         `${f(l.p50)} | ${f(l.p90)} | ${f(l.p99)} | ${f(l.p999)} | ${f(a?.p50)} | ${f(a?.p90)} | ${f(a?.p99)} | ${f(a?.p999)} | ` +
         `${f(ra?.p50)} | ${f(ra?.p99)} | ${noiseCells(r)} | ${r.errors} |`,
     )

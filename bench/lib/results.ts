@@ -23,6 +23,14 @@ export interface RunSample {
   round: number
   saturation: SaturationResult
   latency: LatencyResult
+  /**
+   * CPU time (user + system, µs) the measured process tree spent per request during the saturation
+   * run: the gateway's primary + workers, nginx's master + workers, or for a direct baseline the
+   * upstream. null where /proc is unavailable (not Linux) or in runs saved before it was recorded.
+   */
+  cpu_us_per_req?: number | null
+  /** cpu_us_per_req ÷ the reference's in this round */
+  reference_cpu_ratio?: number | null
   /** req/s ÷ the baseline's req/s in this round */
   rps_ratio: number | null
   /** latency − the baseline's latency in this round (µs) */
@@ -48,6 +56,8 @@ export const METRICS = {
   ref_rps_ratio: { higher: true, unit: '×' },
   ref_added_p50: { higher: false, unit: 'µs' },
   ref_added_p99: { higher: false, unit: 'µs' },
+  cpu_us: { higher: false, unit: 'µs CPU/req' },
+  ref_cpu_ratio: { higher: false, unit: '×' },
 } as const
 export type Metric = keyof typeof METRICS
 
@@ -140,6 +150,8 @@ function sampleMetrics(r: RunSample): Partial<Record<Metric, number>> {
     m.added_p99 = r.added_us.p99
     m.added_p999 = r.added_us.p999
   }
+  if (r.cpu_us_per_req !== undefined && r.cpu_us_per_req !== null) m.cpu_us = r.cpu_us_per_req
+  if (r.reference_cpu_ratio !== undefined && r.reference_cpu_ratio !== null) m.ref_cpu_ratio = r.reference_cpu_ratio
   if (r.rps_ratio !== null) m.rps_ratio = r.rps_ratio
   if (r.reference_rps_ratio !== null) m.ref_rps_ratio = r.reference_rps_ratio
   if (r.reference_added_us) {

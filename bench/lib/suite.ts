@@ -14,6 +14,7 @@ import { renderProfiles, summarizeProfiles, workerProfiles } from './cpu-profile
 import { latencyAtRateAutocannon, latencyAtRatePaced, saturation, warmup } from './measure.js'
 import { findNginx, NGINX_INSTALL_HINT, nginxVersion, startNginx } from './nginx.js'
 import { BenchUsageError, type BenchOptions } from './options.js'
+import { cpuPerRequestUs, processTreeCpuMs } from './proc-cpu.js'
 import { startGateway, startUpstream, type Proc } from './processes.js'
 import { renderMarkdown } from './report.js'
 import { diff, RESULTS_SCHEMA, summarize, type BenchEnv, type BenchResults, type ProfileSummary, type RunSample } from './results.js'
@@ -143,7 +144,11 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
           if (check.status !== 200) throw new Error(`${sc.name}: ${url} answered ${check.status}, expected 200: ${body.slice(0, 200)}`)
           if (o.warmup > 0) await warmup({ url, connections: o.connections, duration: o.warmup, headers })
           log(`${tag}: saturation ${o.duration} s`)
+          // the CPU the proxy (or, direct, the upstream) spends per request during the saturation run
+          const measuredPid = (target ?? upstream).child.pid
+          const cpuBefore = processTreeCpuMs(measuredPid)
           const sat = await saturation({ url, connections: o.connections, duration: o.duration, headers })
+          const cpuUs = cpuPerRequestUs(cpuBefore, processTreeCpuMs(measuredPid), sat.requests)
           if (rate === 0) rate = Math.max(100, Math.round(sat.rps / 2)) // auto: half the first (direct) max
           log(`${tag}: latency at ${rate} req/s (${o.rateGen}) ${o.duration} s`)
           const lat = await (o.rateGen === 'paced' ? latencyAtRatePaced : latencyAtRateAutocannon)({ url, connections: o.connections, duration: o.duration, rate, headers })
@@ -154,6 +159,8 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
             round,
             saturation: sat,
             latency: lat,
+            cpu_us_per_req: cpuUs,
+            reference_cpu_ratio: ref && cpuUs !== null && ref.cpu_us_per_req ? cpuUs / ref.cpu_us_per_req : null,
             rps_ratio: base ? sat.rps / base.saturation.rps : null,
             added_us: base ? diff(pct, base.latency) : null,
             reference_rps_ratio: ref ? sat.rps / ref.saturation.rps : null,
@@ -165,6 +172,7 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
           log(
             `${tag}: ${Math.round(sat.rps)} req/s${sample.rps_ratio !== null ? ` (${sample.rps_ratio.toFixed(2)}× direct)` : ''}, ` +
               `p50 ${lat.p50} µs, p99 ${lat.p99} µs` +
+              `${cpuUs !== null ? `, ${cpuUs.toFixed(1)} µs CPU/req` : ''}` +
               `${sample.added_us ? `, added p50 ${Math.round(sample.added_us.p50)} µs / p99 ${Math.round(sample.added_us.p99)} µs` : ''}` +
               `${errs ? `, ${errs} errors/non-2xx` : ''} (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
           )

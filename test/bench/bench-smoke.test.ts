@@ -65,6 +65,11 @@ t.test('the bench runs direct + no-plugins for 1 s per measurement and writes JS
     t.ok(l.p50 > 0 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max, `${s.name}: percentiles ordered (${l.p50} ${l.p90} ${l.p99} ${l.p999} ${l.max})`)
     t.equal(s.errors, 0, `${s.name}: no errors or non-2xx`)
     t.ok(s.noise && finite(s.noise.rps) && finite(s.noise.p50), `${s.name}: spread over rounds recorded`)
+    if (process.platform === 'linux') {
+      // the measured process tree (upstream for direct, primary + worker for the gateway) did work
+      t.ok(s.runs.every((x) => finite(x.cpu_us_per_req) && x.cpu_us_per_req! > 0), `${s.name}: CPU µs per request recorded each round`)
+      t.ok(finite(s.metrics.cpu_us), `${s.name}: and its median`)
+    }
   }
   const [direct, gw] = run.results as [ScenarioResult, ScenarioResult]
   t.equal(direct.added_us, null, 'direct has no added latency')
