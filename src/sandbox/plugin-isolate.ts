@@ -90,9 +90,12 @@ export class PluginIsolate {
   private disposed = false
   private inflight = 0
   private retired = false
+  /** the options of every handler slice: built once, not per call */
+  private readonly sliceOptions: { readonly timeout: number }
 
   constructor(private readonly options: PluginIsolateOptions) {
     this.name = options.manifest.name
+    this.sliceOptions = { timeout: options.limits.cpu_ms }
   }
 
   /** Evaluate the bundle (throws a SandboxFault 'startup' with the reason). */
@@ -201,8 +204,14 @@ export class PluginIsolate {
     }
     let json: string
     try {
-      json = this.sync(() => this.refs!.call.applySync(undefined, [instanceId, callId, phase, input], { timeout: limits.cpu_ms }) as string)
-    } catch (err) {
+      json = this.refs!.call.applySync(undefined, [instanceId, callId, phase, input], this.sliceOptions) as string
+    } catch (raw) {
+      let err: unknown = raw
+      try {
+        this.sliceFault(raw)
+      } catch (fault) {
+        err = fault
+      }
       if (pending !== undefined) this.drop(callId)
       this.inflight--
       this.maybeDispose()
@@ -299,17 +308,22 @@ export class PluginIsolate {
     try {
       return fn()
     } catch (err) {
-      const msg = messageOf(err)
-      if (this.isolate === null || this.isolate.isDisposed || /disposed/i.test(msg)) {
-        // every other pending call of this isolate is lost with it
-        const fault = new SandboxFault('memory', `plugin ${this.name}: the isolate was disposed (${/memory/i.test(msg) ? 'memory limit' : msg})`)
-        for (const id of [...this.calls.keys()]) this.fail(id, fault)
-        this.refs = null
-        return this.throwAndReset(fault)
-      }
-      if (/timed out/i.test(msg)) throw new SandboxFault('cpu', `plugin ${this.name}: over its ${this.options.limits.cpu_ms} ms CPU budget`)
-      throw new SandboxFault('error', `plugin ${this.name}: ${msg}`)
+      return this.sliceFault(err)
     }
+  }
+
+  /** Map an error isolated-vm threw out of a slice to a SandboxFault (always throws). */
+  private sliceFault(err: unknown): never {
+    const msg = messageOf(err)
+    if (this.isolate === null || this.isolate.isDisposed || /disposed/i.test(msg)) {
+      // every other pending call of this isolate is lost with it
+      const fault = new SandboxFault('memory', `plugin ${this.name}: the isolate was disposed (${/memory/i.test(msg) ? 'memory limit' : msg})`)
+      for (const id of [...this.calls.keys()]) this.fail(id, fault)
+      this.refs = null
+      return this.throwAndReset(fault)
+    }
+    if (/timed out/i.test(msg)) throw new SandboxFault('cpu', `plugin ${this.name}: over its ${this.options.limits.cpu_ms} ms CPU budget`)
+    throw new SandboxFault('error', `plugin ${this.name}: ${msg}`)
   }
 
   private throwAndReset(fault: SandboxFault): never {

@@ -375,30 +375,45 @@ function createInstance(d: InstanceDeps): PluginInstance {
   }
 }
 
-/** The request view as JSON (the copy that crosses into the isolate). */
-function requestInput(ctx: PluginContext, status?: number, responseHeaders?: Record<string, string | string[]>): string {
+/** route and service views, per config object: built once per Snapshot, not per request */
+const entityJson = new WeakMap<object, string>()
+
+function entityView(e: { id: string; name: string | null } | null): string {
+  if (e === null) return 'null'
+  let json = entityJson.get(e)
+  if (json === undefined) {
+    json = JSON.stringify({ id: e.id, name: e.name })
+    entityJson.set(e, json)
+  }
+  return json
+}
+
+/**
+ * The request part of the view: the text JSON.stringify of the WireRequest object would give, written
+ * directly (no intermediate object). Not cached per request: a WeakMap keyed by the request context
+ * cost more in GC (one ephemeron per request) than it saved (measured, bench/sandbox-crossing.ts).
+ */
+function requestView(ctx: PluginContext): string {
   const r = ctx.request
   const consumer = ctx.consumer
   const credential = ctx.credential
+  const q = JSON.stringify
+  return `{"method":${q(r.method)},"path":${q(r.path)},"query":${q(r.query)},"headers":${q(r.headers?.() ?? {})},"clientIp":${q(r.clientIp)},"scheme":${q(r.scheme)},"startTime":${Date.now()},"consumer":${consumer === null ? 'null' : q({ id: consumer.id, username: consumer.username, custom_id: consumer.custom_id })},"credential":${credential === null ? 'null' : q({ id: credential.id, identifier: credential.identifier })},"route":${entityView(ctx.route)},"service":${entityView(ctx.service)}}`
+}
+
+/** The request view as JSON (the copy that crosses into the isolate). */
+function requestInput(ctx: PluginContext, status?: number, responseHeaders?: Record<string, string | string[]>): string {
   let shared = '{}'
-  try {
-    shared = JSON.stringify(ctx.shared) ?? '{}'
-  } catch {
-    // shared values another plugin left that are not JSON (cycles, BigInt) do not cross
+  // most requests share nothing: skip the stringify of an empty object
+  for (const _ in ctx.shared) {
+    try {
+      shared = JSON.stringify(ctx.shared) ?? '{}'
+    } catch {
+      // shared values another plugin left that are not JSON (cycles, BigInt) do not cross
+    }
+    break
   }
-  return `{"request":${JSON.stringify({
-    method: r.method,
-    path: r.path,
-    query: r.query,
-    headers: r.headers?.() ?? {},
-    clientIp: r.clientIp,
-    scheme: r.scheme,
-    startTime: Date.now(),
-    consumer: consumer === null ? null : { id: consumer.id, username: consumer.username, custom_id: consumer.custom_id },
-    credential: credential === null ? null : { id: credential.id, identifier: credential.identifier },
-    route: { id: ctx.route.id, name: ctx.route.name },
-    service: ctx.service === null ? null : { id: ctx.service.id, name: ctx.service.name },
-  })},"shared":${shared}${status === undefined ? '' : `,"status":${status}`}${responseHeaders === undefined ? '' : `,"responseHeaders":${JSON.stringify(responseHeaders)}`}}`
+  return `{"request":${requestView(ctx)},"shared":${shared}${status === undefined ? '' : `,"status":${status}`}${responseHeaders === undefined ? '' : `,"responseHeaders":${JSON.stringify(responseHeaders)}`}}`
 }
 
 function joined(v: string | string[] | undefined): string | undefined {

@@ -135,11 +135,19 @@ function jsonObject(v: unknown, what: string): Record<string, JsonValue> {
   return copyJson(v, what) as Record<string, JsonValue>
 }
 
+/** The result of a handler that changed nothing; shared, so frozen. */
+const EMPTY_RESULT: SandboxResult = Object.freeze({
+  exit: null, upstream: null, path: null, query: null, responseHeaders: null, shared: null, sharedDeleted: null,
+  auth: null, logs: null, metrics: null, error: null,
+})
+
 /**
  * Parse and validate a result for `phase`. Fields a phase cannot produce (an exit outside access,
  * response headers outside response) are errors too: the runtime would never send them.
  */
 export function validateResult(json: string, phase: 'access' | 'response' | 'log'): SandboxResult {
+  // a handler that changed nothing (the common case for most requests) needs no parse
+  if (json === '{}') return EMPTY_RESULT
   let raw: unknown
   try {
     raw = JSON.parse(json)

@@ -137,6 +137,37 @@ t.test('S-07 process, require, the host bridge, WebAssembly and timers are out o
   t.notMatch(probes['stackFrames'], /object/, 'stack frames expose no host objects')
 })
 
+t.test('the plugin sees the request view as the host has it: fields, escaping, repeated headers, identity, route, service and shared keys', async (t) => {
+  const ctx = context({ method: 'POST', path: '/a"b/\u00e9', query: 'q=1&x="y"', headers: { 'X-Quote': 'say "hi" \\ there', host: 'api.test' } })
+  // a repeated header crosses as a list
+  ctx.request.headers = () => ({ 'x-quote': 'say "hi" \\ there', host: 'api.test', 'x-many': ['1', '2'] })
+  ctx.consumer = { id: 'c-alice', username: 'alice', custom_id: null, tags: [] }
+  ctx.credential = { id: 'cred-1', consumer_id: 'c-alice', identifier: 'k"1' }
+  ctx.shared['from-before'] = { n: 1 }
+  t.equal(await access(instance(sb, 'evil', { mode: 'echo' }), ctx), undefined)
+  t.same(ctx.shared['echo'], {
+    method: 'POST', path: '/a"b/\u00e9', query: 'q=1&x="y"', headers: { 'x-quote': 'say "hi" \\ there', host: 'api.test', 'x-many': ['1', '2'] },
+    clientIp: '127.0.0.1', scheme: 'http', startTime: 'number',
+    consumer: { id: 'c-alice', username: 'alice', custom_id: null }, credential: { id: 'cred-1', identifier: 'k"1' },
+    route: { id: 'r1', name: 'r1' }, service: { id: 's1', name: 's1' }, shared: ['from-before'],
+  })
+})
+
+t.test('a request with nothing in shared crosses an empty shared object', async (t) => {
+  const ctx = context()
+  t.equal(await access(instance(sb, 'evil', { mode: 'echo' }), ctx), undefined)
+  t.same((ctx.shared['echo'] as { shared: string[] }).shared, [])
+})
+
+t.test('an empty result needs no parse: every field is null, and the shared answer cannot be changed', async (t) => {
+  const { validateResult } = await import('../../src/sandbox/validate-result.js')
+  const empty = validateResult('{}', 'access')
+  t.same(Object.values(empty), new Array(11).fill(null))
+  t.equal(validateResult('{}', 'log'), empty)
+  t.ok(Object.isFrozen(empty))
+  t.same(validateResult('{ }', 'response'), empty, 'the slow path gives the same answer')
+})
+
 t.test('S-08 a shared key named __proto__ does not pollute the host', async (t) => {
   const { validateResult } = await import('../../src/sandbox/validate-result.js')
   t.throws(() => validateResult('{"shared":{"__proto__":{"isAdmin":true}}}', 'access'), /not allowed/)
