@@ -3,7 +3,8 @@
  * `quarantine_window_ms` take the plugin out for `quarantine_ms` (its requests get the failure answer
  * without entering the isolate), then it is tried again. Plain errors a plugin throws do not count:
  * they are per-request logic (a bad signature), and counting them would let any client switch a
- * plugin off by sending bad requests.
+ * plugin off by sending bad requests. Nor do 'starved' slices: host overload, not the plugin's doing
+ * (counting them would turn an overload into routes switched off).
  */
 import type { FaultKind } from './plugin-isolate.js'
 import type { PluginLimits } from './limits.js'

@@ -15,7 +15,9 @@
  * deadline, so that thread wakes once per call (strace: ~7,100 clock_nanosleep per 8,000 requests)
  * and is re-created when its queue empties. Without the timeout the crossing took ~6 µs less per call
  * and saturation rose ~20 %; the budget is also wall-clock, so a preempted call on a loaded host can
- * fault as 'cpu'. Removing it needs another way to stop a runaway slice (a watchdog thread), not less safety.
+ * time out: such a slice is told from a runaway by the isolate's CPU time ('starved', see
+ * STARVED_CPU_SHARE). Removing the timeout needs another way to stop a runaway slice (a watchdog
+ * thread), not less safety.
  *
  * Data crosses as strings (JSON), copied by V8. The host functions the runtime may call are sync
  * `ivm.Callback`s that take and return strings; they never call back into the isolate (S-09). No
@@ -27,8 +29,21 @@ import { cryptoOp, type KvStore } from '../../sdk/src/node-host.js'
 import type { PluginLimits } from './limits.js'
 import type { PluginManifest } from './manifest.js'
 
-/** Why a call failed; the resource kinds count towards quarantine. */
-export type FaultKind = 'cpu' | 'deadline' | 'memory' | 'never-settles' | 'result' | 'startup' | 'error' | 'input' | 'quarantined'
+/**
+ * Why a call failed; the resource kinds count towards quarantine. 'starved': a slice reached its
+ * stop while the isolate had used under STARVED_CPU_SHARE of its CPU budget — the host was
+ * overloaded (the worker thread was not scheduled), not the plugin; the request fails all the same
+ * but the plugin is not held responsible.
+ */
+export type FaultKind = 'cpu' | 'starved' | 'deadline' | 'memory' | 'never-settles' | 'result' | 'startup' | 'error' | 'input' | 'quarantined'
+
+/**
+ * isolated-vm's per-slice `timeout` is wall-clock. A runaway loop uses about all of it as CPU; a
+ * no-op plugin preempted on a loaded host (load average ~7 on 2 cores, seen in the bench) used
+ * microseconds. Below this share of cpu_ms the slice is classified 'starved', not 'cpu', so host
+ * overload cannot quarantine healthy plugins (and switch routes off) by itself.
+ */
+export const STARVED_CPU_SHARE = 0.25
 
 export class SandboxFault extends Error {
   constructor(readonly kind: FaultKind, message: string) {
@@ -75,7 +90,11 @@ export interface PluginIsolateOptions {
   log: IsolateLogger
   /** V8 lost control of an isolate: default logs and aborts the worker (isolated-vm's advice) */
   onCatastrophicError?: (message: string) => void
+  /** the isolate's CPU time so far, ns (default `isolate.cpuTime`; tests substitute it) */
+  cpuClock?: (isolate: ivm.Isolate) => bigint
 }
+
+const isolateCpuTime = (isolate: ivm.Isolate): bigint => isolate.cpuTime
 
 let callSeq = 0
 let calloutSeq = 0
@@ -99,10 +118,12 @@ export class PluginIsolate {
   private retired = false
   /** the options of every handler slice: built once, not per call */
   private readonly sliceOptions: { readonly timeout: number }
+  private readonly cpuClock: (isolate: ivm.Isolate) => bigint
 
   constructor(private readonly options: PluginIsolateOptions) {
     this.name = options.manifest.name
     this.sliceOptions = { timeout: options.limits.cpu_ms }
+    this.cpuClock = options.cpuClock ?? isolateCpuTime
   }
 
   /** Evaluate the bundle (throws a SandboxFault 'startup' with the reason). */
@@ -210,12 +231,14 @@ export class PluginIsolate {
       this.calls.set(callId, pending)
     }
     let json: string
+    // ~0.14 µs: read so that a timed-out slice can tell a runaway plugin from a starved host
+    const cpuStart = this.cpuClock(this.isolate!)
     try {
       json = this.refs!.call.applySync(undefined, [instanceId, callId, phase, input], this.sliceOptions) as string
     } catch (raw) {
       let err: unknown = raw
       try {
-        this.sliceFault(raw)
+        this.sliceFault(raw, cpuStart)
       } catch (fault) {
         err = fault
       }
@@ -312,15 +335,19 @@ export class PluginIsolate {
 
   /** Run a slice, mapping isolated-vm's errors to fault kinds. */
   private sync<T>(fn: () => T): T {
+    const cpuStart = this.isolate !== null && !this.isolate.isDisposed ? this.cpuClock(this.isolate) : undefined
     try {
       return fn()
     } catch (err) {
-      return this.sliceFault(err)
+      return this.sliceFault(err, cpuStart)
     }
   }
 
-  /** Map an error isolated-vm threw out of a slice to a SandboxFault (always throws). */
-  private sliceFault(err: unknown): never {
+  /**
+   * Map an error isolated-vm threw out of a slice to a SandboxFault (always throws). `cpuStart`: the
+   * isolate's CPU time when the slice began, to classify a timeout as 'cpu' or 'starved'.
+   */
+  private sliceFault(err: unknown, cpuStart?: bigint): never {
     const msg = messageOf(err)
     if (this.isolate === null || this.isolate.isDisposed || /disposed/i.test(msg)) {
       // every other pending call of this isolate is lost with it
@@ -329,7 +356,19 @@ export class PluginIsolate {
       this.refs = null
       return this.throwAndReset(fault)
     }
-    if (/timed out/i.test(msg)) throw new SandboxFault('cpu', `plugin ${this.name}: over its ${this.options.limits.cpu_ms} ms CPU budget`)
+    if (/timed out/i.test(msg)) {
+      const budget = this.options.limits.cpu_ms
+      if (cpuStart !== undefined) {
+        const usedMs = Number(this.cpuClock(this.isolate) - cpuStart) / 1e6
+        if (usedMs < budget * STARVED_CPU_SHARE) {
+          throw new SandboxFault(
+            'starved',
+            `plugin ${this.name}: its slice reached the ${budget} ms limit having used ${usedMs.toFixed(2)} ms of CPU: the host is overloaded (not counted towards quarantine)`,
+          )
+        }
+      }
+      throw new SandboxFault('cpu', `plugin ${this.name}: over its ${budget} ms CPU budget`)
+    }
     throw new SandboxFault('error', `plugin ${this.name}: ${msg}`)
   }
 

@@ -22,7 +22,7 @@ import { createFaultTracker, type FaultTracker } from './fault-tracker.js'
 import { resolveLimits, type PluginLimitOverrides, type PluginLimits } from './limits.js'
 import { definitionFromManifest, maxBundleBytes, pluginLocations } from './definitions.js'
 import { readPluginBundle, type PluginBundle, type PluginManifest } from './manifest.js'
-import { PluginIsolate, SandboxFault, type FaultKind } from './plugin-isolate.js'
+import { PluginIsolate, SandboxFault, type FaultKind, type PluginIsolateOptions } from './plugin-isolate.js'
 import { createSandboxMetrics, type SandboxMetrics } from './sandbox-metrics.js'
 import { ResultError, validateResult, type HeaderOp, type SandboxResult } from './validate-result.js'
 
@@ -47,6 +47,8 @@ export interface SandboxOptions {
   onCatastrophicError?: (message: string) => void
   /** skip the --no-node-snapshot check (tests that know what they do) */
   skipFlagCheck?: boolean
+  /** the isolates' CPU clock, ns (default: isolated-vm's `isolate.cpuTime`; tests simulate a starved host) */
+  cpuClock?: PluginIsolateOptions['cpuClock']
 }
 
 export interface Sandbox {
@@ -120,6 +122,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
       kv,
       log,
       ...(options.onCatastrophicError ? { onCatastrophicError: options.onCatastrophicError } : {}),
+      ...(options.cpuClock ? { cpuClock: options.cpuClock } : {}),
     })
     isolate.start()
     return { bundle, limits, isolate }

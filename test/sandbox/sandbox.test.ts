@@ -245,6 +245,26 @@ t.test('repeated resource faults quarantine the plugin with a log line and a met
   t.equal(q.metrics.counter('bouncer_sandbox_faults_total', { plugin: 'evil', kind: 'quarantined' }), 1)
 })
 
+t.test('a loop is a cpu fault; a slice that timed out with almost no CPU used (a starved host) fails its request but never quarantines', async (t) => {
+  const limits = { '*': { ...baseLimits['*'], quarantine_after: 2, quarantine_ms: 60_000 } }
+  // the real clock: a runaway loop spends its whole slice on CPU
+  const real = sandbox(limits)
+  await access(instance(real, 'evil', { mode: 'loop' }))
+  t.equal(real.metrics.counter('bouncer_sandbox_faults_total', { plugin: 'evil', kind: 'cpu' }), 1, 'classified cpu')
+
+  // a host so loaded that the slice got no CPU before its wall-clock stop: simulated with a clock that stands still
+  const log = memoryLog()
+  const starved = createSandbox({ paths: [evilDir], limits, log, cpuClock: () => 0n })
+  t.teardown(() => starved.dispose())
+  const looping = instance(starved, 'evil', { mode: 'loop' })
+  for (let i = 0; i < 3; i++) t.equal((await access(looping))?.status, 500, `request ${i + 1} fails`)
+  t.equal(starved.metrics.counter('bouncer_sandbox_faults_total', { plugin: 'evil', kind: 'starved' }), 3, 'classified starved')
+  t.equal(starved.metrics.counter('bouncer_sandbox_faults_total', { plugin: 'evil', kind: 'cpu' }), 0)
+  t.equal(starved.metrics.counter('bouncer_sandbox_quarantines_total', { plugin: 'evil' }), 0, 'not quarantined')
+  t.ok(log.lines.some((l) => /slice reached the 25 ms limit having used 0\.00 ms of CPU: the host is overloaded/.test(l.msg)), 'the log says why')
+  t.equal(await access(instance(starved, 'evil', { mode: 'ok' })), undefined, 'and the plugin keeps serving')
+})
+
 t.test('plain throws never quarantine (a client cannot switch a plugin off with bad requests)', async (t) => {
   const q = sandbox({ '*': { ...baseLimits['*'], quarantine_after: 2 } })
   const throwing = instance(q, 'evil', { mode: 'throw-string' })
