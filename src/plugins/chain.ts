@@ -22,7 +22,7 @@
 import type { Plugin, Route, Snapshot } from '../config/model.js'
 import { ERROR_CODES } from '../errors.js'
 import { createSnapshotIndex } from './snapshot-index.js'
-import type { PluginContext, PluginExit, PluginFactory, PluginInstance, SnapshotIndex } from './types.js'
+import type { MaybePromise, PluginContext, PluginExit, PluginFactory, PluginInstance, SnapshotIndex } from './types.js'
 
 /** The part of a pino Logger the chain uses. */
 export interface ChainLogger {
@@ -44,10 +44,11 @@ export interface RouteChain {
   /** some instance that may run on this route reads the request body: buffer it before access */
   readonly needsBody: boolean
   /**
-   * Run the access phase: resolves to the first PluginExit (the server answers it and stops), or
-   * undefined to proxy. Never rejects.
+   * Run the access phase: the first PluginExit (the server answers it and stops), or undefined to
+   * proxy. Synchronous when every handler on the way answered synchronously, else a promise (which
+   * never rejects).
    */
-  runAccess(ctx: PluginContext): Promise<PluginExit | undefined>
+  runAccess(ctx: PluginContext): MaybePromise<PluginExit | undefined>
   /** response phase (upstream status + headers, before they go out), for the final consumer's chain */
   runResponse(ctx: PluginContext, status: number, headers: Record<string, string | string[]>): void
   /** log phase (after the response was sent), for the final consumer's chain */
@@ -87,6 +88,14 @@ interface Resolved {
 }
 
 const EMPTY: Resolved = { access: null, response: null, log: null, needsBody: false }
+
+/** In a consumer's chain, the position right after the plugin that just ran (ranks are a total order). */
+function resumeIndex(next: Resolved, entry: Entry): number {
+  const list = next.access
+  let i = 0
+  if (list !== null) while (i < list.length && list[i]!.rank <= entry.rank) i++
+  return i
+}
 
 function resolve(entries: Entry[]): Resolved {
   if (entries.length === 0) return EMPTY
@@ -154,37 +163,71 @@ class CompiledRouteChain implements RouteChain {
     return this.byConsumer.get(consumer.id) ?? this.base
   }
 
-  async runAccess(ctx: PluginContext): Promise<PluginExit | undefined> {
+  runAccess(ctx: PluginContext): MaybePromise<PluginExit | undefined> {
     if (!this.hasAccess) return undefined
-    let resolved = this.chainFor(ctx)
+    return this.accessFrom(ctx, this.chainFor(ctx), 0, ctx.consumer)
+  }
+
+  /**
+   * The access phase from position `i` of `resolved`. Synchronous while every handler answers
+   * synchronously (the built-in auth plugins, a sandboxed plugin that finished in its first slice):
+   * no Promise and no microtask per request; the first real promise continues in accessAfter().
+   */
+  private accessFrom(ctx: PluginContext, resolved: Resolved, i: number, consumer: PluginContext['consumer']): MaybePromise<PluginExit | undefined> {
     let list = resolved.access
-    let consumer = ctx.consumer
-    let i = 0
     while (list !== null && i < list.length) {
       const entry = list[i]!
       i++
+      let result: MaybePromise<PluginExit | undefined>
       try {
-        let result = (entry.instance.access as AccessFn)(ctx)
-        // only a real promise costs a tick; synchronous handlers stay synchronous
-        if (result !== undefined && typeof (result as Promise<unknown>).then === 'function') result = await result
-        if (result !== undefined) return result
+        result = (entry.instance.access as AccessFn)(ctx)
       } catch (err) {
         this.report(err, entry, 'access')
         return INTERNAL_EXIT
       }
+      if (result !== undefined && typeof (result as Promise<unknown>).then === 'function') {
+        return this.accessAfter(ctx, result as Promise<PluginExit | undefined>, entry, resolved, i, consumer)
+      }
+      if (result !== undefined) return result
       if (ctx.consumer !== consumer) {
         consumer = ctx.consumer
         const next = this.chainFor(ctx)
         if (next !== resolved) {
-          // continue in the new chain right after the plugin that just ran (ranks are a total order)
           resolved = next
           list = next.access
-          i = 0
-          if (list !== null) while (i < list.length && list[i]!.rank <= entry.rank) i++
+          i = resumeIndex(next, entry)
         }
       }
     }
     return undefined
+  }
+
+  /** An access handler returned a promise: await it, then go on (synchronously where possible). */
+  private async accessAfter(
+    ctx: PluginContext,
+    pending: Promise<PluginExit | undefined>,
+    entry: Entry,
+    resolved: Resolved,
+    i: number,
+    consumer: PluginContext['consumer'],
+  ): Promise<PluginExit | undefined> {
+    let result: PluginExit | undefined
+    try {
+      result = await pending
+    } catch (err) {
+      this.report(err, entry, 'access')
+      return INTERNAL_EXIT
+    }
+    if (result !== undefined) return result
+    if (ctx.consumer !== consumer) {
+      consumer = ctx.consumer
+      const next = this.chainFor(ctx)
+      if (next !== resolved) {
+        resolved = next
+        i = resumeIndex(next, entry)
+      }
+    }
+    return this.accessFrom(ctx, resolved, i, consumer)
   }
 
   runResponse(ctx: PluginContext, status: number, headers: Record<string, string | string[]>): void {

@@ -340,7 +340,11 @@ class ProxyRequest implements RouteRequest, BodyOwner {
   }
 
   private runAccess(chain: NonNullable<CompiledRoute['chain']>, ctx: RequestContext): void {
-    chain.runAccess(ctx).then(
+    const result = chain.runAccess(ctx)
+    // synchronous handlers (the built-in auth plugins) answer without a Promise or a microtask
+    if (result === undefined) return this.dispatch()
+    if (typeof (result as Promise<unknown>).then !== 'function') return this.exit(result as PluginExit)
+    ;(result as Promise<PluginExit | undefined>).then(
       (exit) => {
         if (this.resDone) return
         if (exit !== undefined) return this.exit(exit)

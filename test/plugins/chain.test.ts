@@ -241,3 +241,43 @@ t.test('a plugin whose protocols leave out http never runs (the proxy listener i
   await chain.runAccess(fakeContext({}))
   t.same(ran, ['global'], 'the https-only row is dropped, and does not shadow the global one')
 })
+
+t.test('synchronous handlers answer synchronously; an async auth plugin continues in the consumer chain after its promise', async (t) => {
+  const rows = [
+    makePlugin('early', { tag: 'global' }),
+    makePlugin('b', { tag: 'global' }),
+    makePlugin('b', { tag: 'c1' }, { consumer: 'c1' }),
+    makePlugin('a', { tag: 'c1 only' }, { consumer: 'c1' }),
+  ]
+  const snapshot = makeSnapshot({
+    services: [makeService('s1')],
+    routes: [makeRoute('r1', 's1')],
+    consumers,
+    plugins: [makePlugin('auth', { tag: 'g' }), ...rows],
+  })
+  const sync = compileChains(snapshot, factories).forRoute('r1')
+  const ctx = fakeContext({ headers: { 'x-user': 'c1' } })
+  const result = sync.runAccess(ctx)
+  t.equal(result, undefined, 'every handler was synchronous: a plain value, no promise')
+  t.same(ran(ctx), ['early:global', 'auth:g', 'b:c1', 'a:c1 only'])
+
+  // the same auth plugin, answering through a promise (as a sandboxed plugin that awaits does)
+  const asyncAuth: PluginFactory = {
+    ...auth,
+    create: (plugin, index) => {
+      const inner = auth.create(plugin, index)
+      return { ...inner, access: async (c) => inner.access!(c) }
+    },
+  }
+  const chain = compileChains(snapshot, [asyncAuth, ...factories.slice(1)]).forRoute('r1')
+  const actx = fakeContext({ headers: { 'x-user': 'c1' } })
+  const pending = chain.runAccess(actx)
+  t.ok(pending instanceof Promise, 'an awaiting handler makes the phase a promise')
+  t.equal(await pending, undefined)
+  t.same(ran(actx), ['early:global', 'auth:g', 'b:c1', 'a:c1 only'], 'continued in c1\'s chain after the awaited plugin, nothing re-run')
+
+  const exitRows = [makePlugin('early', { tag: 'global' })]
+  const stopping: PluginFactory = { ...probe('early', 5000), create: () => ({ name: 'early', priority: 5000, access: () => ({ status: 418 }), response: null, log: null }) }
+  const stop = compileChains(makeSnapshot({ services: [makeService('s1')], routes: [makeRoute('r1', 's1')], consumers, plugins: exitRows }), [stopping]).forRoute('r1')
+  t.same(stop.runAccess(fakeContext({})), { status: 418 }, 'a synchronous exit is returned as is')
+})

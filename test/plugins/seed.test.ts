@@ -23,7 +23,7 @@ t.test('the seed config: an HS256 token with kid in the JOSE header and the payl
   const chain = chains.forRoute(route.id)
   const send = (authorization?: string) => {
     const ctx = fakeContext({ path: '/api/x', headers: authorization === undefined ? {} : { authorization } }, route, service)
-    return chain.runAccess(ctx).then((exit) => ({ exit, ctx }))
+    return Promise.resolve(chain.runAccess(ctx)).then((exit) => ({ exit, ctx }))
   }
 
   const token = signToken({ alg: 'HS256', typ: 'JWT', kid: 'my-issuer-key-123' }, { kid: 'my-issuer-key-123', sub: 'svc', exp: nowSec() + 300 }, 'my-jwt-signing-secret')
