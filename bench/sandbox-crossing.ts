@@ -10,13 +10,15 @@
  * `--against DIR` (another build's dist/src, e.g. of the previous commit) runs the same cases through
  * that build too, interleaved round by round in this one process, so a change is compared with its
  * parent under the same machine load (this 2-core VM's load moves single runs by more than most
- * changes). Rounds report min and median µs per call; env N (calls per round), R (rounds).
+ * changes). Each build bundles the plugins with its own `buildPlugin`, which takes the SDK runtime
+ * from the `sdk/` above that build: to A/B an SDK runtime change, copy the old tree as
+ *   DIR/../../{dist,sdk} with a node_modules link beside them (see the SDK commits for the commands).
+ * Rounds report min and median µs per call; env N (calls per round), R (rounds).
  */
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { buildPlugin } from '../src/cli/plugin-build.js'
 import { PACKAGE_ROOT } from './lib/package-root.js'
 
 const N = Number(process.env['N'] ?? 20_000)
@@ -28,9 +30,7 @@ mkdirSync(path.join(dir, 'src'))
 const def = (name: string, body: string) => `import { definePlugin, Type } from '@bouncer/sdk'\nexport default definePlugin({ name: '${name}', version: '1.0.0', priority: 1, schema: Type.Object({}), ${body} })\n`
 writeFileSync(path.join(dir, 'src', 'index.ts'), def('noop', 'access() {}'))
 writeFileSync(path.join(dir, 'src', 'header.ts'), def('header', "access(ctx) { ctx.upstreamRequest.setHeader('x-a', ctx.request.header('host') ?? '') }"))
-await buildPlugin(dir, { outDir: path.join(dir, 'noop') })
-await buildPlugin(dir, { outDir: path.join(dir, 'header'), entry: 'src/header.ts' })
-await buildPlugin(path.join(PACKAGE_ROOT, 'plugins', 'security-headers'), { outDir: path.join(dir, 'security-headers') })
+let buildSeq = 0
 
 const SECURITY_HEADERS_CONFIG = {
   hsts_max_age: 31536000, hsts_include_subdomains: true, content_security_policy: "default-src 'self'; frame-ancestors 'none'",
@@ -45,8 +45,14 @@ async function casesFrom(root: string): Promise<{ cases: Record<string, Case>; d
   const { createSandbox } = (await import(path.join(root, 'sandbox/sandbox.js'))) as typeof import('../src/sandbox/sandbox.js')
   const { createSnapshotIndex } = (await import(path.join(root, 'plugins/snapshot-index.js'))) as typeof import('../src/plugins/snapshot-index.js')
   const { RequestContext } = (await import(path.join(root, 'server/plugin-context.js'))) as typeof import('../src/server/plugin-context.js')
+  const { buildPlugin } = (await import(path.join(root, 'cli/plugin-build.js'))) as typeof import('../src/cli/plugin-build.js')
+  // bundled by this build, so each build runs its own SDK runtime inside the isolate
+  const out = path.join(dir, `build-${buildSeq++}`)
+  await buildPlugin(dir, { outDir: path.join(out, 'noop') })
+  await buildPlugin(dir, { outDir: path.join(out, 'header'), entry: 'src/header.ts' })
+  await buildPlugin(path.join(PACKAGE_ROOT, 'plugins', 'security-headers'), { outDir: path.join(out, 'security-headers') })
   const sb = createSandbox({
-    paths: ['noop', 'header', 'security-headers'].map((p) => path.join(dir, p)),
+    paths: ['noop', 'header', 'security-headers'].map((p) => path.join(out, p)),
     skipFlagCheck: true,
     // the per-slice budget is wall-clock (isolated-vm): keep a preempted call on this busy VM from failing
     limits: { '*': { cpu_ms: 5000 } },

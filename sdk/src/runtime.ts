@@ -15,20 +15,16 @@
  *               (the result then arrives through `host.settle`).
  */
 import type {
-  AccessContext,
   AuthenticateOptions,
-  BaseContext,
   AnyPlugin,
   Encoding,
   HashAlgorithm,
   HttpRequestInit,
   HttpResponse,
   Json,
-  LogContext,
   Phase,
   RequestView,
   Respond,
-  ResponseContext,
 } from './types.js'
 
 /** The synchronous functions the host gives the runtime (isolated-vm `Callback`s in the gateway). */
@@ -119,6 +115,8 @@ const RESPOND: Respond = freeze({ __respond: true as const })
 const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const HEADER_VALUE_RE = /^[\t\x20-\x7e\x80-\xff]*$/
 const METRIC_NAME_RE = /^[a-z_][a-z0-9_]*$/
+/** what JSON.stringify would escape in a value that passed HEADER_VALUE_RE */
+const JSON_ESCAPED_RE = /["\\\t]/
 
 function safeStringify(v: unknown): string {
   try {
@@ -149,12 +147,29 @@ function checkHeader(name: unknown, value: unknown, what: string): void {
   }
 }
 
+/**
+ * A checked header op as the JSON text `stringify([op, name, value])` gives, without the array: the
+ * name is a token (nothing to escape) and the value has no control character but tab.
+ */
+function headerOpJson(op: 'set' | 'add' | 'clear', lowerName: string, value: string): string {
+  return `["${op}","${lowerName}",${JSON_ESCAPED_RE.test(value) ? stringify(value) : `"${value}"`}]`
+}
+
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object') {
     for (const v of Object.values(value)) deepFreeze(v)
     freeze(value)
   }
   return value
+}
+
+/** Freeze a headers record (values are strings or string arrays): what `deepFreeze` does, without the generic walk. */
+function freezeHeaders(headers: Record<string, string | string[]>): Record<string, string | string[]> {
+  for (const k in headers) {
+    const v = headers[k]
+    if (typeof v === 'object') freeze(v)
+  }
+  return freeze(headers)
 }
 
 function parseQuery(query: string): Map<string, string> {
@@ -188,26 +203,83 @@ function encodeQuery(args: Record<string, string | readonly string[]>): string {
   return parts.join('&')
 }
 
+function isEmpty(o: object): boolean {
+  for (const _ in o) return false
+  return true
+}
+
 interface Instance {
   config: unknown
   state: unknown
 }
 
-interface PendingCall {
-  outbox: Set<number>
+type CallPhase = 'access' | 'response' | 'log'
+
+/** A header read through the view's own headers: the first value of a multi-valued header. */
+function firstValue(v: string | string[] | undefined): string | undefined {
+  return v === undefined ? undefined : typeof v === 'string' ? v : v[0]
+}
+
+/**
+ * One call of a phase handler: its input (parsed on first use), what the handler has done so far
+ * (`out`, the result) and the context parts it has reached. Every part is built the first time the
+ * handler reaches it, so a handler pays for what it uses: a no-op handler parses nothing and
+ * freezes nothing. A class, so every call's state has the same shape.
+ */
+class Call {
+  input: WireInput | null = null
+  /** the call is over (returned, threw, settled or abandoned): late callouts are refused */
+  done = false
+  /** callouts started by this call and not yet answered */
+  outbox: Set<number> | null = null
+  /** the result so far, but for the header ops (below) */
+  readonly out: WireOutput = {}
+  /** `upstream` and `responseHeaders` ops as JSON text ('' when none), written as they happen (see headerOpJson) */
+  upstreamOps = ''
+  responseOps = ''
+  request: RequestView | undefined = undefined
+  response: object | undefined = undefined
+  /** the response headers as this call has edited them so far (name → value; undefined: cleared) */
+  responseEdits: Map<string, string | string[] | undefined> | null = null
+  upstreamRequest: object | undefined = undefined
+  shared: Record<string, Json> | undefined = undefined
+  log: object | undefined = undefined
+  metrics: object | undefined = undefined
+  http: object | undefined = undefined
+  respond: ((status: number, body?: string | Record<string, Json>, headers?: Record<string, string>) => Respond) | undefined = undefined
+  authenticate: ((consumer: string, options?: AuthenticateOptions) => void) | undefined = undefined
+  constructor(
+    readonly phase: CallPhase,
+    readonly callId: number,
+    readonly inst: Instance,
+    readonly inputJson: string,
+  ) {}
+
+  wire(): WireInput {
+    return (this.input ??= parse(this.inputJson) as WireInput)
+  }
+
+  /** the response header `name` (lower case) as this call sees it now */
+  responseHeader(name: string): string | string[] | undefined {
+    const edits = this.responseEdits
+    if (edits !== null && edits.has(name)) return edits.get(name)
+    return this.wire().responseHeaders?.[name]
+  }
 }
 
 /** Turn a defined plugin into the runtime protocol over `host`. `maxOutput`: bytes of result JSON. */
 export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 65536): PluginRuntime & { consoleLine(level: string, message: string): void } {
   const instances = new MapCtor<string, Instance>()
-  const pending = new MapCtor<number, PendingCall>()
-  const callouts = new MapCtor<number, { callId: number; resolve(v: HttpResponse): void; reject(e: Error): void }>()
+  /** calls whose handler returned a promise, until it settles or the host abandons them */
+  const pending = new MapCtor<number, Call>()
+  const callouts = new MapCtor<number, { call: Call; resolve(v: HttpResponse): void; reject(e: Error): void }>()
   /** lines from top-level `console.*`, flushed with the next result */
   let looseLogs: NonNullable<WireOutput['logs']> = []
 
   const phases = (['access', 'response', 'log'] as const).filter((p) => typeof plugin[p] === 'function')
 
   function finish(out: WireOutput): string {
+    if (looseLogs.length === 0 && isEmpty(out)) return '{}'
     if (looseLogs.length > 0) {
       out.logs = out.logs ? looseLogs.concat(out.logs) : looseLogs
       looseLogs = []
@@ -223,89 +295,125 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
     return json
   }
 
-  function buildContext(inst: Instance, phase: 'access' | 'response' | 'log', input: WireInput, out: WireOutput, callId: number) {
-    const req = input.request
+  /** The result of a call that finished: its header ops (already JSON text) and the rest of `out`. */
+  function finishCall(c: Call): string {
+    const rest = finish(c.out)
+    if (c.upstreamOps === '' && c.responseOps === '') return rest
+    if (rest.startsWith('{"error":')) return rest
+    let ops = c.upstreamOps === '' ? '' : `"upstream":[${c.upstreamOps}]`
+    if (c.responseOps !== '') ops = ops === '' ? `"responseHeaders":[${c.responseOps}]` : `${ops},"responseHeaders":[${c.responseOps}]`
+    const json = rest === '{}' ? `{${ops}}` : `{${ops},${rest.slice(1)}`
+    return json.length > maxOutput ? stringify({ error: `result is ${json.length} bytes, over the ${maxOutput}-byte output limit` }) : json
+  }
+
+  /** The result of a handler that threw or rejected: the error, with what it logged (and counted). */
+  function failed(err: unknown, out: WireOutput, withMetrics: boolean): string {
+    const result: WireOutput = { error: errorMessage(err) }
+    if (out.logs) result.logs = out.logs
+    if (withMetrics && out.metrics) result.metrics = out.metrics
+    return finish(result)
+  }
+
+  // The parts without per-call state: one per runtime, frozen once.
+  const kv = freeze({
+    get(key: string) {
+      const v = host.kv('get', String(key), '', 0)
+      return v === '' ? undefined : parse(v)
+    },
+    set(key: string, value: Json, ttlSeconds?: number) {
+      const json = stringify(value)
+      if (json === undefined) throw new TypeError('kv.set: the value must be JSON')
+      host.kv('set', String(key), json, ttlSeconds ?? 0)
+    },
+    delete: (key: string) => host.kv('delete', String(key), '', 0) === '1',
+    incr: (key: string, by?: number, ttlSeconds?: number) => Number(host.kv('incr', String(key), String(by ?? 1), ttlSeconds ?? 0)),
+  })
+  const crypto = freeze({
+    hmac: (alg: HashAlgorithm, key: string, data: string, enc: Encoding = 'hex') => host.crypto('hmac', String(alg), String(key), `${enc}:${String(data)}`),
+    hash: (alg: HashAlgorithm, data: string, enc: Encoding = 'hex') => host.crypto('hash', String(alg), String(data), enc),
+    randomBytes: (size: number, enc: Encoding = 'hex') => host.crypto('random', String(size), enc, ''),
+    randomUUID: () => host.crypto('uuid', '', '', ''),
+    timingSafeEqual: (a: string, b: string) => host.crypto('equal', String(a), String(b), '') === '1',
+  })
+
+  // The per-call parts, built on first use (see Call).
+
+  function requestOf(c: Call): RequestView {
+    // the parsed wire request already has the view's fields in the view's order: it becomes the view
+    const req = c.wire().request as WireRequest & Pick<RequestView, 'header' | 'headerAll' | 'queryArg'>
+    const headers = freezeHeaders(req.headers)
+    if (req.consumer !== null) freeze(req.consumer)
+    if (req.credential !== null) freeze(req.credential)
+    if (req.route !== null) freeze(req.route)
+    if (req.service !== null) freeze(req.service)
     let queryArgs: Map<string, string> | undefined
-    const headerOf = (headers: Record<string, string | string[]> | undefined, name: string): string | undefined => {
-      const v = headers?.[name.toLowerCase()]
-      return v === undefined ? undefined : typeof v === 'string' ? v : v[0]
+    req.header = (name: string) => firstValue(headers[name.toLowerCase()])
+    req.headerAll = (name: string) => {
+      const v = headers[name.toLowerCase()]
+      return v === undefined ? [] : typeof v === 'string' ? [v] : v.slice()
     }
-    const request: RequestView = freeze({
-      method: req.method,
-      path: req.path,
-      query: req.query,
-      headers: deepFreeze(req.headers),
-      clientIp: req.clientIp,
-      scheme: req.scheme,
-      startTime: req.startTime,
-      consumer: req.consumer === null ? null : freeze(req.consumer),
-      credential: req.credential === null ? null : freeze(req.credential),
-      route: req.route === null ? null : freeze(req.route),
-      service: req.service === null ? null : freeze(req.service),
-      header: (name: string) => headerOf(req.headers, name),
-      headerAll: (name: string) => {
-        const v = req.headers[name.toLowerCase()]
-        return v === undefined ? [] : typeof v === 'string' ? [v] : v.slice()
-      },
-      queryArg: (name: string) => (queryArgs ??= parseQuery(req.query)).get(name),
-    })
+    req.queryArg = (name: string) => (queryArgs ??= parseQuery(req.query)).get(name)
+    return freeze(req)
+  }
 
-    const only = (what: string, allowed: ReadonlyArray<'access' | 'response' | 'log'>) => {
-      if (!allowed.includes(phase)) throw new PhaseError(what, phase, `${allowed.join(' and ')} only`)
+  /** a response header edit: checks the header, records the op, and applies it to the call's view */
+  function responseOp(c: Call, op: 'set' | 'add' | 'clear', what: string, name: string, value: string): void {
+    if (c.phase !== 'response') throw new PhaseError(`response.${what}()`, c.phase, 'response only')
+    checkHeader(name, value, `response.${what}`)
+    const lower = name.toLowerCase()
+    const edits = (c.responseEdits ??= new MapCtor())
+    if (op === 'set') edits.set(lower, value)
+    else if (op === 'clear') edits.set(lower, undefined)
+    else {
+      const prev = c.responseHeader(lower)
+      edits.set(lower, prev === undefined ? value : `${typeof prev === 'string' ? prev : prev.join(', ')}, ${value}`)
     }
-    const headerOps = (list: 'upstream' | 'responseHeaders', owner: string, current: Record<string, string | string[]>) => ({
-      setHeader(name: string, value: string) {
-        checkHeader(name, value, `${owner}.setHeader`)
-        current[name.toLowerCase()] = value
-        ;(out[list] ??= []).push(['set', name.toLowerCase(), value])
-      },
-      addHeader(name: string, value: string) {
-        checkHeader(name, value, `${owner}.addHeader`)
-        const prev = current[name.toLowerCase()]
-        current[name.toLowerCase()] = prev === undefined ? value : `${typeof prev === 'string' ? prev : prev.join(', ')}, ${value}`
-        ;(out[list] ??= []).push(['add', name.toLowerCase(), value])
-      },
-      clearHeader(name: string) {
-        checkHeader(name, '', `${owner}.clearHeader`)
-        delete current[name.toLowerCase()]
-        ;(out[list] ??= []).push(['clear', name.toLowerCase(), ''])
-      },
-    })
+    c.responseOps = c.responseOps === '' ? headerOpJson(op, lower, value) : `${c.responseOps},${headerOpJson(op, lower, value)}`
+  }
 
-    const upstreamHeaders: Record<string, string | string[]> = { ...req.headers }
-    const upstream = headerOps('upstream', 'upstreamRequest', upstreamHeaders)
-    const upstreamRequest = freeze({
-      setHeader: (n: string, v: string) => (only('upstreamRequest.setHeader()', ['access']), upstream.setHeader(n, v)),
-      addHeader: (n: string, v: string) => (only('upstreamRequest.addHeader()', ['access']), upstream.addHeader(n, v)),
-      clearHeader: (n: string) => (only('upstreamRequest.clearHeader()', ['access']), upstream.clearHeader(n)),
+  function responseOf(c: Call): object {
+    const wire = c.wire()
+    return freeze({
+      status: wire.status ?? 0,
+      headers: freezeHeaders(wire.responseHeaders ?? {}),
+      header: (name: string) => firstValue(c.responseHeader(name.toLowerCase())),
+      setHeader: (n: string, v: string) => responseOp(c, 'set', 'setHeader', n, v),
+      addHeader: (n: string, v: string) => responseOp(c, 'add', 'addHeader', n, v),
+      clearHeader: (n: string) => responseOp(c, 'clear', 'clearHeader', n, ''),
+    })
+  }
+
+  function upstreamOp(c: Call, op: 'set' | 'add' | 'clear', what: string, name: string, value: string): void {
+    if (c.phase !== 'access') throw new PhaseError(`upstreamRequest.${what}()`, c.phase, 'access only')
+    checkHeader(name, value, `upstreamRequest.${what}`)
+    const op1 = headerOpJson(op, name.toLowerCase(), value)
+    c.upstreamOps = c.upstreamOps === '' ? op1 : `${c.upstreamOps},${op1}`
+  }
+
+  function upstreamRequestOf(c: Call): object {
+    const out = c.out
+    return freeze({
+      setHeader: (n: string, v: string) => upstreamOp(c, 'set', 'setHeader', n, v),
+      addHeader: (n: string, v: string) => upstreamOp(c, 'add', 'addHeader', n, v),
+      clearHeader: (n: string) => upstreamOp(c, 'clear', 'clearHeader', n, ''),
       setPath(path: string) {
-        only('upstreamRequest.setPath()', ['access'])
+        if (c.phase !== 'access') throw new PhaseError('upstreamRequest.setPath()', c.phase, 'access only')
         if (typeof path !== 'string' || !/^\/[^\s#?]*$/.test(path)) throw new TypeError(`upstreamRequest.setPath: ${stringify(String(path))} must start with '/' and contain no spaces, '?' or '#'`)
         out.path = path
       },
       setQuery(query: string | Record<string, string | readonly string[]>) {
-        only('upstreamRequest.setQuery()', ['access'])
+        if (c.phase !== 'access') throw new PhaseError('upstreamRequest.setQuery()', c.phase, 'access only')
         const q = typeof query === 'string' ? query : encodeQuery(query)
         if (!/^[^\s#]*$/.test(q)) throw new TypeError('upstreamRequest.setQuery: the query must contain no spaces or #')
         out.query = q.startsWith('?') ? q.slice(1) : q
       },
     })
+  }
 
-    const responseHeadersNow: Record<string, string | string[]> = { ...(input.responseHeaders ?? {}) }
-    const respOps = headerOps('responseHeaders', 'response', responseHeadersNow)
-    const response = phase === 'access'
-      ? undefined
-      : freeze({
-          status: input.status ?? 0,
-          headers: deepFreeze(input.responseHeaders ?? {}),
-          header: (name: string) => headerOf(responseHeadersNow, name),
-          setHeader: (n: string, v: string) => (only('response.setHeader()', ['response']), respOps.setHeader(n, v)),
-          addHeader: (n: string, v: string) => (only('response.addHeader()', ['response']), respOps.addHeader(n, v)),
-          clearHeader: (n: string) => (only('response.clearHeader()', ['response']), respOps.clearHeader(n)),
-        })
-
-    const sharedTarget: Record<string, Json> = input.shared ?? {}
-    const shared = new Proxy(sharedTarget, {
+  function sharedOf(c: Call): Record<string, Json> {
+    const out = c.out
+    const phase = c.phase
+    return new Proxy(c.wire().shared ?? {}, {
       set(target, key, value) {
         if (phase === 'log') throw new PhaseError('writing ctx.shared', phase, 'access and response only')
         if (typeof key !== 'string') return false
@@ -321,114 +429,173 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
         return true
       },
     })
+  }
 
+  function logOf(c: Call): object {
+    const out = c.out
     const logAt = (level: string) => (message: string, fields?: Record<string, Json>) => {
       ;(out.logs ??= []).push(fields === undefined ? [level, String(message)] : [level, String(message), fields])
     }
-    const log: BaseContext<unknown, unknown>["log"] = freeze({ debug: logAt("debug"), info: logAt("info"), warn: logAt("warn"), error: logAt("error") })
+    return freeze({ debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') })
+  }
 
+  function metricsOf(c: Call): object {
+    const out = c.out
     const metric = (type: 'counter' | 'histogram', name: string, value: number, labels?: Record<string, string>) => {
       if (typeof name !== 'string' || !METRIC_NAME_RE.test(name)) throw new TypeError(`metrics: invalid metric name ${stringify(String(name))} (use [a-z_][a-z0-9_]*)`)
       if (typeof value !== 'number' || !Number.isFinite(value)) throw new TypeError(`metrics: ${name} needs a finite number`)
       ;(out.metrics ??= []).push(labels === undefined ? [type, name, value] : [type, name, value, labels])
     }
-
-    const ctx = {
-      phase,
-      config: inst.config,
-      state: inst.state,
-      request,
-      shared,
-      log,
-      kv: freeze({
-        get(key: string) {
-          const v = host.kv('get', String(key), '', 0)
-          return v === '' ? undefined : parse(v)
-        },
-        set(key: string, value: Json, ttlSeconds?: number) {
-          const json = stringify(value)
-          if (json === undefined) throw new TypeError('kv.set: the value must be JSON')
-          host.kv('set', String(key), json, ttlSeconds ?? 0)
-        },
-        delete: (key: string) => host.kv('delete', String(key), '', 0) === '1',
-        incr: (key: string, by?: number, ttlSeconds?: number) => Number(host.kv('incr', String(key), String(by ?? 1), ttlSeconds ?? 0)),
-      }),
-      crypto: freeze({
-        hmac: (alg: HashAlgorithm, key: string, data: string, enc: Encoding = 'hex') => host.crypto('hmac', String(alg), String(key), `${enc}:${String(data)}`),
-        hash: (alg: HashAlgorithm, data: string, enc: Encoding = 'hex') => host.crypto('hash', String(alg), String(data), enc),
-        randomBytes: (size: number, enc: Encoding = 'hex') => host.crypto('random', String(size), enc, ''),
-        randomUUID: () => host.crypto('uuid', '', '', ''),
-        timingSafeEqual: (a: string, b: string) => host.crypto('equal', String(a), String(b), '') === '1',
-      }),
-      metrics: freeze({
-        increment: (name: string, value = 1, labels?: Record<string, string>) => metric('counter', name, value, labels),
-        observe: (name: string, value: number, labels?: Record<string, string>) => metric('histogram', name, value, labels),
-      }),
-      upstreamRequest,
-      response,
-      http: freeze({
-        fetch(url: string, init: HttpRequestInit = {}): Promise<HttpResponse> {
-          only('http.fetch()', ['access', 'log'])
-          const call = pending.get(callId)
-          if (call === undefined) return Promise.reject(new Error('http.fetch: the request this call belonged to is over'))
-          const id = host.fetch(callId, stringify({ url: String(url), method: init.method ?? 'GET', headers: init.headers ?? {}, body: init.body ?? null, timeoutMs: init.timeoutMs ?? 0 }))
-          call.outbox.add(id)
-          return new Promise<HttpResponse>((resolve, reject) => callouts.set(id, { callId, resolve, reject }))
-        },
-      }),
-      respond(status: number, body?: string | Record<string, Json>, headers?: Record<string, string>): Respond {
-        only('respond()', ['access'])
-        if (!Number.isInteger(status) || status < 100 || status > 599) throw new TypeError(`respond: status ${String(status)} must be an integer 100..599`)
-        if (headers !== undefined) for (const [n, v] of Object.entries(headers)) checkHeader(n, v, 'respond')
-        const exit: NonNullable<WireOutput['exit']> = { status }
-        if (body !== undefined) exit.body = body
-        if (headers !== undefined) exit.headers = headers
-        out.exit = exit
-        return RESPOND
-      },
-      authenticate(consumer: string, options: AuthenticateOptions = {}) {
-        only('authenticate()', ['access'])
-        if (typeof consumer !== 'string' || consumer === '') throw new TypeError('authenticate: consumer must be a consumer id or username')
-        out.auth = { consumer }
-        if (options.credential !== undefined) out.auth.credential = String(options.credential)
-        if (options.groups !== undefined) out.auth.groups = options.groups.map(String)
-      },
-    }
-    return ctx
+    return freeze({
+      increment: (name: string, value = 1, labels?: Record<string, string>) => metric('counter', name, value, labels),
+      observe: (name: string, value: number, labels?: Record<string, string>) => metric('histogram', name, value, labels),
+    })
   }
 
-  function run(instanceId: string, callId: number, phase: 'access' | 'response' | 'log', inputJson: string): string {
-    const out: WireOutput = {}
+  function httpOf(c: Call): object {
+    return freeze({
+      fetch(url: string, init: HttpRequestInit = {}): Promise<HttpResponse> {
+        if (c.phase === 'response') throw new PhaseError('http.fetch()', c.phase, 'access and log only')
+        if (c.done) return Promise.reject(new Error('http.fetch: the request this call belonged to is over'))
+        const id = host.fetch(c.callId, stringify({ url: String(url), method: init.method ?? 'GET', headers: init.headers ?? {}, body: init.body ?? null, timeoutMs: init.timeoutMs ?? 0 }))
+        ;(c.outbox ??= new Set()).add(id)
+        return new Promise<HttpResponse>((resolve, reject) => callouts.set(id, { call: c, resolve, reject }))
+      },
+    })
+  }
+
+  function respondOf(c: Call) {
+    return (status: number, body?: string | Record<string, Json>, headers?: Record<string, string>): Respond => {
+      if (c.phase !== 'access') throw new PhaseError('respond()', c.phase, 'access only')
+      if (!Number.isInteger(status) || status < 100 || status > 599) throw new TypeError(`respond: status ${String(status)} must be an integer 100..599`)
+      if (headers !== undefined) for (const [n, v] of Object.entries(headers)) checkHeader(n, v, 'respond')
+      const exit: NonNullable<WireOutput['exit']> = { status }
+      if (body !== undefined) exit.body = body
+      if (headers !== undefined) exit.headers = headers
+      c.out.exit = exit
+      return RESPOND
+    }
+  }
+
+  function authenticateOf(c: Call) {
+    return (consumer: string, options: AuthenticateOptions = {}): void => {
+      if (c.phase !== 'access') throw new PhaseError('authenticate()', c.phase, 'access only')
+      if (typeof consumer !== 'string' || consumer === '') throw new TypeError('authenticate: consumer must be a consumer id or username')
+      const auth: NonNullable<WireOutput['auth']> = { consumer }
+      c.out.auth = auth
+      if (options.credential !== undefined) auth.credential = String(options.credential)
+      if (options.groups !== undefined) auth.groups = options.groups.map(String)
+    }
+  }
+
+  /**
+   * The `ctx` a handler gets. Its members are getters on a shared, frozen prototype that build the
+   * member on first use (see Call); the methods they hand out are closures over the call, so a
+   * destructured `const { respond } = ctx` still works. Assigning a member replaces it on this ctx
+   * only, as it did when the members were plain properties.
+   */
+  class Context {
+    readonly #c: Call
+    constructor(c: Call) {
+      this.#c = c
+    }
+    get phase() {
+      return this.#c.phase
+    }
+    get config() {
+      return this.#c.inst.config
+    }
+    get state() {
+      return this.#c.inst.state
+    }
+    get request() {
+      const c = this.#c
+      return (c.request ??= requestOf(c))
+    }
+    get shared() {
+      const c = this.#c
+      return (c.shared ??= sharedOf(c))
+    }
+    get log() {
+      const c = this.#c
+      return (c.log ??= logOf(c))
+    }
+    get kv() {
+      return kv
+    }
+    get crypto() {
+      return crypto
+    }
+    get metrics() {
+      const c = this.#c
+      return (c.metrics ??= metricsOf(c))
+    }
+    get upstreamRequest() {
+      const c = this.#c
+      return (c.upstreamRequest ??= upstreamRequestOf(c))
+    }
+    get response() {
+      const c = this.#c
+      return c.phase === 'access' ? undefined : (c.response ??= responseOf(c))
+    }
+    get http() {
+      const c = this.#c
+      return (c.http ??= httpOf(c))
+    }
+    get respond() {
+      const c = this.#c
+      return (c.respond ??= respondOf(c))
+    }
+    get authenticate() {
+      const c = this.#c
+      return (c.authenticate ??= authenticateOf(c))
+    }
+  }
+  for (const name of Object.getOwnPropertyNames(Context.prototype)) {
+    const d = Object.getOwnPropertyDescriptor(Context.prototype, name)
+    if (d?.get === undefined) continue
+    d.set = function (this: object, value: unknown) {
+      Object.defineProperty(this, name, { value, writable: true, enumerable: true, configurable: true })
+    }
+    Object.defineProperty(Context.prototype, name, d)
+  }
+  freeze(Context.prototype)
+
+  function run(instanceId: string, callId: number, phase: CallPhase, inputJson: string): string {
     const inst = instances.get(instanceId)
     if (inst === undefined) return finish({ error: `plugin instance ${instanceId} is not configured` })
     const handler = plugin[phase] as ((ctx: unknown) => unknown) | undefined
     if (handler === undefined) return finish({})
-    pending.set(callId, { outbox: new Set() })
+    const c = new Call(phase, callId, inst, inputJson)
     let result: unknown
     try {
-      const ctx = buildContext(inst, phase, parse(inputJson) as WireInput, out, callId)
-      result = handler(ctx as AccessContext<unknown, unknown> & ResponseContext<unknown, unknown> & LogContext<unknown, unknown>)
+      result = handler(new Context(c))
     } catch (err) {
-      pending.delete(callId)
-      return finish({ error: errorMessage(err), ...(out.logs ? { logs: out.logs } : {}), ...(out.metrics ? { metrics: out.metrics } : {}) })
+      c.done = true
+      return failed(err, c.out, true)
     }
     if (result === null || typeof result !== 'object' || typeof (result as { then?: unknown }).then !== 'function') {
-      pending.delete(callId)
-      return finish(out)
+      c.done = true
+      return finishCall(c)
     }
     if (phase === 'response') {
-      pending.delete(callId)
+      c.done = true
       return finish({ error: 'the response handler returned a promise: response handlers must be synchronous' })
     }
     // asynchronous handler: its result arrives through host.settle once its promise settles
+    pending.set(callId, c)
     ;(result as Promise<unknown>).then(
       () => {
-        if (!pending.delete(callId)) return
-        host.settle(callId, finish(out))
+        if (c.done) return
+        c.done = true
+        pending.delete(callId)
+        host.settle(callId, finishCall(c))
       },
       (err: unknown) => {
-        if (!pending.delete(callId)) return
-        host.settle(callId, finish({ error: errorMessage(err), ...(out.logs ? { logs: out.logs } : {}) }))
+        if (c.done) return
+        c.done = true
+        pending.delete(callId)
+        host.settle(callId, failed(err, c.out, false))
       },
     )
     return ''
@@ -466,7 +633,7 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
       const c = callouts.get(calloutId)
       if (c === undefined) return
       callouts.delete(calloutId)
-      pending.get(c.callId)?.outbox.delete(calloutId)
+      c.call.outbox?.delete(calloutId)
       if (ok) c.resolve(freeze(parse(resultJson) as HttpResponse))
       else c.reject(new Error(resultJson))
     },
@@ -474,7 +641,8 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
       const call = pending.get(callId)
       if (call === undefined) return
       pending.delete(callId)
-      for (const id of call.outbox) callouts.delete(id)
+      call.done = true
+      if (call.outbox !== null) for (const id of call.outbox) callouts.delete(id)
     },
   }
 }
