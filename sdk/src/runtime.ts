@@ -148,11 +148,49 @@ function checkHeader(name: unknown, value: unknown, what: string): void {
 }
 
 /**
- * A checked header op as the JSON text `stringify([op, name, value])` gives, without the array: the
- * name is a token (nothing to escape) and the value has no control character but tab.
+ * Header names and values that passed the checks, remembered: a plugin sets the same few headers on
+ * every call, and a map lookup costs less than the regular expressions. Bounded (cleared when full;
+ * only short values), since plugins may also set per-request values.
  */
-function headerOpJson(op: 'set' | 'add' | 'clear', lowerName: string, value: string): string {
-  return `["${op}","${lowerName}",${JSON_ESCAPED_RE.test(value) ? stringify(value) : `"${value}"`}]`
+const knownNames = new MapCtor<string, string>()
+const knownValues = new MapCtor<string, string>()
+const KNOWN_MAX = 128
+const KNOWN_VALUE_MAX_LENGTH = 256
+
+function remember(known: Map<string, string>, key: string, value: string): void {
+  if (known.size >= KNOWN_MAX) known.clear()
+  known.set(key, value)
+}
+
+/** A checked header name, lower-cased. */
+function headerNameOf(name: unknown, what: string): string {
+  if (typeof name === 'string') {
+    const known = knownNames.get(name)
+    if (known !== undefined) return known
+    if (HEADER_NAME_RE.test(name)) {
+      const lower = name.toLowerCase()
+      remember(knownNames, name, lower)
+      return lower
+    }
+  }
+  throw new TypeError(`${what}: invalid header name ${stringify(String(name))}`)
+}
+
+/**
+ * A checked header value as JSON text (what `stringify(value)` gives): a checked value has no
+ * control character but tab, so most need no escaping at all.
+ */
+function headerValueJsonOf(name: string, value: unknown, what: string): string {
+  if (typeof value === 'string') {
+    const known = knownValues.get(value)
+    if (known !== undefined) return known
+    if (HEADER_VALUE_RE.test(value)) {
+      const json = JSON_ESCAPED_RE.test(value) ? stringify(value) : `"${value}"`
+      if (value.length <= KNOWN_VALUE_MAX_LENGTH) remember(knownValues, value, json)
+      return json
+    }
+  }
+  throw new TypeError(`${what}: invalid value for header '${name}' (a string without CR, LF or control characters)`)
 }
 
 function deepFreeze<T>(value: T): T {
@@ -234,7 +272,7 @@ class Call {
   outbox: Set<number> | null = null
   /** the result so far, but for the header ops (below) */
   readonly out: WireOutput = {}
-  /** `upstream` and `responseHeaders` ops as JSON text ('' when none), written as they happen (see headerOpJson) */
+  /** `upstream` and `responseHeaders` ops as JSON text ('' when none), written as they happen (names are checked tokens: see headerValueJsonOf for the values) */
   upstreamOps = ''
   responseOps = ''
   request: RequestView | undefined = undefined
@@ -359,8 +397,8 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
   /** a response header edit: checks the header, records the op, and applies it to the call's view */
   function responseOp(c: Call, op: 'set' | 'add' | 'clear', what: string, name: string, value: string): void {
     if (c.phase !== 'response') throw new PhaseError(`response.${what}()`, c.phase, 'response only')
-    checkHeader(name, value, `response.${what}`)
-    const lower = name.toLowerCase()
+    const lower = headerNameOf(name, `response.${what}`)
+    const valueJson = headerValueJsonOf(name, value, `response.${what}`)
     const edits = (c.responseEdits ??= new MapCtor())
     if (op === 'set') edits.set(lower, value)
     else if (op === 'clear') edits.set(lower, undefined)
@@ -368,7 +406,8 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
       const prev = c.responseHeader(lower)
       edits.set(lower, prev === undefined ? value : `${typeof prev === 'string' ? prev : prev.join(', ')}, ${value}`)
     }
-    c.responseOps = c.responseOps === '' ? headerOpJson(op, lower, value) : `${c.responseOps},${headerOpJson(op, lower, value)}`
+    const opJson = `["${op}","${lower}",${valueJson}]`
+    c.responseOps = c.responseOps === '' ? opJson : `${c.responseOps},${opJson}`
   }
 
   function responseOf(c: Call): object {
@@ -385,9 +424,8 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
 
   function upstreamOp(c: Call, op: 'set' | 'add' | 'clear', what: string, name: string, value: string): void {
     if (c.phase !== 'access') throw new PhaseError(`upstreamRequest.${what}()`, c.phase, 'access only')
-    checkHeader(name, value, `upstreamRequest.${what}`)
-    const op1 = headerOpJson(op, name.toLowerCase(), value)
-    c.upstreamOps = c.upstreamOps === '' ? op1 : `${c.upstreamOps},${op1}`
+    const opJson = `["${op}","${headerNameOf(name, `upstreamRequest.${what}`)}",${headerValueJsonOf(name, value, `upstreamRequest.${what}`)}]`
+    c.upstreamOps = c.upstreamOps === '' ? opJson : `${c.upstreamOps},${opJson}`
   }
 
   function upstreamRequestOf(c: Call): object {
