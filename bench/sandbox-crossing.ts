@@ -3,7 +3,11 @@
  * → JSON → applySync → the SDK runtime → result validation → applied to a real RequestContext):
  *   - a no-op access phase, and one that sets an upstream header;
  *   - the security-headers example plugin's response phase (what the sandbox-example scenario runs);
- * against a no-op in-process instance.
+ * against a no-op in-process instance; and the same three plugins' "runtime only": the bundle in an
+ * isolate of its own (memory_mb 32, the sandbox default) with a stub host, `call` looped inside the
+ * isolate on the input the host would send, so no crossing and no host-side work: what the SDK
+ * runtime and the plugin cost per call, GC included (steadier than the crossing cases, so a small
+ * runtime change shows here first).
  *
  *   npm run build && node --no-node-snapshot dist/bench/sandbox-crossing.js
  *
@@ -15,10 +19,11 @@
  *   DIR/../../{dist,sdk} with a node_modules link beside them (see the SDK commits for the commands).
  * Rounds report min and median µs per call; env N (calls per round), R (rounds).
  */
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
+import ivm from 'isolated-vm'
 import { PACKAGE_ROOT } from './lib/package-root.js'
 
 const N = Number(process.env['N'] ?? 20_000)
@@ -38,7 +43,30 @@ const SECURITY_HEADERS_CONFIG = {
 }
 const UPSTREAM_HEADERS = { 'content-type': 'application/json', 'content-length': '64', date: 'Wed, 26 Nov 2026 05:37:52 GMT', uwebsockets: '20' }
 
-type Case = () => void
+/** runs `n` calls */
+type Case = (n: number) => void
+
+const times = (fn: () => void): Case => (n) => {
+  for (let i = 0; i < n; i++) fn()
+}
+
+/** The request view the host sends for the bench's request (see requestView in src/sandbox/sandbox.ts). */
+const REQUEST_VIEW = `{"method":"GET","path":"/bench","query":"","headers":{"host":"127.0.0.1:8000","connection":"keep-alive"},"clientIp":"127.0.0.1","scheme":"http","startTime":${Date.now()},"consumer":null,"credential":null,"route":{"id":"r1","name":"bench"},"service":{"id":"s1","name":"svc"}}`
+
+/** The runtime-only case of the bundle in `bundleDir`; `check` sees the result of one call. */
+function runtimeLoop(bundleDir: string, config: object, phase: 'access' | 'response', input: string, check: (result: string) => boolean): { run: Case; dispose(): void } {
+  const isolate = new ivm.Isolate({ memoryLimit: 32 })
+  const context = isolate.createContextSync()
+  context.evalSync(`globalThis.__bouncer_host = { crypto() { throw new Error('no host') }, kv() { throw new Error('no host') }, fetch() { throw new Error('no host') }, settle() {}, maxOutput: 65536 }`)
+  context.evalSync(readFileSync(path.join(bundleDir, 'plugin.js'), 'utf8'))
+  const configured = context.evalSync(`__bouncer_runtime.configure('bench', ${JSON.stringify(JSON.stringify(config))})`) as string
+  if (configured !== '') throw new Error(`${bundleDir}: configure failed: ${configured}`)
+  context.evalSync(`globalThis.__loop = (phase, input, n) => { const call = __bouncer_runtime.call; let out = ''; for (let i = 1; i <= n; i++) out = call('bench', i, phase, input); return out }`)
+  const loop = context.global.getSync('__loop', { reference: true }) as ivm.Reference<(phase: string, input: string, n: number) => string>
+  const result = loop.applySync(undefined, [phase, input, 1]) as string
+  if (!check(result)) throw new Error(`${bundleDir}: unexpected result ${result}`)
+  return { run: (n) => void loop.applySync(undefined, [phase, input, n]), dispose: () => isolate.dispose() }
+}
 
 /** The cases, run through the build whose dist/src is `root` (modules loaded from there). */
 async function casesFrom(root: string): Promise<{ cases: Record<string, Case>; dispose(): void }> {
@@ -71,19 +99,32 @@ async function casesFrom(root: string): Promise<{ cases: Record<string, Case>; d
   const sync = (r: unknown) => {
     if (r !== undefined) throw new Error('the bench plugins never exit and never await')
   }
+  const accessInput = `{"request":${REQUEST_VIEW},"shared":{}}`
+  const responseInput = `{"request":${REQUEST_VIEW},"shared":{},"status":200,"responseHeaders":${JSON.stringify(UPSTREAM_HEADERS)}}`
+  const loops = [
+    runtimeLoop(path.join(out, 'noop'), {}, 'access', accessInput, (r) => r === '{}'),
+    runtimeLoop(path.join(out, 'header'), {}, 'access', accessInput, (r) => r === '{"upstream":[["set","x-a","127.0.0.1:8000"]]}'),
+    runtimeLoop(path.join(out, 'security-headers'), SECURITY_HEADERS_CONFIG, 'response', responseInput, (r) => (JSON.parse(r) as { responseHeaders?: unknown[] }).responseHeaders?.length === 6),
+  ]
   return {
     cases: {
-      'in-process no-op': () => sync(native.access(ctx())),
-      'sandboxed no-op access': () => sync(noop!.access!(ctx())),
-      'sandboxed set-header access': () => sync(header!.access!(ctx())),
-      'security-headers response': () => {
+      'in-process no-op': times(() => sync(native.access(ctx()))),
+      'sandboxed no-op access': times(() => sync(noop!.access!(ctx()))),
+      'sandboxed set-header access': times(() => sync(header!.access!(ctx()))),
+      'security-headers response': times(() => {
         const c = ctx()
         security!.response!(c, 200, { ...UPSTREAM_HEADERS })
         c.finalResponseHeaders()
         if (c.responseEdits?.length !== 12) throw new Error('security-headers did not apply its six edits')
-      },
+      }),
+      'runtime only: no-op access': loops[0]!.run,
+      'runtime only: set-header access': loops[1]!.run,
+      'runtime only: security-headers response': loops[2]!.run,
     },
-    dispose: () => sb.dispose(),
+    dispose: () => {
+      sb.dispose()
+      for (const l of loops) l.dispose()
+    },
   }
 }
 
@@ -91,7 +132,7 @@ const builds: Array<[string, Awaited<ReturnType<typeof casesFrom>>]> = [['this b
 if (values.against !== undefined) builds.push([`against ${values.against}`, await casesFrom(path.resolve(values.against))])
 
 const names = Object.keys(builds[0]![1].cases)
-for (const [, b] of builds) for (const n of names) for (let i = 0; i < 5000; i++) b.cases[n]!()
+for (const [, b] of builds) for (const n of names) b.cases[n]!(5000)
 const rounds = new Map<string, number[]>()
 for (let r = 0; r < R; r++) {
   for (const n of names) {
@@ -100,7 +141,7 @@ for (let r = 0; r < R; r++) {
     for (const [label, b] of order) {
       const fn = b.cases[n]!
       const t0 = process.hrtime.bigint()
-      for (let i = 0; i < N; i++) fn()
+      fn(N)
       const key = `${n} | ${label}`
       const list = rounds.get(key) ?? []
       list.push(Number(process.hrtime.bigint() - t0) / N / 1000)
