@@ -15,8 +15,10 @@
  * that build too, interleaved round by round in this one process, so a change is compared with its
  * parent under the same machine load (this 2-core VM's load moves single runs by more than most
  * changes). Each build bundles the plugins with its own `buildPlugin`, which takes the SDK runtime
- * from the `sdk/` above that build: to A/B an SDK runtime change, copy the old tree as
- *   DIR/../../{dist,sdk} with a node_modules link beside them (see the SDK commits for the commands).
+ * from the `sdk/` folder above that build's dist, so an SDK runtime change is A/B'd with e.g.
+ *   mkdir -p /tmp/ab/old/sdk && cp -r dist /tmp/ab/old/ && ln -s "$PWD/node_modules" /tmp/ab/old/
+ *   git archive HEAD~1 sdk/src sdk/package.json | tar -x -C /tmp/ab/old
+ *   node --no-node-snapshot dist/bench/sandbox-crossing.js --against /tmp/ab/old/dist/src
  * Rounds report min and median µs per call; env N (calls per round), R (rounds).
  */
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
