@@ -26,7 +26,7 @@ export function renderMarkdown(run: BenchResults): string {
     '',
     `Load average before ${e.load_before.map((l) => l.toFixed(2)).join(' / ')}, after ${e.load_after.map((l) => l.toFixed(2)).join(' / ')} (1/5/15 min; anything above ~0.3 before the run means other processes shared the machine).`,
     '',
-    'req/s: saturation at N connections. CPU µs/req: user + system CPU of the proxy\'s processes (primary + workers; nginx master + workers; for direct rows the upstream) per request during the saturation run (the proxy\'s own work: it moves less than req/s on a shared machine). Latency: at the fixed rate, per response, µs. "added" = this scenario − its direct baseline in the same round; ' +
+    'req/s: saturation at N connections. CPU µs/req: user + system CPU of the proxy\'s processes (primary + workers; nginx master + workers; for direct rows the upstream) per request during the saturation run (the proxy\'s own work, not its share of the cores; it still rises on a busy machine). Latency: at the fixed rate, per response, µs. "added" = this scenario − its direct baseline in the same round; ' +
       '"× ref" / "over ref": against the reference (nginx for no-plugins, no-plugins for plugin scenarios) in the same round. Spread: max − min over the rounds (the run-to-run noise; req/s as % of the median).',
     '',
     TABLE_HEADER,
