@@ -165,17 +165,34 @@ class CompiledRouteChain implements RouteChain {
 
   runAccess(ctx: PluginContext): MaybePromise<PluginExit | undefined> {
     if (!this.hasAccess) return undefined
-    return this.accessFrom(ctx, this.chainFor(ctx), 0, ctx.consumer)
+    return this.accessFrom(ctx, this.chainFor(ctx), 0, ctx.consumer, null)
   }
 
   /**
-   * The access phase from position `i` of `resolved`. Synchronous while every handler answers
-   * synchronously (the built-in auth plugins, a sandboxed plugin that finished in its first slice):
-   * no Promise and no microtask per request; the first real promise continues in accessAfter().
+   * The access phase from position `i` of `resolved`; `ran` is the plugin that just ran (null at the
+   * start). Synchronous while every handler answers synchronously (the built-in auth plugins, a
+   * sandboxed plugin that finished in its first slice): no Promise and no microtask per request; the
+   * first real promise continues in accessAfter().
    */
-  private accessFrom(ctx: PluginContext, resolved: Resolved, i: number, consumer: PluginContext['consumer']): MaybePromise<PluginExit | undefined> {
-    let list = resolved.access
-    while (list !== null && i < list.length) {
+  private accessFrom(
+    ctx: PluginContext,
+    resolved: Resolved,
+    i: number,
+    consumer: PluginContext['consumer'],
+    ran: Entry | null,
+  ): MaybePromise<PluginExit | undefined> {
+    for (;;) {
+      if (ran !== null && ctx.consumer !== consumer) {
+        // authenticated: continue in that consumer's chain right after the plugin that just ran
+        consumer = ctx.consumer
+        const next = this.chainFor(ctx)
+        if (next !== resolved) {
+          resolved = next
+          i = resumeIndex(next, ran)
+        }
+      }
+      const list = resolved.access
+      if (list === null || i >= list.length) return undefined
       const entry = list[i]!
       i++
       let result: MaybePromise<PluginExit | undefined>
@@ -189,17 +206,8 @@ class CompiledRouteChain implements RouteChain {
         return this.accessAfter(ctx, result as Promise<PluginExit | undefined>, entry, resolved, i, consumer)
       }
       if (result !== undefined) return result
-      if (ctx.consumer !== consumer) {
-        consumer = ctx.consumer
-        const next = this.chainFor(ctx)
-        if (next !== resolved) {
-          resolved = next
-          list = next.access
-          i = resumeIndex(next, entry)
-        }
-      }
+      ran = entry
     }
-    return undefined
   }
 
   /** An access handler returned a promise: await it, then go on (synchronously where possible). */
@@ -219,15 +227,7 @@ class CompiledRouteChain implements RouteChain {
       return INTERNAL_EXIT
     }
     if (result !== undefined) return result
-    if (ctx.consumer !== consumer) {
-      consumer = ctx.consumer
-      const next = this.chainFor(ctx)
-      if (next !== resolved) {
-        resolved = next
-        i = resumeIndex(next, entry)
-      }
-    }
-    return this.accessFrom(ctx, resolved, i, consumer)
+    return this.accessFrom(ctx, resolved, i, consumer, entry)
   }
 
   runResponse(ctx: PluginContext, status: number, headers: Record<string, string | string[]>): void {
