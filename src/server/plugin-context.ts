@@ -169,6 +169,21 @@ export class RequestContext implements PluginContext, PluginRequestView {
     if (!isValidHeaderName(lower)) throw new Error(`invalid header name ${JSON.stringify(name)}`)
     if (value !== null && !isValidHeaderValue(value)) throw new Error(`invalid value for header '${name}'`)
     const list = this.owner.upHeaders
+    // Usually the name is not there yet (auth plugins set five identity headers per request, which the
+    // data plane already stripped from the client's): find that out cheaply — a name of another length
+    // cannot match — and append, leaving the list and the Host slot as they are.
+    let present = false
+    for (let r = 0; r < list.length; r += 2) {
+      const n = list[r]!
+      if (n.length === lower.length && (n === lower || n.toLowerCase() === lower)) {
+        present = true
+        break
+      }
+    }
+    if (!present) {
+      if (value !== null) list.push(name, value)
+      return
+    }
     let w = 0
     for (let r = 0; r < list.length; r += 2) {
       if (list[r]!.toLowerCase() === lower) continue
