@@ -31,8 +31,9 @@ export function usage(prog: string): string {
                       regressions beyond the noise
   --save-baseline     also write this run as bench/results/baseline.json
   --cpu-prof          profile the gateway workers (node --cpu-prof); top self-time functions in the report
-  --pin               pin the gateway (upper half of the cores) and the load generator + upstream
-                      (lower half) with taskset
+  --pin / --no-pin    pin the gateway/nginx (upper half of the cores) and the load generator +
+                      upstream (lower half) with taskset. Default: pin when taskset exists and the
+                      upper half has a core for every gateway worker (so not with 2 workers on 2 cores)
   --from FILE         no measuring: write the report, chart (and --compare) again from a saved run
   --out DIR           output folder (default: %OUT%)
   --help
@@ -52,7 +53,8 @@ export interface BenchOptions {
   compare: string | null
   saveBaseline: boolean
   cpuProf: boolean
-  pin: boolean
+  /** auto: pin where taskset exists and there are cores enough (see suite.ts decidePinning) */
+  pin: 'auto' | 'on' | 'off'
   out: string
   from: string | null
   help: boolean
@@ -94,7 +96,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions {
         scenarios: { type: 'string' }, duration: { type: 'string' }, warmup: { type: 'string' },
         connections: { type: 'string' }, workers: { type: 'string' }, rate: { type: 'string' },
         'rate-gen': { type: 'string' }, repeat: { type: 'string' }, with: { type: 'string', multiple: true }, compare: { type: 'string' },
-        'save-baseline': { type: 'boolean' }, 'cpu-prof': { type: 'boolean' }, pin: { type: 'boolean' },
+        'save-baseline': { type: 'boolean' }, 'cpu-prof': { type: 'boolean' }, pin: { type: 'boolean' }, 'no-pin': { type: 'boolean' },
         out: { type: 'string' }, from: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -116,6 +118,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions {
     if (!Number.isInteger(warmup) || warmup < 0) throw new BenchUsageError(`--warmup must be a whole number of seconds ≥ 0, got "${v.warmup}"`)
   }
   const rate = v.rate === undefined ? 2000 : v.rate === 'auto' ? 'auto' : positiveInt('rate', v.rate, 2000)
+  if (v.pin && v['no-pin']) throw new BenchUsageError('--pin and --no-pin contradict each other')
   const rateGen = v['rate-gen'] ?? 'paced'
   if (rateGen !== 'paced' && rateGen !== 'autocannon') throw new BenchUsageError(`--rate-gen must be paced or autocannon, got "${rateGen}"`)
   return {
@@ -131,7 +134,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions {
     compare: v.compare ?? null,
     saveBaseline: v['save-baseline'] ?? false,
     cpuProf: v['cpu-prof'] ?? false,
-    pin: v.pin ?? false,
+    pin: v.pin ? 'on' : v['no-pin'] ? 'off' : 'auto',
     out: v.out ?? defaultOut,
     from: v.from ?? null,
     help: v.help ?? false,

@@ -29,19 +29,49 @@ export interface SuiteOutput {
 
 const log = (line: string) => process.stderr.write(`${line}\n`)
 
-function pinning(pin: boolean): { gw: string | null; load: string | null; text: string } {
-  if (!pin) return { gw: null, load: null, text: 'none' }
-  const ncpu = os.availableParallelism()
-  if (ncpu < 2) throw new BenchUsageError('--pin needs at least 2 cores')
-  const half = Math.floor(ncpu / 2)
-  const load = half === 1 ? '0' : `0-${half - 1}`
-  const gw = ncpu - half === 1 ? String(half) : `${half}-${ncpu - 1}`
-  try {
-    execFileSync('taskset', ['-cp', load, String(process.pid)], { stdio: 'ignore' })
-  } catch {
-    throw new BenchUsageError('--pin needs the taskset command (Debian: apt-get install util-linux)')
+export interface PinPlan {
+  gw: string | null
+  load: string | null
+  text: string
+}
+
+/**
+ * Where to run what. Issue 5: "where taskset exists, pin the load generator and the gateway to separate
+ * cores". The gateway/nginx get the upper half of the cores, the load generator + upstream the lower
+ * half. `auto` pins only when the upper half has a core for every gateway worker: with 2 workers on 2
+ * cores, pinning would put both workers on one core and measure that instead.
+ */
+export function decidePinning(mode: 'auto' | 'on' | 'off', cores: number, workers: number, hasTaskset: boolean): PinPlan {
+  if (mode === 'off') return { gw: null, load: null, text: 'none (--no-pin)' }
+  const half = Math.floor(cores / 2)
+  if (mode === 'on') {
+    if (cores < 2) throw new BenchUsageError('--pin needs at least 2 cores')
+    if (!hasTaskset) throw new BenchUsageError('--pin needs the taskset command (Debian: apt-get install util-linux)')
+  } else {
+    if (!hasTaskset) return { gw: null, load: null, text: 'none (auto: no taskset command)' }
+    if (cores - half < workers || half < 1) {
+      return { gw: null, load: null, text: `none (auto: ${cores} cores leave fewer than one core per gateway worker (${workers}) in a half; --pin forces it)` }
+    }
   }
+  const load = half === 1 ? '0' : `0-${half - 1}`
+  const gw = cores - half === 1 ? String(half) : `${half}-${cores - 1}`
   return { gw, load, text: `gateway/nginx on CPUs ${gw}; upstream + load generator on CPUs ${load}` }
+}
+
+function hasTaskset(): boolean {
+  try {
+    execFileSync('taskset', ['-V'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+function pinning(mode: BenchOptions['pin'], cores: number, workers: number): PinPlan {
+  const plan = decidePinning(mode, cores, workers, mode === 'off' ? false : hasTaskset())
+  // the bench process itself is the load generator
+  if (plan.load !== null) execFileSync('taskset', ['-cp', plan.load, String(process.pid)], { stdio: 'ignore' })
+  return plan
 }
 
 export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
@@ -60,7 +90,7 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
   }
   // before pinning: availableParallelism() follows this process's CPU affinity
   const cores = os.availableParallelism()
-  const pin = pinning(o.pin)
+  const pin = pinning(o.pin, cores, o.workers)
   const date = new Date()
   const stamp = date.toISOString().replace(/[:.]/g, '-')
   const outDir = path.resolve(o.out)

@@ -10,6 +10,8 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { compareResults } from '../../bench/lib/compare.js'
+import { decidePinning } from '../../bench/lib/suite.js'
+import { parseOptions } from '../../bench/lib/options.js'
 import { nginxConf } from '../../bench/lib/nginx.js'
 import type { BenchResults, ScenarioResult } from '../../bench/lib/results.js'
 
@@ -51,7 +53,8 @@ t.test('the bench runs direct + no-plugins for 1 s per measurement and writes JS
 
   const run = JSON.parse(readFileSync(path.join(out, `${stamp}.json`), 'utf8')) as BenchResults
   t.equal(run.schema, 'bouncer-bench/1')
-  t.match(run.env, { node: process.version, workers: 1, connections: 8, duration_s: 1, rate: 200, rate_gen: 'paced', rounds: 2, pinning: 'none' })
+  t.match(run.env, { node: process.version, workers: 1, connections: 8, duration_s: 1, rate: 200, rate_gen: 'paced', rounds: 2 })
+  t.match(run.env.pinning, /^(none \(auto: .+\)|gateway\/nginx on CPUs \S+; upstream \+ load generator on CPUs \S+)$/, 'the report says where things ran (pinned by default where possible)')
   t.ok(finite(run.env.cores) && run.env.cores > 0, 'core count recorded')
   t.equal(run.env.load_before.length, 3, 'load averages recorded before')
   t.equal(run.env.load_after.length, 3, 'and after')
@@ -141,4 +144,22 @@ t.test('compare flags a regression beyond the noise and not one within it', asyn
   t.equal(better.rows.find((r) => r.metric === 'added_p50')?.verdict, 'improvement')
   const unmeasured = compareResults(run(scenario(115, null)), run(scenario(100, null)), 'base')
   t.match(unmeasured.rows.find((r) => r.metric === 'added_p50'), { verdict: 'within noise', noise_source: 'default' }, 'without rounds the default noise applies')
+})
+
+t.test('pinning: auto pins where taskset exists and each gateway worker keeps a core; --pin forces, --no-pin never', async (t) => {
+  t.same(decidePinning('auto', 16, 2, true), { gw: '8-15', load: '0-7', text: 'gateway/nginx on CPUs 8-15; upstream + load generator on CPUs 0-7' })
+  t.same(decidePinning('auto', 4, 2, true), { gw: '2-3', load: '0-1', text: 'gateway/nginx on CPUs 2-3; upstream + load generator on CPUs 0-1' })
+  t.same(decidePinning('auto', 2, 1, true), { gw: '1', load: '0', text: 'gateway/nginx on CPUs 1; upstream + load generator on CPUs 0' })
+  const two = decidePinning('auto', 2, 2, true)
+  t.equal(two.gw, null, '2 workers on 2 cores: not pinned (both workers would share one core)')
+  t.match(two.text, /^none \(auto: 2 cores leave fewer than one core per gateway worker \(2\)/)
+  t.match(decidePinning('auto', 16, 2, false), { gw: null, text: 'none (auto: no taskset command)' })
+  t.match(decidePinning('on', 2, 2, true), { gw: '1', load: '0' }, '--pin pins even then')
+  t.throws(() => decidePinning('on', 16, 2, false), /--pin needs the taskset command/)
+  t.throws(() => decidePinning('on', 1, 1, true), /--pin needs at least 2 cores/)
+  t.match(decidePinning('off', 16, 2, true), { gw: null, text: 'none (--no-pin)' })
+  t.equal(parseOptions([], 'out').pin, 'auto')
+  t.equal(parseOptions(['--pin'], 'out').pin, 'on')
+  t.equal(parseOptions(['--no-pin'], 'out').pin, 'off')
+  t.throws(() => parseOptions(['--pin', '--no-pin'], 'out'), /--pin and --no-pin contradict each other/)
 })
