@@ -1,14 +1,14 @@
 /**
- * undici Pools, one per (target origin, connect timeout, TLS verification), shared by every compiled
+ * Upstream pools (`upstream-pool.ts`), one per (target origin, connect timeout, TLS verification), shared by every compiled
  * Snapshot that needs them. A snapshot `acquire`s the pools it routes to when it compiles and
  * `release`s them once it is retired and its last in-flight request has ended; a pool whose
- * reference count drops to zero is closed gracefully (undici lets dispatched requests finish).
+ * reference count drops to zero is closed gracefully (dispatched requests finish).
  * So a reload that keeps a service keeps its warm keep-alive connections.
  *
  * Read and body timeouts vary per service but not per connection, so they travel per request
  * (dispatch options `headersTimeout` / `bodyTimeout`) and do not split pools.
  */
-import { Pool } from 'undici'
+import { UpstreamPool } from './upstream-pool.js'
 
 export interface PoolOptions {
   connections: number
@@ -21,11 +21,11 @@ export interface PoolOptions {
 
 export interface PoolRef {
   readonly key: string
-  readonly pool: Pool
+  readonly pool: UpstreamPool
 }
 
 interface Entry {
-  pool: Pool
+  pool: UpstreamPool
   refs: number
 }
 
@@ -45,19 +45,9 @@ export function createPoolRegistry(): PoolRegistry {
       const key = `${origin}|${opts.connections}|${opts.keepAliveTimeout}|${opts.connectTimeout}|${opts.rejectUnauthorized ? 1 : 0}`
       let entry = entries.get(key)
       if (entry === undefined) {
-        const pool = new Pool(origin, {
-          connections: opts.connections,
-          pipelining: 1,
-          keepAliveTimeout: opts.keepAliveTimeout,
-          // a server's `Keep-Alive: timeout=` hint may shorten our idle time, never lengthen it
-          // past the setting (catalog U-09: stay below the upstream's own idle close)
-          keepAliveMaxTimeout: opts.keepAliveTimeout,
-          connectTimeout: opts.connectTimeout,
-          // never undici's 300 s defaults; the real per-service values come with each dispatch
-          headersTimeout: 60_000,
-          bodyTimeout: 60_000,
-          connect: origin.startsWith('https:') ? { rejectUnauthorized: opts.rejectUnauthorized } : {},
-        })
+        // a server's `Keep-Alive: timeout=` hint may shorten the idle time, never lengthen it past
+        // the setting (catalog U-09: stay below the upstream's own idle close)
+        const pool = new UpstreamPool(origin, opts)
         entry = { pool, refs: 0 }
         entries.set(key, entry)
       }

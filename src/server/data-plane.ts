@@ -1,9 +1,10 @@
 /**
- * The worker's data plane: a uWS front end on the proxy port and an undici streaming proxy behind it.
+ * The worker's data plane: a uWS front end on the proxy port and a streaming HTTP/1.1 client pool
+ * (proxy/upstream-pool.ts) behind it.
  *
  * Per request (one ProxyRequest object): read everything from uWS synchronously, check framing,
  * method and size, route (router compiled per Snapshot), build the upstream headers once, dispatch on
- * the target's undici Pool with a streaming body, and stream the response back with backpressure both
+ * the target's upstream pool with a streaming body, and stream the response back with backpressure both
  * ways. Retries go to the balancer's next target, and only when re-sending is safe. Everything that
  * depends only on config lives in the CompiledSnapshot (see compile-snapshot.ts).
  *
@@ -13,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
-import type { Dispatcher } from 'undici'
+import { UpstreamError, type UpstreamHandler } from '../proxy/upstream-pool.js'
 import { uws, abText, type HttpRequest, type HttpResponse, type us_listen_socket } from './uws.js'
 import type { DataPlane, DataPlaneOptions, DataPlaneStats } from './types.js'
 import type { Snapshot } from '../config/model.js'
@@ -81,8 +82,8 @@ interface Plane {
   drainWaiters: Array<() => void>
 }
 
-/** One undici dispatch. A retry makes a new one, so late callbacks of an old attempt are ignored. */
-class UpstreamAttempt implements Dispatcher.DispatchHandler {
+/** One upstream dispatch. A retry makes a new one, so late callbacks of an old attempt are ignored. */
+class UpstreamAttempt implements UpstreamHandler {
   connected = false
   cancelled = false
   private abortFn: ((err?: Error) => void) | null = null
@@ -98,8 +99,6 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler {
     if (this.abortFn !== null) this.abortFn(CANCELLED)
   }
 
-  // The legacy handler interface is what undici's core calls; the newer controller-style one is
-  // adapted onto it with an extra wrapper object and parsed headers per request.
   onConnect(abort: (err?: Error) => void): void {
     this.abortFn = abort
     if (this.cancelled) {
@@ -109,7 +108,7 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler {
     this.connected = true
   }
 
-  onHeaders(statusCode: number, headers: Buffer[], resume: () => void): boolean {
+  onHeaders(statusCode: number, headers: string[], resume: () => void): boolean {
     if (this.cancelled) return false
     return this.req.onUpstreamHeaders(this, statusCode, headers, resume)
   }
@@ -130,7 +129,7 @@ class UpstreamAttempt implements Dispatcher.DispatchHandler {
   }
 }
 
-const CANCELLED = new Error('upstream request cancelled by the gateway')
+const CANCELLED = new UpstreamError('UPSTREAM_ABORTED', 'upstream request cancelled by the gateway')
 
 /** Set while `req.forEach` runs (synchronously), so the callback needs no closure per request. */
 let collecting: ProxyRequest | null = null
@@ -192,7 +191,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
   ctx: RequestContext | null = null
   clientIp = ''
   upstreamPath = ''
-  /** flat [name, value, …] list for undici (no per-request object with dynamic keys) */
+  /** flat [name, value, …] list for the upstream pool (no per-request object with dynamic keys) */
   readonly upHeaders: string[] = []
   hostIndex = -1
   body: RequestBody | null = null
@@ -211,14 +210,14 @@ class ProxyRequest implements RouteRequest, BodyOwner {
   status = 0
   mode = MODE_NONE
   total = 0
-  /** response body bytes received from undici */
+  /** response body bytes received from the upstream */
   relayed = 0
   /**
-   * The response head waits for the first body chunk so both leave in one send (undici delivers a
+   * The response head waits for the first body chunk so both leave in one send (the pool delivers a
    * small response's headers and body in the same tick); a microtask flushes it alone otherwise.
    */
   headPending = false
-  private headRaw: Buffer[] | null = null
+  private headRaw: string[] | null = null
   /** lower-cased response header names, index-aligned with the pairs in headRaw */
   private headNames: string[] | null = null
   /** the same names as the upstream spelled them (decoded once) */
@@ -517,10 +516,9 @@ class ProxyRequest implements RouteRequest, BodyOwner {
     svc.pools[i]!.pool.dispatch(
       {
         path: this.upstreamPath,
-        method: this.method as Dispatcher.HttpMethod,
+        method: this.method,
         headers: this.upHeaders,
-        // undici accepts any async iterable as a body at runtime; its types list only streams
-        body: buffered ?? (this.body as unknown as Dispatcher.DispatchOptions['body']),
+        body: buffered ?? this.body,
         headersTimeout: svc.headersTimeout,
         bodyTimeout: svc.bodyTimeout,
       },
@@ -545,7 +543,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
 
   // ---------------------------------------------------------------- upstream → client
 
-  onUpstreamHeaders(attempt: UpstreamAttempt, status: number, raw: Buffer[], resume: () => void): boolean {
+  onUpstreamHeaders(attempt: UpstreamAttempt, status: number, raw: string[], resume: () => void): boolean {
     if (this.resDone || attempt !== this.current) return false
     this.headAt = performance.now()
     this.headersSent = true
@@ -560,15 +558,15 @@ class ProxyRequest implements RouteRequest, BodyOwner {
     let listed: string[] | null = null
     let contentLength = -1
     for (let i = 0, j = 0; i < n; i += 2, j++) {
-      const spelled = raw[i]!.toString('latin1')
+      const spelled = raw[i]!
       const name = spelled.toLowerCase()
       orig[j] = spelled
       names[j] = name
       if (name === 'connection') {
-        const l = connectionListed([raw[i + 1]!.toString('latin1')])
+        const l = connectionListed([raw[i + 1]!])
         if (l !== null) (listed ??= []).push(...l)
       } else if (name === 'content-length') {
-        contentLength = Number(raw[i + 1]!.toString('latin1'))
+        contentLength = Number(raw[i + 1]!)
       }
     }
 
@@ -582,7 +580,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
         const view: Record<string, string | string[]> = Object.create(null)
         for (let i = 0, j = 0; i < n; i += 2, j++) {
           const name = names[j]!
-          const value = raw[i + 1]!.toString('latin1')
+          const value = raw[i + 1]!
           const prev = view[name]
           view[name] = prev === undefined ? value : typeof prev === 'string' ? [prev, value] : [...prev, value]
         }
@@ -656,7 +654,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
       if (action === RES_DROP) continue
       if (listed !== null && listed.includes(name)) continue
       if (edited !== null && edited.has(name)) continue
-      const value = raw[i + 1]!.toString('latin1')
+      const value = raw[i + 1]!
       if (action === RES_VIA) {
         via = via === null ? value : `${via}, ${value}`
         continue
@@ -679,7 +677,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
   }
 
   upstreamData(chunk: Buffer): boolean {
-    if (this.resDone) return true // a HEAD/204 body, or the client is gone: let undici drain it
+    if (this.resDone) return true // a HEAD/204 body, or the client is gone: let the pool drain it
     this.relayed += chunk.length
     if (this.mode === MODE_LENGTH && this.relayed >= this.total) this.releaseClient()
     corkReq = this
@@ -689,7 +687,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
     corkReq = null
     corkChunk = null
     if (corkResult || this.resDone) return true
-    // The client is slower than the upstream: hold this chunk, pause undici (return false) and
+    // The client is slower than the upstream: hold this chunk, pause the upstream (return false) and
     // resume it from onWritable once the client drained.
     this.upstreamPaused = true
     if (this.mode === MODE_LENGTH) {
@@ -732,7 +730,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
       })
       this.responseEnded()
     } else {
-      // a length-delimited body that did not reach its Content-Length (undici normally errors first)
+      // a length-delimited body that did not reach its Content-Length (the parser normally errors first)
       this.closeClient()
     }
   }
@@ -751,8 +749,8 @@ class ProxyRequest implements RouteRequest, BodyOwner {
       this.closeClient()
       return
     }
-    const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT'
-    // Nothing reached the upstream when undici never got the request onto a socket (connect failed
+    const timeout = code === 'UPSTREAM_HEADERS_TIMEOUT' || code === 'UPSTREAM_BODY_TIMEOUT' || code === 'UPSTREAM_CONNECT_TIMEOUT'
+    // Nothing reached the upstream when the pool never got the request onto a socket (connect failed
     // or timed out) and did not start reading the body: re-sending is then safe for any method.
     // (a body buffered for plugins is a Buffer: replayable, whatever was read from the client)
     const neverSent = !attempt.connected && (this.body === null || !this.body.started || this.ctx?.buffered === true)
@@ -762,7 +760,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
     const retry =
       this.triesLeft > 0 &&
       !this.aborted &&
-      (neverSent || (!timeout && code !== 'UND_ERR_ABORTED' && this.body === null && IDEMPOTENT.has(this.method)))
+      (neverSent || (!timeout && code !== 'UPSTREAM_ABORTED' && this.body === null && IDEMPOTENT.has(this.method)))
     if (retry) {
       this.triesLeft--
       ;(this.tried ??= []).push(attempt.target)
