@@ -129,6 +129,9 @@ class UpstreamAttempt implements UpstreamHandler {
   }
 }
 
+/** ms between pausing an unfinished upload and answering-and-closing (see afterCloseGrace) */
+const CLOSE_GRACE_MS = 50
+
 const CANCELLED = new UpstreamError('UPSTREAM_ABORTED', 'upstream request cancelled by the gateway')
 
 /** Set while `req.forEach` runs (synchronously), so the callback needs no closure per request. */
@@ -181,6 +184,8 @@ class ProxyRequest implements RouteRequest, BodyOwner {
   contentLength: string[] | null = null
   transferEncoding: string[] | null = null
   expect: string | null = null
+  /** afterCloseGrace ran: answer now */
+  private graceDone = false
 
   // --- per request state
   readonly compiled: CompiledSnapshot
@@ -824,6 +829,9 @@ class ProxyRequest implements RouteRequest, BodyOwner {
   /** A gateway-generated error response (pre-rendered body), optionally closing the connection. */
   fail(code: ErrorCode, close = false): void {
     if (this.resDone) return
+    if (close && !this.graceDone && this.body !== null && !this.body.ended) {
+      return this.afterCloseGrace(() => this.fail(code, true))
+    }
     const r = errorResponse(code)
     this.countError(r.status, code)
     this.releaseClient()
@@ -847,12 +855,30 @@ class ProxyRequest implements RouteRequest, BodyOwner {
   private failAndClose(code: ErrorCode): void {
     setImmediate(() => {
       if (this.resDone) return
+      if (!this.graceDone && this.body !== null && !this.body.ended) return this.afterCloseGrace(() => this.failAndClose(code))
       const r = errorResponse(code)
       this.countError(r.status, code)
       this.res.cork(() => this.writeErrorHead(r.statusLine))
       this.res.end(r.body, true)
       this.responseEnded()
     })
+  }
+
+  /**
+   * Before answering and closing while the client is still uploading. uWS closes right after the
+   * answer, and closing a socket with unread bytes makes the kernel send a reset; a client that is
+   * busy writing then gets the reset before it reads the answer, and sees "connection reset" instead
+   * of our 4xx/5xx (nginx avoids this with its lingering close, which uWS does not offer). So stop
+   * reading first and answer a moment later: by then the client's buffers are full and it is
+   * waiting to write, so it reads the answer before the reset. What arrives meanwhile is dropped.
+   */
+  private afterCloseGrace(then: () => void): void {
+    this.graceDone = true
+    this.body?.fail(CANCELLED)
+    this.res.pause()
+    setTimeout(() => {
+      if (!this.resDone) then()
+    }, CLOSE_GRACE_MS)
   }
 
   private countError(status: number, code: ErrorCode): void {
