@@ -176,6 +176,13 @@ const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/
 const PAYLOAD_METHODS = new Set(['POST', 'PUT', 'PATCH'])
 const KEEP_ALIVE_TIMEOUT = /timeout=\s*(\d+)/i
 const CRLF = Buffer.from('\r\n')
+/**
+ * One read buffer for every plain-TCP connection of the process, reused for every read: each read is
+ * parsed to the end inside its callback (headers become strings, body chunks are copied out by the
+ * parser), so nothing refers to it once the callback returns. Node's default allocates a fresh
+ * 64 KiB buffer per read; one per connection would hold 64 KiB per idle keep-alive socket.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024)
 const LAST_CHUNK = Buffer.from('0\r\n\r\n')
 
 function isAsyncIterator(body: unknown): body is AsyncIterator<Buffer> {
@@ -270,13 +277,11 @@ class Connection {
       this.socket.on('secureConnect', () => this.onConnected())
       this.socket.on('data', (d: Buffer) => this.onRead(d))
     } else {
-      // one read buffer per connection, reused for every read (the parser copies body bytes out)
-      const buffer = Buffer.allocUnsafe(64 * 1024)
       this.socket = net.connect({
         host,
         port,
         noDelay: true,
-        onread: { buffer, callback: (n: number, buf: Buffer): boolean => (this.onRead(buf.subarray(0, n)), true) },
+        onread: { buffer: READ_BUFFER, callback: (n: number, buf: Buffer): boolean => (this.onRead(buf.subarray(0, n)), true) },
       })
       this.socket.on('connect', () => this.onConnected())
     }

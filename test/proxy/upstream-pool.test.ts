@@ -509,6 +509,49 @@ t.test('onData returning false stops delivery until resume(); a 1 MiB body arriv
   t.ok(dataCalls > 4, `the body came in several chunks (${dataCalls}), so the later pauses were exercised`)
 })
 
+t.test('concurrent large responses on several connections (one shared read buffer) each arrive whole and unmixed', async (t) => {
+  // each connection answers a body of its own byte pattern, in pieces, so reads interleave
+  const bodies = [0, 1, 2, 3].map((k) => {
+    const b = pattern(256 * 1024)
+    for (let i = 0; i < b.length; i++) b[i] = (b[i]! + k * 53) & 0xff
+    return b
+  })
+  const srv = await serve(t, async (conn) => {
+    const req = await conn.readRequest()
+    const body = bodies[Number(pathOf(req).slice(1))]!
+    conn.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`)
+    for (let off = 0; off < body.length; off += 16 * 1024) {
+      conn.write(body.subarray(off, off + 16 * 1024))
+      await sleep(1)
+    }
+  })
+  const pool = makePool(t, srv.origin, { connections: 4 })
+  // held chunks (a paused request) must survive later reads into the same buffer
+  let resume0: () => void = () => {}
+  let paused = false
+  const results = await Promise.all(
+    bodies.map((_, k) =>
+      send(pool, { path: `/${k}` }, k === 0 ? {
+        onHeaders(_s, _h, r) {
+          resume0 = r
+          return true
+        },
+        onData() {
+          if (paused) return true
+          paused = true
+          setTimeout(() => resume0(), 50)
+          return false
+        },
+      } : {}),
+    ),
+  )
+  t.equal(srv.conns.length, 4, 'four connections at once')
+  results.forEach((res, k) => {
+    t.equal(res.error, null)
+    t.ok(res.body.equals(bodies[k]!), `response ${k} has exactly its own bytes`)
+  })
+})
+
 t.test('onHeaders returning false holds the body until resume()', async (t) => {
   const srv = await serve(t, async (conn) => {
     await conn.readRequest()
