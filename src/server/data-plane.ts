@@ -754,6 +754,12 @@ class ProxyRequest implements RouteRequest, BodyOwner {
       this.closeClient()
       return
     }
+    if (code === 'UPSTREAM_INVALID_REQUEST') {
+      // the client's own request cannot be written as HTTP/1.1 (a header value with a control
+      // character uWS let through, such as DEL): the client's fault, and no target would take it
+      p.log.info({ request_id: this.requestId, err: err.message }, 'request refused: it cannot be forwarded')
+      return this.fail('GW_ERR_REQUEST_BAD', this.body !== null && !this.body.ended)
+    }
     const timeout = code === 'UPSTREAM_HEADERS_TIMEOUT' || code === 'UPSTREAM_BODY_TIMEOUT' || code === 'UPSTREAM_CONNECT_TIMEOUT'
     // Nothing reached the upstream when the pool never got the request onto a socket (connect failed
     // or timed out) and did not start reading the body: re-sending is then safe for any method.

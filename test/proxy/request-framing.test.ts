@@ -134,7 +134,7 @@ t.test('ambiguous framing never reaches the upstream', async (t) => {
     t.match(r.data, /^HTTP\/1\.1 200 /)
     const rec = up.requests[before]!
     t.equal(rec.bodyText, 'hello world')
-    t.equal(rec.headers['transfer-encoding'], 'chunked', 'undici frames it (never the client bytes)')
+    t.equal(rec.headers['transfer-encoding'], 'chunked', 'the upstream pool frames it (never the client bytes)')
   })
 
   t.test('a chunk extension is refused by uWS v20.30 (connection closed) and nothing is proxied', async (t) => {
@@ -144,4 +144,18 @@ t.test('ambiguous framing never reaches the upstream', async (t) => {
     await sleep(20)
     t.equal(up.requests.slice(before).filter((q) => q.url === '/ext' && q.complete).length, 0)
   })
+})
+
+t.test('a header value uWS lets through but HTTP forbids (DEL) gets 400 at once: never sent, never retried', async (t) => {
+  const up = await createTestUpstream()
+  t.teardown(() => up.close())
+  // retries would be attempted 5 times if the refusal were taken for an upstream failure
+  const dp = await startPlane(simpleSnapshot(up.address, { retries: 5 }))
+  t.teardown(() => dp.close())
+  const r = await rawExchange(dp.port, 'GET /del HTTP/1.1\r\nHost: a\r\nX-Odd: a\x7fb\r\nConnection: close\r\n\r\n')
+  t.match(r.data, /^HTTP\/1\.1 400 Bad Request\r\n/)
+  t.match(r.data, /\{"message":"Bad request"\}$/)
+  t.equal(up.requests.filter((q) => q.url === '/del').length, 0, 'nothing reached the upstream')
+  const probe = await rawExchange(dp.port, 'GET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+  t.match(probe.data, /^HTTP\/1\.1 200 /, 'the gateway serves the next request')
 })
