@@ -193,6 +193,21 @@ t.test('with connections: 2, five concurrent requests use at most two sockets, q
 
 // 3. response framing
 
+t.test('a response head with 100 headers (the parser hands them over in batches) arrives whole and in order', async (t) => {
+  const names = Array.from({ length: 100 }, (_, i) => `X-H${i}`)
+  const srv = await serve(t, async (conn) => {
+    await conn.readRequest()
+    conn.write(ok('many', names.map((n, i) => `${n}: v${i}\r\n`).join('')))
+  })
+  const pool = makePool(t, srv.origin)
+  const res = await send(pool)
+  t.equal(res.error, null)
+  const got = res.headers!.filter((_, i) => i % 2 === 0 && res.headers![i]!.startsWith('X-H'))
+  t.same(got, names, 'every name, in order')
+  t.equal(res.headers![res.headers!.indexOf('X-H99') + 1], 'v99')
+  t.equal(res.body.toString(), 'many')
+})
+
 t.test('a chunked response split across TCP writes is reassembled, and the socket is reused after it', async (t) => {
   const srv = await serve(t, async (conn) => {
     await conn.readRequest()
