@@ -27,7 +27,7 @@ export interface Settings {
   max_body_size: number
   /** SIGTERM drain deadline, ms (default 30 s) */
   drain_timeout: number
-  /** max connections per upstream target per worker (undici Pool `connections`) */
+  /** max connections per upstream target per worker (the upstream pool's `connections`) */
   upstream_connections: number
   /** upstream keep-alive idle timeout, ms: kept below the common 5 s server default (catalog U-09) */
   upstream_keepalive_timeout: number

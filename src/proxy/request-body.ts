@@ -1,18 +1,18 @@
 /**
- * The client's request body as undici sees it: an async iterable fed by uWS `onData`, with
+ * The client's request body as the upstream pool sees it: an async iterable fed by uWS `onData`, with
  * backpressure both ways and a size limit.
  *
  * - uWS hands us ArrayBuffers it neuters on return, so each chunk is copied once into a Buffer.
- * - Chunks wait in a small queue until undici pulls them (undici pulls only as fast as the upstream
+ * - Chunks wait in a small queue until the upstream pool pulls them (it pulls only as fast as the upstream
  *   socket drains). Past HIGH_WATER queued bytes the client socket is paused (`res.pause()`), and
  *   resumed below LOW_WATER, so a slow upstream holds memory at about one uWS read (≤ 512 KiB) plus
  *   HIGH_WATER, however large the upload.
- * - undici calls `next()` only after the request was assigned to a connected socket, so `started`
+ * - The pool calls `next()` only after the request was assigned to a connected socket, so `started`
  *   false after a failed attempt proves no byte left: the same source can be replayed on the next
  *   target (a connect-failure retry is safe for any method).
  * - The service's `write_timeout` (Kong / nginx `proxy_send_timeout`: the longest gap between two
- *   successive writes to the upstream) is watched here: once undici has started sending, a chunk
- *   that waits longer than that for undici to pull it means the upstream stopped reading.
+ *   successive writes to the upstream) is watched here: once the pool has started sending, a chunk
+ *   that waits longer than that for the pool to pull it means the upstream stopped reading.
  */
 
 const HIGH_WATER = 1024 * 1024
@@ -25,7 +25,7 @@ export interface BodyOwner {
   resumeClient(): void
   /** the body crossed the size limit */
   bodyTooLarge(): void
-  /** undici left queued data unsent for longer than the write timeout */
+  /** the pool left queued data unsent for longer than the write timeout */
   writeTimedOut(): void
 }
 
@@ -35,7 +35,7 @@ const ABANDONED = new Error('request body abandoned by the upstream request')
 export class RequestBody implements AsyncIterableIterator<Buffer> {
   /** bytes received from the client so far */
   received = 0
-  /** undici asked for data at least once: the body cannot be replayed */
+  /** the pool asked for data at least once: the body cannot be replayed */
   started = false
   ended = false
   private readonly queue: Buffer[] = []
@@ -52,7 +52,7 @@ export class RequestBody implements AsyncIterableIterator<Buffer> {
     private readonly owner: BodyOwner,
     /** 0 = unlimited */
     private readonly limit: number,
-    /** ms a queued chunk may wait for undici once sending started; 0 = no limit */
+    /** ms a queued chunk may wait for the pool once sending started; 0 = no limit */
     private readonly writeTimeout: number = 0,
   ) {}
 
@@ -143,7 +143,7 @@ export class RequestBody implements AsyncIterableIterator<Buffer> {
 
   next(): Promise<IteratorResult<Buffer>> {
     this.started = true
-    this.disarm() // undici is writing: the gap restarts
+    this.disarm() // the pool is writing: the gap restarts
     if (this.failed !== null) return Promise.reject(this.failed)
     const buf = this.queue.shift()
     if (buf !== undefined) {
@@ -163,7 +163,7 @@ export class RequestBody implements AsyncIterableIterator<Buffer> {
   }
 
   /**
-   * undici stops iterating (an error, or the upstream answered before reading the whole body): the
+   * The pool stops iterating (an error, or the upstream answered before reading the whole body): the
    * rest of the client's body is read and dropped, so unpause the client rather than hold it.
    */
   return(): Promise<IteratorResult<Buffer>> {

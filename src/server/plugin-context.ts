@@ -3,7 +3,7 @@
  * route has a plugin chain: a route without plugins pays nothing for it.
  *
  * Upstream header edits go straight into the request's flat [name, value, …] header list (the one
- * undici sends); response header edits are kept here and applied when the response head is written.
+ * the upstream pool sends); response header edits are kept here and applied when the response head is written.
  * Every name and value a plugin sets is checked for CR/LF and token syntax first (uWS writes bytes
  * as given), and the gateway-owned `host` / framing headers cannot be touched.
  */
@@ -144,7 +144,7 @@ export class RequestContext implements PluginContext, PluginRequestView {
   /**
    * Replace the path of the upstream request, keeping its query. The path must start with `/` and
    * hold no control characters, spaces, `?` (use setUpstreamQuery) or `#`, and every `%` must start a
-   * valid escape; characters beyond ASCII are percent-encoded as UTF-8 (undici sends bytes as given).
+   * valid escape; characters beyond ASCII are percent-encoded as UTF-8 (the upstream pool sends bytes as given).
    */
   setUpstreamPath(path: string): void {
     if (typeof path !== 'string' || path.charCodeAt(0) !== 47) throw new Error(`invalid upstream path ${JSON.stringify(path)}: it must start with '/'`)

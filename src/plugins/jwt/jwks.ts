@@ -20,7 +20,6 @@
  */
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { pinnedVerifier } from './verifiers.js'
-import { request } from 'undici'
 import type { AuthenticatedCredential } from '../types.js'
 import type { JwtAlgorithm } from './token.js'
 
@@ -147,6 +146,8 @@ function rememberLastGood(uri: string, doc: unknown[]): void {
 /** GET the JWKS: 200, JSON object with a `keys` array, at most MAX_JWKS_BYTES, within timeoutMs. */
 export async function fetchJwks(uri: string, timeoutMs: number, stop?: AbortSignal): Promise<unknown[]> {
   const signal = stop === undefined ? AbortSignal.timeout(timeoutMs) : AbortSignal.any([stop, AbortSignal.timeout(timeoutMs)])
+  // loaded on first use: only a jwks_uri needs undici, and it costs a worker ~70 ms to load at start
+  const { request } = await import('undici')
   const res = await request(uri, {
     method: 'GET',
     headers: { accept: 'application/jwk-set+json, application/json' },
