@@ -17,7 +17,9 @@
  * and saturation rose ~20 %; the budget is also wall-clock, so a preempted call on a loaded host can
  * time out: such a slice is told from a runaway by the isolate's CPU time ('starved', see
  * STARVED_CPU_SHARE). Removing the timeout needs another way to stop a runaway slice (a watchdog
- * thread), not less safety.
+ * thread), not less safety. Re-measured in the third session (interleaved A/B, 1 worker,
+ * sandbox-noop): −9 µs CPU per request without it; a watchdog-isolate prototype and what it still
+ * needs are in bench/README ("Where the time goes", third session).
  *
  * Data crosses as strings (JSON), copied by V8. The host functions the runtime may call are sync
  * `ivm.Callback`s that take and return strings; they never call back into the isolate (S-09). No
