@@ -38,6 +38,8 @@ export class RequestBody implements AsyncIterableIterator<Buffer> {
   /** the pool asked for data at least once: the body cannot be replayed */
   started = false
   ended = false
+  /** the client's last byte arrived (uWS `isLast`), whether or not it was kept (over the limit) */
+  clientDone = false
   private readonly queue: Buffer[] = []
   private queued = 0
   private failed: Error | null = null
@@ -75,6 +77,7 @@ export class RequestBody implements AsyncIterableIterator<Buffer> {
 
   /** uWS onData: copy the chunk (uWS neuters it on return) and hand it over or queue it. */
   push(chunk: ArrayBuffer, isLast: boolean): void {
+    if (isLast) this.clientDone = true
     if (this.ended) return
     const n = chunk.byteLength
     if (n > 0) {

@@ -272,7 +272,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
     }
     // uWS already answered `100 Continue` for exactly `100-continue`; anything else is refused
     if (this.expect !== null && this.expect.toLowerCase() !== '100-continue') return this.failAndClose('GW_ERR_REQUEST_EXPECT')
-    if (framing > 0 && p.maxBody > 0 && framing > p.maxBody) return this.failAndClose('GW_ERR_REQUEST_TOO_LARGE')
+    if (framing > 0 && p.maxBody > 0 && framing > p.maxBody) return this.failAndClose('GW_ERR_REQUEST_TOO_LARGE', true)
 
     const result = this.compiled.router.match(this)
     if (result.kind === 'none') return this.fail('GW_ERR_ROUTER_NO_ROUTE')
@@ -835,9 +835,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
   /** A gateway-generated error response (pre-rendered body), optionally closing the connection. */
   fail(code: ErrorCode, close = false): void {
     if (this.resDone) return
-    if (close && !this.graceDone && this.body !== null && !this.body.ended) {
-      return this.afterCloseGrace(() => this.fail(code, true))
-    }
+    if (close && !this.graceDone && this.uploading()) return this.afterCloseGrace(() => this.fail(code, true))
     const r = errorResponse(code)
     this.countError(r.status, code)
     this.releaseClient()
@@ -858,10 +856,10 @@ class ProxyRequest implements RouteRequest, BodyOwner {
    * pipelined behind this one makes uWS close the socket at once (it refuses a new request while
    * a response is pending), so nothing behind it is ever routed.
    */
-  private failAndClose(code: ErrorCode): void {
+  private failAndClose(code: ErrorCode, uploadPending = false): void {
     setImmediate(() => {
       if (this.resDone) return
-      if (!this.graceDone && this.body !== null && !this.body.ended) return this.afterCloseGrace(() => this.failAndClose(code))
+      if (!this.graceDone && (uploadPending || this.uploading())) return this.afterCloseGrace(() => this.failAndClose(code))
       const r = errorResponse(code)
       this.countError(r.status, code)
       this.res.cork(() => this.writeErrorHead(r.statusLine))
@@ -878,6 +876,11 @@ class ProxyRequest implements RouteRequest, BodyOwner {
    * reading first and answer a moment later: by then the client's buffers are full and it is
    * waiting to write, so it reads the answer before the reset. What arrives meanwhile is dropped.
    */
+  /** The client may still be sending its body (over the limit or not). */
+  private uploading(): boolean {
+    return this.body !== null && !this.body.clientDone
+  }
+
   private afterCloseGrace(then: () => void): void {
     this.graceDone = true
     this.body?.fail(CANCELLED)

@@ -95,8 +95,10 @@ t.test('hide_credentials removes the key from the body the upstream sees, and re
 
 t.test('a body over the 10 MiB buffering limit on such a route gets 413; routes without it stream', async (t) => {
   const big = Buffer.alloc(11 * 1024 * 1024, 0x61)
-  const r = await post('/body/x', big, 'application/octet-stream').catch(() => ({ status: -1 }))
-  t.ok(r.status === 413 || r.status === -1, `413 (or the connection closed while uploading): got ${r.status}`)
+  // the client is still uploading when the answer comes: the gateway stops reading first, so the
+  // client reads the 413 rather than a connection reset
+  const r = await post('/body/x', big, 'application/octet-stream').catch((err: Error) => ({ status: -1, err }))
+  t.equal(r.status, 413, 'the client reads the 413 while still uploading')
   const ok = await post('/header-only/x', big, 'application/octet-stream', { apikey: 'alice-key' })
   t.equal(ok.status, 200, 'a header-key route streams a large body')
   t.equal(ok.echoed?.bodyLength, big.length)
