@@ -868,6 +868,11 @@ class ProxyRequest implements RouteRequest, BodyOwner {
     })
   }
 
+  /** The client may still be sending its body (over the limit or not). */
+  private uploading(): boolean {
+    return this.body !== null && !this.body.clientDone
+  }
+
   /**
    * Before answering and closing while the client is still uploading. uWS closes right after the
    * answer, and closing a socket with unread bytes makes the kernel send a reset; a client that is
@@ -876,11 +881,6 @@ class ProxyRequest implements RouteRequest, BodyOwner {
    * reading first and answer a moment later: by then the client's buffers are full and it is
    * waiting to write, so it reads the answer before the reset. What arrives meanwhile is dropped.
    */
-  /** The client may still be sending its body (over the limit or not). */
-  private uploading(): boolean {
-    return this.body !== null && !this.body.clientDone
-  }
-
   private afterCloseGrace(then: () => void): void {
     this.graceDone = true
     this.body?.fail(CANCELLED)
