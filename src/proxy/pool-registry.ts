@@ -1,9 +1,9 @@
 /**
- * Upstream pools (`upstream-pool.ts`), one per (target origin, connect timeout, TLS verification), shared by every compiled
- * Snapshot that needs them. A snapshot `acquire`s the pools it routes to when it compiles and
- * `release`s them once it is retired and its last in-flight request has ended; a pool whose
- * reference count drops to zero is closed gracefully (dispatched requests finish).
- * So a reload that keeps a service keeps its warm keep-alive connections.
+ * Upstream pools (`upstream-pool.ts`), one per (target origin, connect timeout, TLS verification),
+ * shared by every compiled Snapshot that needs them. A snapshot `acquire`s the pools it routes to
+ * when it compiles and `release`s them once it is retired and its last in-flight request has ended;
+ * a pool whose reference count drops to zero is closed gracefully (dispatched requests finish). So a
+ * reload that keeps a service keeps its warm keep-alive connections.
  *
  * Read and body timeouts vary per service but not per connection, so they travel per request
  * (dispatch options `headersTimeout` / `bodyTimeout`) and do not split pools.
