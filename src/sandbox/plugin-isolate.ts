@@ -2,24 +2,23 @@
  * One plugin's isolate in one worker: the isolated-vm Isolate + Context running the plugin bundle,
  * and the only code that talks to it.
  *
- * Why everything runs through `applySync` with a timeout: a call into an isolate costs ~2 µs
- * synchronously and ~30 µs through isolated-vm's async `apply` (measured on this project's machine),
- * and V8 runs the microtasks a call queued before `applySync` returns, under the same timeout. So
- * plugin code only ever runs inside a bounded synchronous slice on this thread: the handler itself, or
- * a continuation after the host resolved one of its HTTP callouts (`resume`). Nothing runs in the
+ * Why everything runs through `applySync`, bounded: a call into an isolate costs ~2 µs synchronously
+ * and ~30 µs through isolated-vm's async `apply` (measured on this project's machine), and V8 runs
+ * the microtasks a call queued before `applySync` returns, inside the same bounded slice. So plugin
+ * code only ever runs inside a bounded synchronous slice on this thread: the handler itself, or a
+ * continuation after the host resolved one of its HTTP callouts (`resume`). Nothing runs in the
  * isolate between slices, which is why a promise that is still pending after a slice with no callout
  * outstanding can never settle (S-03) and fails at once. A wall-clock timer covers the awaits.
  *
- * What the per-slice `timeout` costs (measured in a gateway worker, bench sandbox-noop): isolated-vm
- * arms a timer per call on its own timer thread, and a finished call's timer stays queued until its
- * deadline, so that thread wakes once per call (strace: ~7,100 clock_nanosleep per 8,000 requests)
- * and is re-created when its queue empties. Without the timeout the crossing took ~6 µs less per call
- * and saturation rose ~20 %; the budget is also wall-clock, so a preempted call on a loaded host can
- * time out: such a slice is told from a runaway by the isolate's CPU time ('starved', see
- * STARVED_CPU_SHARE). Removing the timeout needs another way to stop a runaway slice (a watchdog
- * thread), not less safety. Re-measured in the third session (interleaved A/B, 1 worker,
- * sandbox-noop): −9 µs CPU per request without it; a watchdog-isolate prototype and what it still
- * needs are in bench/README ("Where the time goes", third session).
+ * How a handler slice is bounded: by the process's slice watchdog (slice-watchdog.ts), not by
+ * isolated-vm's per-call `timeout`. That timeout arms a timer per call on isolated-vm's timer thread,
+ * and a finished call's timer stays queued until its deadline, so the thread wakes once per call
+ * (strace: ~7,100 clock_nanosleep per 8,000 requests); measured in a gateway worker (interleaved A/B,
+ * sandbox-noop) the watchdog saves ~6 µs CPU per request. The watchdog stops a runaway by disposing
+ * the isolate (the next call restarts it, as after a memory-limit kill); its clock is wall time
+ * without host time, so a preempted slice on a loaded host can be stopped too: such a slice is told
+ * from a runaway by the isolate's CPU time ('starved', see STARVED_CPU_SHARE). The rarer slices
+ * (configure, release, resume, abandon) keep isolated-vm's timeout, which ends only that slice.
  *
  * Data crosses as strings (JSON), copied by V8. The host functions the runtime may call are sync
  * `ivm.Callback`s that take and return strings; they never call back into the isolate (S-09). No
@@ -27,6 +26,7 @@
  * the References below to the runtime's functions stay on this side.
  */
 import ivm from 'isolated-vm'
+import { watchSlices, type SliceGuard } from './slice-watchdog.js'
 import { cryptoOp, type KvStore } from '../../sdk/src/node-host.js'
 import type { PluginLimits } from './limits.js'
 import type { PluginManifest } from './manifest.js'
@@ -118,14 +118,16 @@ export class PluginIsolate {
   private disposed = false
   private inflight = 0
   private retired = false
-  /** the options of every handler slice: built once, not per call */
-  private readonly sliceOptions: { readonly timeout: number }
+  /** stops a handler slice past cpu_ms (see slice-watchdog.ts); one per running isolate */
+  private guard: SliceGuard | null = null
   private readonly cpuClock: (isolate: ivm.Isolate) => bigint
+  /** tests simulate the isolate's CPU clock; then it also classifies a slice the watchdog stopped */
+  private readonly simulatedClock: boolean
 
   constructor(private readonly options: PluginIsolateOptions) {
     this.name = options.manifest.name
-    this.sliceOptions = { timeout: options.limits.cpu_ms }
     this.cpuClock = options.cpuClock ?? isolateCpuTime
+    this.simulatedClock = options.cpuClock !== undefined
   }
 
   /** Evaluate the bundle (throws a SandboxFault 'startup' with the reason). */
@@ -148,10 +150,10 @@ export class PluginIsolate {
       context.evalClosureSync(
         'globalThis.__bouncer_host = { crypto: $0, kv: $1, fetch: $2, settle: $3, maxOutput: $4 }',
         [
-          new ivm.Callback((op: string, a: string, b: string, c: string) => cryptoOp(String(op), String(a), String(b), String(c))),
-          new ivm.Callback((op: string, key: string, value: string, ttl: number) => kv.op(String(op), String(key), String(value), Number(ttl))),
-          new ivm.Callback((callId: number, json: string) => this.startCallout(Number(callId), String(json))),
-          new ivm.Callback((callId: number, json: string) => this.settle(Number(callId), String(json))),
+          new ivm.Callback((op: string, a: string, b: string, c: string) => this.inHost(() => cryptoOp(String(op), String(a), String(b), String(c)))),
+          new ivm.Callback((op: string, key: string, value: string, ttl: number) => this.inHost(() => kv.op(String(op), String(key), String(value), Number(ttl)))),
+          new ivm.Callback((callId: number, json: string) => this.inHost(() => this.startCallout(Number(callId), String(json)))),
+          new ivm.Callback((callId: number, json: string) => this.inHost(() => this.settle(Number(callId), String(json)))),
           limits.max_output_bytes,
         ],
         { timeout: limits.startup_ms },
@@ -180,6 +182,7 @@ export class PluginIsolate {
       runtime.release()
       this.isolate = isolate
       this.context = context
+      this.guard = watchSlices(isolate, limits.cpu_ms)
     } catch (err) {
       if (!isolate.isDisposed) isolate.dispose()
       throw new SandboxFault('startup', `plugin ${this.name}: could not start: ${messageOf(err)}`)
@@ -233,14 +236,19 @@ export class PluginIsolate {
       this.calls.set(callId, pending)
     }
     let json: string
-    // ~0.14 µs: read so that a timed-out slice can tell a runaway plugin from a starved host
+    // ~0.14 µs: read so that a stopped slice can tell a runaway plugin from a starved host
     const cpuStart = this.cpuClock(this.isolate!)
+    const guard = this.guard!
+    const seq = guard.begin()
     try {
-      json = this.refs!.call.applySync(undefined, [instanceId, callId, phase, input], this.sliceOptions) as string
+      // no isolated-vm `timeout` here: the watchdog stops a slice past cpu_ms (slice-watchdog.ts)
+      json = this.refs!.call.applySync(undefined, [instanceId, callId, phase, input]) as string
+      guard.end()
     } catch (raw) {
+      guard.end()
       let err: unknown = raw
       try {
-        this.sliceFault(raw, cpuStart)
+        this.sliceFault(raw, cpuStart, guard.killed(seq) ? guard : null)
       } catch (fault) {
         err = fault
       }
@@ -316,6 +324,8 @@ export class PluginIsolate {
   }
 
   private teardown(): void {
+    this.guard?.release()
+    this.guard = null
     if (this.refs !== null) for (const r of Object.values(this.refs)) r.release()
     this.refs = null
     this.context?.release()
@@ -327,12 +337,26 @@ export class PluginIsolate {
   private ensureStarted(): void {
     if (this.isolate !== null && !this.isolate.isDisposed && this.refs !== null) return
     if (this.isolate !== null) {
-      // disposed by V8 (memory limit): start a fresh one (S-06)
+      // disposed by V8 (memory limit) or by the slice watchdog: start a fresh one (S-06)
+      this.guard?.release()
+      this.guard = null
       this.refs = null
       this.context = null
       this.isolate = null
     }
     this.start()
+  }
+
+  /** A host function called from a slice: its time is not the plugin's (see SliceGuard.hostEnter). */
+  private inHost<T>(fn: () => T): T {
+    const guard = this.guard
+    if (guard === null) return fn()
+    guard.hostEnter()
+    try {
+      return fn()
+    } finally {
+      guard.hostLeave()
+    }
   }
 
   /** Run a slice, mapping isolated-vm's errors to fault kinds. */
@@ -349,8 +373,25 @@ export class PluginIsolate {
    * Map an error isolated-vm threw out of a slice to a SandboxFault (always throws). `cpuStart`: the
    * isolate's CPU time when the slice began, to classify a timeout as 'cpu' or 'starved'.
    */
-  private sliceFault(err: unknown, cpuStart?: bigint): never {
+  private sliceFault(err: unknown, cpuStart?: bigint, stoppedBy: SliceGuard | null = null): never {
     const msg = messageOf(err)
+    if (stoppedBy !== null && !/memory/i.test(msg)) {
+      // the watchdog disposed the isolate (a memory-limit disposal that came first stays 'memory'): over cpu_ms of wall-clock time; the CPU it used says why
+      const budget = this.options.limits.cpu_ms
+      const endNs = this.simulatedClock ? Number(this.cpuClock(this.isolate!)) : stoppedBy.cpuAtKillNs()
+      const usedMs = cpuStart !== undefined && endNs >= 0 ? (endNs - Number(cpuStart)) / 1e6 : budget
+      const fault =
+        usedMs < budget * STARVED_CPU_SHARE
+          ? new SandboxFault(
+              'starved',
+              `plugin ${this.name}: its slice reached the ${budget} ms limit having used ${usedMs.toFixed(2)} ms of CPU: the host is overloaded (not counted towards quarantine)`,
+            )
+          : new SandboxFault('cpu', `plugin ${this.name}: over its ${budget} ms CPU budget`)
+      // every other pending call of this isolate is lost with it; the next call starts a fresh one
+      for (const id of [...this.calls.keys()]) this.fail(id, fault)
+      this.refs = null
+      return this.throwAndReset(fault)
+    }
     if (this.isolate === null || this.isolate.isDisposed || /disposed/i.test(msg)) {
       // every other pending call of this isolate is lost with it
       const fault = new SandboxFault('memory', `plugin ${this.name}: the isolate was disposed (${/memory/i.test(msg) ? 'memory limit' : msg})`)
