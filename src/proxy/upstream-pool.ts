@@ -451,7 +451,8 @@ class Connection {
 
   private onHeaderChunk(headers: string[]): void {
     const ex = this.current
-    if (ex === null) return
+    // after the head, these are a chunked body's trailers: not forwarded, so not kept either
+    if (ex === null || ex.headersDone) return
     ;(ex.headerList ??= []).push(...headers)
   }
 
