@@ -77,7 +77,12 @@ const CONNECTION_OPTIONS = new Set(['close', 'keep-alive', 'upgrade'])
  * Header names listed in `Connection` values (RFC 9110 §7.6.1), lower-cased; null when there are
  * none beyond `close`/`keep-alive` (the common case, so callers skip the extra filtering).
  */
-export function connectionListed(values: readonly string[]): string[] | null {
+export function connectionListed(values: string | readonly string[]): string[] | null {
+  if (typeof values === 'string') {
+    // what nearly every client and upstream sends: answered without splitting
+    if (values === 'keep-alive' || values === 'close' || values === 'Keep-Alive') return null
+    values = [values]
+  }
   let out: string[] | null = null
   for (const value of values) {
     for (const part of value.split(',')) {

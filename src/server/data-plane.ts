@@ -172,6 +172,41 @@ function corkedWrite(): void {
   }
 }
 
+/**
+ * Response heads waiting for their first body chunk (see ProxyRequest.headPending). One microtask
+ * per batch, not a microtask and a closure per response: the pool usually delivers the body in the
+ * same read, and then the head has already gone out with it when this runs.
+ */
+let headsWaiting: ProxyRequest[] = []
+function flushWaitingHeads(): void {
+  const list = headsWaiting
+  headsWaiting = []
+  for (const r of list) if (r.headPending && !r.resDone) r.res.cork(() => r.writeHead())
+}
+
+/**
+ * Response headers collected for one uWS writeHeader call (see ProxyRequest.writeHead): the first
+ * header's name, then its value followed by the other lines. Values must already be CR/LF-free.
+ */
+class HeadBlock {
+  private first: string | null = null
+  private text = ''
+
+  add(name: string, value: string): this {
+    if (this.first === null) {
+      this.first = name
+      this.text = value
+    } else {
+      this.text += `\r\n${name}: ${value}`
+    }
+    return this
+  }
+
+  writeTo(res: HttpResponse): void {
+    if (this.first !== null) res.writeHeader(this.first, this.text)
+  }
+}
+
 class ProxyRequest implements RouteRequest, BodyOwner {
   // --- read from uWS at the top of the handler
   method = ''
@@ -423,7 +458,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
 
     for (let i = 0; i < raw.length; i += 2) {
       if (raw[i] === 'connection') {
-        const l = connectionListed([raw[i + 1]!])
+        const l = connectionListed(raw[i + 1]!)
         if (l !== null) (listed ??= []).push(...l)
       }
     }
@@ -568,7 +603,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
       orig[j] = spelled
       names[j] = name
       if (name === 'connection') {
-        const l = connectionListed([raw[i + 1]!])
+        const l = connectionListed(raw[i + 1]!)
         if (l !== null) (listed ??= []).push(...l)
       } else if (name === 'content-length') {
         contentLength = Number(raw[i + 1]!)
@@ -608,9 +643,7 @@ class ProxyRequest implements RouteRequest, BodyOwner {
     if (this.mode !== MODE_NONE && contentLength !== 0) {
       // a body follows: send the head with its first chunk (see headPending)
       this.headPending = true
-      queueMicrotask(() => {
-        if (this.headPending && !this.resDone) this.res.cork(() => this.writeHead())
-      })
+      if (headsWaiting.push(this) === 1) queueMicrotask(flushWaitingHeads)
       return true
     }
     const closeAfter = this.plane.draining || (this.body !== null && !this.body.ended)
@@ -652,6 +685,13 @@ class ProxyRequest implements RouteRequest, BodyOwner {
     const listed = this.headListed
     const edited = this.headEdited
     res.writeStatus(statusLineFor(this.status))
+    // Every header goes to uWS in one writeHeader call: the first header's value carries the other
+    // lines after it ("v1\r\nName2: v2…"). uWS v20.30 writes `key: value\r\n` verbatim, and each call
+    // costs a crossing into C++ plus two string conversions (a uWS handler writing six headers:
+    // 1.5 → 1.1 µs per response head, measured). Safe for the same reason separate calls were: every
+    // value has passed isValidHeaderValue (no CR/LF) — here for the upstream's, in
+    // RequestContext.setResponseHeader for the plugins' — or is the gateway's own.
+    const block = new HeadBlock()
     let via: string | null = null
     for (let i = 0, j = 0; i < raw.length; i += 2, j++) {
       const name = names[j]!
@@ -660,24 +700,29 @@ class ProxyRequest implements RouteRequest, BodyOwner {
       if (listed !== null && listed.includes(name)) continue
       if (edited !== null && edited.has(name)) continue
       const value = raw[i + 1]!
+      // llhttp already refuses CR/LF from upstreams; checked again because uWS checks nothing
+      if (!isValidHeaderValue(value)) continue
       if (action === RES_VIA) {
         via = via === null ? value : `${via}, ${value}`
         continue
       }
-      // llhttp already refuses CR/LF from upstreams; checked again because uWS checks nothing
-      if (!isValidHeaderValue(value) || !isValidHeaderName(name)) continue
-      res.writeHeader(orig[j]!, value)
+      if (!isValidHeaderName(name)) continue
+      block.add(orig[j]!, value)
     }
-    if (edited !== null) for (const [hn, hv] of this.ctx!.finalResponseHeaders()) res.writeHeader(hn, hv)
+    if (edited !== null) {
+      for (const [hn, hv] of this.ctx!.finalResponseHeaders()) block.add(hn, hv)
+    }
     if (p.headersOn) {
-      res.writeHeader('Via', via === null ? VIA_CLIENT : `${via}, ${VIA_CLIENT}`)
-      res.writeHeader('X-Bouncer-Upstream-Latency', String(Math.round(this.headAt - this.dispatchedAt)))
-      res.writeHeader('X-Bouncer-Proxy-Latency', String(Math.round(this.dispatchedAt - this.startedAt)))
-      res.writeHeader('X-Bouncer-Request-Id', this.requestId)
+      block
+        .add('Via', via === null ? VIA_CLIENT : `${via}, ${VIA_CLIENT}`)
+        .add('X-Bouncer-Upstream-Latency', String(Math.round(this.headAt - this.dispatchedAt)))
+        .add('X-Bouncer-Proxy-Latency', String(Math.round(this.dispatchedAt - this.startedAt)))
+        .add('X-Bouncer-Request-Id', this.requestId)
     } else if (via !== null) {
-      res.writeHeader('Via', via)
+      block.add('Via', via)
     }
-    if (announceClose && (p.draining || (this.body !== null && !this.body.ended))) res.writeHeader('Connection', 'close')
+    if (announceClose && (p.draining || (this.body !== null && !this.body.ended))) block.add('Connection', 'close')
+    block.writeTo(res)
     this.headRaw = null
   }
 
