@@ -13,19 +13,22 @@ export function usage(prog: string): string {
   for (let i = 0; i < names.length; i += 5) rows.push(names.slice(i, i + 5).join(', '))
   const list = rows.join(',\n                      ')
   return `usage: ${prog} [options]
-  --scenarios a,b,c   scenarios to run (default: all but nginx ones); their baselines and references
-                      are added. Scenarios: ${list}
+  --scenarios a,b,c   scenarios to run (default: all but nginx and floor ones); their baselines and
+                      references are added. Scenarios: ${list}
   --duration S        seconds per measurement: saturation, then fixed rate (default 10)
   --warmup S          warm-up seconds before each scenario's measurements (default 2; 0 = none)
   --connections N     connections (default 50)
-  --workers N         gateway workers, and nginx worker_processes (default 2)
+  --workers N         gateway workers, nginx worker_processes, floor proxy workers (default 2)
   --rate N|auto       fixed request rate of the latency run (default 2000; auto = 50% of direct's max)
   --rate-gen paced|autocannon
                       how the fixed rate is generated (default paced: one request every 1/rate s;
                       autocannon's overallRate sends each connection's per-second quota in a burst)
   --repeat N          rounds over all scenarios (default 1); medians are reported and the spread
                       over rounds is the run-to-run noise that --compare uses
-  --with nginx        also run the small and 16 KiB scenarios through nginx (needs nginx on PATH)
+  --with nginx|floor  also run the small and 16 KiB scenarios through nginx (needs nginx on PATH), or
+                      through the floor proxy (bench/floor-proxy.ts: uWS + Bouncer's upstream pool and
+                      nothing else, so no-plugins − floor is Bouncer's own per-request logic). Repeat
+                      it or list both: --with nginx --with floor, --with nginx,floor
   --compare baseline|FILE
                       print deltas against bench/results/baseline.json (or a results FILE) and flag
                       regressions beyond the noise
@@ -50,6 +53,7 @@ export interface BenchOptions {
   rateGen: 'paced' | 'autocannon'
   repeat: number
   withNginx: boolean
+  withFloor: boolean
   compare: string | null
   saveBaseline: boolean
   cpuProf: boolean
@@ -67,9 +71,13 @@ function positiveInt(name: string, v: string | undefined, def: number): number {
   return n
 }
 
+/** Targets that run only when asked for (`--with`), or when one of their scenarios is named. */
+export const OPTIONAL_TARGETS = ['nginx', 'floor'] as const
+export type OptionalTarget = (typeof OPTIONAL_TARGETS)[number]
+
 /** The chosen scenarios plus what their ratios need (baselines, and references when they can run), in run order. */
-export function selectScenarios(names: string[] | null, withNginx: boolean): Scenario[] {
-  const runnable = (s: Scenario) => s.via !== 'nginx' || withNginx
+export function selectScenarios(names: string[] | null, optional: Readonly<Record<OptionalTarget, boolean>>): Scenario[] {
+  const runnable = (s: Scenario) => (s.via === 'nginx' || s.via === 'floor' ? optional[s.via] : true)
   if (names === null) return SCENARIOS.filter(runnable)
   for (const n of names) {
     if (!SCENARIOS.some((s) => s.name === n)) throw new BenchUsageError(`unknown scenario "${n}" (scenarios: ${SCENARIOS.map((s) => s.name).join(', ')})`)
@@ -105,13 +113,18 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions {
   } catch (err) {
     throw new BenchUsageError((err as Error).message.split('\n')[0]!)
   }
-  for (const w of v.with ?? []) {
-    if (w !== 'nginx') throw new BenchUsageError(`--with knows only "nginx", got "${w}"`)
+  const withList = (v.with ?? []).flatMap((w) => w.split(',')).map((w) => w.trim())
+  for (const w of withList) {
+    if (!(OPTIONAL_TARGETS as readonly string[]).includes(w)) {
+      throw new BenchUsageError(`--with knows ${OPTIONAL_TARGETS.map((t) => `"${t}"`).join(' and ')}, got "${w}"`)
+    }
   }
   const names = v.scenarios === undefined ? null : v.scenarios.split(',').map((s) => s.trim()).filter(Boolean)
   if (names !== null && names.length === 0) throw new BenchUsageError('--scenarios needs at least one name')
-  // naming an nginx scenario implies --with nginx
-  const withNginx = (v.with ?? []).includes('nginx') || (names ?? []).some((n) => SCENARIOS.find((s) => s.name === n)?.via === 'nginx')
+  // naming an nginx (floor) scenario implies --with nginx (floor)
+  const wanted = (t: OptionalTarget) => withList.includes(t) || (names ?? []).some((n) => SCENARIOS.find((s) => s.name === n)?.via === t)
+  const withNginx = wanted('nginx')
+  const withFloor = wanted('floor')
   let warmup = 2
   if (v.warmup !== undefined) {
     warmup = Number(v.warmup)
@@ -122,7 +135,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions {
   const rateGen = v['rate-gen'] ?? 'paced'
   if (rateGen !== 'paced' && rateGen !== 'autocannon') throw new BenchUsageError(`--rate-gen must be paced or autocannon, got "${rateGen}"`)
   return {
-    scenarios: selectScenarios(names, withNginx),
+    scenarios: selectScenarios(names, { nginx: withNginx, floor: withFloor }),
     duration: positiveInt('duration', v.duration, 10),
     warmup,
     connections: positiveInt('connections', v.connections, 50),
@@ -131,6 +144,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions {
     rateGen,
     repeat: positiveInt('repeat', v.repeat, 1),
     withNginx,
+    withFloor,
     compare: v.compare ?? null,
     saveBaseline: v['save-baseline'] ?? false,
     cpuProf: v['cpu-prof'] ?? false,

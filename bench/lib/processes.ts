@@ -1,7 +1,8 @@
 /**
- * Start and stop the processes a benchmark run needs: the bench upstream and a Bouncer gateway
- * (through the real CLI, as a user would run it). Everything listens on 127.0.0.1 and is stopped
- * when the run ends. The nginx reference proxy lives in nginx.ts.
+ * Start and stop the processes a benchmark run needs: the bench upstream, a Bouncer gateway
+ * (through the real CLI, as a user would run it) and the floor proxy (bench/floor-proxy.ts).
+ * Everything listens on 127.0.0.1 and is stopped when the run ends. The nginx reference proxy lives
+ * in nginx.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -56,20 +57,53 @@ function tailOf(child: ChildProcess, max = 4000): () => string {
   return () => text.trim()
 }
 
-export async function startUpstream(cpus: string | null): Promise<Proc> {
-  const child = spawnPinned([process.execPath, path.join(PACKAGE_ROOT, 'dist/bench/upstream.js'), '0'], cpus)
-  const stderr = tailOf(child)
+/** Resolves with the port of a child that prints `ready <port>` on stdout; rejects if it exits first. */
+function readyPort(child: ChildProcess, what: string, stderr: () => string): Promise<number> {
   let out = ''
-  const port = await new Promise<number>((resolve, reject) => {
+  return new Promise<number>((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString()
       const m = /ready (\d+)/.exec(out)
       if (m) resolve(Number(m[1]))
     })
     child.once('error', reject)
-    child.once('exit', (code) => reject(new Error(`bench upstream exited with ${code}: ${stderr()}`)))
+    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}: ${stderr()}`)))
   })
+}
+
+export async function startUpstream(cpus: string | null): Promise<Proc> {
+  const child = spawnPinned([process.execPath, path.join(PACKAGE_ROOT, 'dist/bench/upstream.js'), '0'], cpus)
+  const port = await readyPort(child, 'bench upstream', tailOf(child))
   return { child, port, stop: () => stopChild(child) }
+}
+
+/**
+ * Start the floor proxy (`--with floor`) with `workers` worker processes in front of the upstream,
+ * pinned like the gateway; resolves once every worker listens. Its primary's process tree (primary
+ * + workers) is what the CPU column measures, as for the gateway.
+ */
+export async function startFloor(upstreamPort: number, workers: number, cpus: string | null): Promise<Proc> {
+  const child = spawnPinned(
+    [
+      process.execPath, path.join(PACKAGE_ROOT, 'dist/bench/floor-proxy.js'),
+      '--port', '0', '--upstream', `http://127.0.0.1:${upstreamPort}`, '--workers', String(workers),
+    ],
+    cpus,
+  )
+  const stderr = tailOf(child)
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the floor proxy did not print "ready" in 30 s: ${stderr()}`)), 30_000)
+  })
+  try {
+    const port = await Promise.race([readyPort(child, 'the floor proxy', stderr), timeout])
+    return { child, port, stop: () => stopChild(child) }
+  } catch (err) {
+    await stopChild(child, 'SIGKILL')
+    throw err
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 export interface GatewayOptions {

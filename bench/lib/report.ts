@@ -1,8 +1,9 @@
 /**
- * The markdown report of a run: environment, one table row per scenario, and the issue's targets
- * (reported, never asserted: met, or missed by how much).
+ * The markdown report of a run: environment, one table row per scenario, the issue's targets
+ * (reported, never asserted: met, or missed by how much) and, with `--with floor`, Bouncer over the
+ * floor proxy (what Bouncer's own per-request logic costs on top of its stack).
  */
-import type { BenchResults, Metric, ScenarioResult } from './results.js'
+import { median, type BenchResults, type Metric, type ScenarioResult } from './results.js'
 
 const f = (n: number | null | undefined, d = 0) => (n === null || n === undefined || Number.isNaN(n) ? '—' : n.toFixed(d))
 
@@ -26,8 +27,9 @@ export function renderMarkdown(run: BenchResults): string {
     '',
     `Load average before ${e.load_before.map((l) => l.toFixed(2)).join(' / ')}, after ${e.load_after.map((l) => l.toFixed(2)).join(' / ')} (1/5/15 min; anything above ~0.3 before the run means other processes shared the machine).`,
     '',
-    'req/s: saturation at N connections. CPU µs/req: user + system CPU of the proxy\'s processes (primary + workers; nginx master + workers; for direct rows the upstream) per request during the saturation run (the proxy\'s own work, not its share of the cores; it still rises on a busy machine). Latency: at the fixed rate, per response, µs. "added" = this scenario − its direct baseline in the same round; ' +
-      '"× ref" / "over ref": against the reference (nginx for no-plugins, no-plugins for plugin scenarios) in the same round. Spread: max − min over the rounds (the run-to-run noise; req/s as % of the median).',
+    'req/s: saturation at N connections. CPU µs/req: user + system CPU of the proxy\'s processes (primary + workers; nginx master + workers; floor proxy primary + workers; for direct rows the upstream) per request during the saturation run (the proxy\'s own work, not its share of the cores; it still rises on a busy machine). Latency: at the fixed rate, per response, µs. "added" = this scenario − its direct baseline in the same round; ' +
+      '"× ref" / "over ref": against the reference (nginx for no-plugins, no-plugins for plugin scenarios) in the same round. ' +
+      'floor rows (`--with floor`): bench/floor-proxy.ts, uWS + Bouncer\'s upstream pool without routing, plugins or header rules. Spread: max − min over the rounds (the run-to-run noise; req/s as % of the median).',
     '',
     TABLE_HEADER,
     `|---|${Array(20).fill('---:').join('|')}|`,
@@ -46,7 +48,46 @@ export function renderMarkdown(run: BenchResults): string {
   for (const s of run.skipped ?? []) lines.push('', `Skipped ${s.name}: ${s.reason}`)
   const targets = renderTargets(run)
   if (targets) lines.push('', targets)
+  const overFloor = renderOverFloor(run)
+  if (overFloor.length > 0) lines.push('', ...overFloor)
   return lines.join('\n') + '\n'
+}
+
+/** Pairs of (Bouncer scenario, floor scenario) compared in "Bouncer over the floor". */
+const OVER_FLOOR: readonly [string, string][] = [
+  ['no-plugins', 'floor'],
+  ['no-plugins-16k', 'floor-16k'],
+]
+
+/**
+ * "Bouncer over the floor": for each pair that ran, CPU per request of both and the difference (what
+ * Bouncer's own per-request logic costs, the stack being the same), the req/s ratio within each
+ * round (median over rounds) and both added p50s. Informational: no target is set on it.
+ */
+export function renderOverFloor(run: BenchResults): string[] {
+  const out: string[] = []
+  for (const [gwName, floorName] of OVER_FLOOR) {
+    const gw = run.results.find((r) => r.name === gwName)
+    const fl = run.results.find((r) => r.name === floorName)
+    if (!gw || !fl) continue
+    const x = gw.metrics.cpu_us
+    const y = fl.metrics.cpu_us
+    const z = x !== undefined && y !== undefined ? x - y : undefined
+    const ratios: number[] = []
+    for (const g of gw.runs) {
+      const f0 = fl.runs.find((s) => s.round === g.round)
+      if (f0 && f0.saturation.rps > 0) ratios.push(g.saturation.rps / f0.saturation.rps)
+    }
+    const ratio = ratios.length > 0 ? median(ratios) : undefined
+    const sign = z !== undefined && z >= 0 ? '+' : ''
+    out.push(
+      `Bouncer over the floor (same round medians): ${gwName} ${f(x, 1)} µs CPU/req vs ${floorName} ${f(y, 1)} µs ` +
+        `(${z === undefined ? '—' : `${sign}${z.toFixed(1)}`} µs, Bouncer's own per-request logic); req/s ratio ${f(ratio, 2)}×; ` +
+        `added p50 ${f(gw.added_us?.p50)} µs vs ${f(fl.added_us?.p50)} µs. Informational, not a target.`,
+    )
+  }
+  // a paragraph each (markdown would join consecutive lines)
+  return out.flatMap((line, i) => (i === 0 ? [line] : ['', line]))
 }
 
 interface Target {

@@ -64,7 +64,7 @@ export type Metric = keyof typeof METRICS
 export interface ScenarioResult {
   name: string
   description: string
-  via: 'direct' | 'bouncer' | 'nginx'
+  via: 'direct' | 'bouncer' | 'nginx' | 'floor'
   baseline: string | null
   /** the reference compared with, when it ran in this run (else null) */
   reference: string | null

@@ -1,6 +1,6 @@
 /**
  * The bench run: per round, per scenario, start the target (the upstream itself, a Bouncer gateway
- * through the real CLI, or nginx), warm up, measure saturation then latency at a fixed rate, stop it.
+ * through the real CLI, nginx, or the floor proxy), warm up, measure saturation then latency at a fixed rate, stop it.
  * Ratios and added latency are taken against the baseline/reference measured in the same round; the
  * rounds are reduced to medians and spreads (results.ts). Writes <out>/<timestamp>.{json,md,svg}.
  */
@@ -15,7 +15,7 @@ import { latencyAtRateAutocannon, latencyAtRatePaced, saturation, warmup } from 
 import { findNginx, NGINX_INSTALL_HINT, nginxVersion, startNginx } from './nginx.js'
 import { BenchUsageError, type BenchOptions } from './options.js'
 import { cpuPerRequestUs, processTreeCpuMs } from './proc-cpu.js'
-import { startGateway, startUpstream, type Proc } from './processes.js'
+import { startFloor, startGateway, startUpstream, type Proc } from './processes.js'
 import { renderMarkdown } from './report.js'
 import { diff, RESULTS_SCHEMA, summarize, type BenchEnv, type BenchResults, type ProfileSummary, type RunSample } from './results.js'
 import { renderSvg } from './svg-chart.js'
@@ -166,6 +166,9 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
           } else if (sc.via === 'nginx') {
             target = await startNginx(nginxBin!, upstream.port, o.workers, pin.gw)
             port = target.port
+          } else if (sc.via === 'floor') {
+            target = await startFloor(upstream.port, o.workers, pin.gw)
+            port = target.port
           }
           const url = `http://127.0.0.1:${port}${prep.path}`
           const headers = prep.headers ?? {}
@@ -174,7 +177,8 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
           if (check.status !== 200) throw new Error(`${sc.name}: ${url} answered ${check.status}, expected 200: ${body.slice(0, 200)}`)
           if (o.warmup > 0) await warmup({ url, connections: o.connections, duration: o.warmup, headers })
           log(`${tag}: saturation ${o.duration} s`)
-          // the CPU the proxy (or, direct, the upstream) spends per request during the saturation run
+          // the CPU the proxy (or, direct, the upstream) spends per request during the saturation run,
+          // over its process tree (a gateway's or floor proxy's primary + workers, nginx's master + workers)
           const measuredPid = (target ?? upstream).child.pid
           const cpuBefore = processTreeCpuMs(measuredPid)
           const sat = await saturation({ url, connections: o.connections, duration: o.duration, headers })

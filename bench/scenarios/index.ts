@@ -1,8 +1,9 @@
 /**
  * The scenario list, in run order. Baselines and references come before what is compared with them
- * (direct → nginx → no-plugins → plugin scenarios), so every ratio is against this same round.
+ * (direct → nginx → floor → no-plugins → plugin scenarios), so every ratio is against this same round.
  */
 import { direct, direct16k } from './direct.js'
+import { floor, floor16k } from './floor.js'
 import { fullChain } from './full-chain.js'
 import { jwtAcl } from './jwt-acl.js'
 import { jwtHs256 } from './jwt-hs256.js'
@@ -17,7 +18,7 @@ import { sandboxNoop } from './sandbox-noop.js'
 import type { Scenario } from './types.js'
 
 export const SCENARIOS: Scenario[] = [
-  direct, nginx, noPlugins, jwtHs256, jwtRs256, keyAuth, jwtAcl, sandboxNoop, sandboxExample, fullChain, routes10k,
-  direct16k, nginx16k, noPlugins16k,
+  direct, nginx, floor, noPlugins, jwtHs256, jwtRs256, keyAuth, jwtAcl, sandboxNoop, sandboxExample, fullChain, routes10k,
+  direct16k, nginx16k, floor16k, noPlugins16k,
 ]
 export { ScenarioUnavailable, type Prepared, type Scenario } from './types.js'

@@ -18,8 +18,11 @@ export class ScenarioUnavailable extends Error {}
 export interface Scenario {
   name: string
   description: string
-  /** 'direct': the bench upstream itself (a baseline); 'bouncer': through the gateway; 'nginx': the reference proxy */
-  via: 'direct' | 'bouncer' | 'nginx'
+  /**
+   * 'direct': the bench upstream itself (a baseline); 'bouncer': through the gateway; 'nginx': the
+   * reference proxy; 'floor': bench/floor-proxy.ts, Bouncer's stack without Bouncer's logic
+   */
+  via: 'direct' | 'bouncer' | 'nginx' | 'floor'
   /** the direct scenario this one is compared against (same response size): req/s ratio and added latency */
   baseline?: string
   /**

@@ -13,6 +13,7 @@ import { compareResults } from '../../bench/lib/compare.js'
 import { decidePinning } from '../../bench/lib/suite.js'
 import { parseOptions } from '../../bench/lib/options.js'
 import { nginxConf } from '../../bench/lib/nginx.js'
+import { renderOverFloor } from '../../bench/lib/report.js'
 import type { BenchResults, ScenarioResult } from '../../bench/lib/results.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -162,4 +163,72 @@ t.test('pinning: auto pins where taskset exists and each gateway worker keeps a 
   t.equal(parseOptions(['--pin'], 'out').pin, 'on')
   t.equal(parseOptions(['--no-pin'], 'out').pin, 'off')
   t.throws(() => parseOptions(['--pin', '--no-pin'], 'out'), /--pin and --no-pin contradict each other/)
+})
+
+t.test('--with floor adds the floor scenarios; --with takes a list or repeats; an unknown value is a usage error', async (t) => {
+  const names = (argv: string[]) => parseOptions(argv, 'out').scenarios.map((s) => s.name)
+  t.notOk(names([]).some((n) => n.startsWith('floor') || n.startsWith('nginx')), 'neither runs by default')
+  const floor = names(['--with', 'floor'])
+  t.ok(floor.includes('floor') && floor.includes('floor-16k'), '--with floor: floor and floor-16k')
+  t.notOk(floor.includes('nginx'), 'and not nginx')
+  t.same(floor.slice(0, 3), ['direct', 'floor', 'no-plugins'], 'floor runs after its baseline, before no-plugins')
+  t.same(floor.slice(-3), ['direct-16k', 'floor-16k', 'no-plugins-16k'])
+  for (const argv of [['--with', 'nginx,floor'], ['--with', 'nginx', '--with', 'floor'], ['--with', 'floor, nginx']]) {
+    const o = parseOptions(argv, 'out')
+    t.ok(o.withNginx && o.withFloor, `${argv.join(' ')}: both`)
+    t.same(o.scenarios.filter((s) => s.via === 'nginx' || s.via === 'floor').map((s) => s.name), ['nginx', 'floor', 'nginx-16k', 'floor-16k'], 'in run order')
+  }
+  const named = parseOptions(['--scenarios', 'floor'], 'out')
+  t.ok(named.withFloor, 'naming a floor scenario implies --with floor')
+  t.same(named.scenarios.map((s) => s.name), ['direct', 'floor'], 'with its baseline')
+  t.throws(() => parseOptions(['--with', 'bogus'], 'out'), /^--with knows "nginx" and "floor", got "bogus"$/)
+  t.throws(() => parseOptions(['--with', 'nginx,bogus'], 'out'), /got "bogus"/, 'a bad value inside a list too')
+})
+
+t.test('Bouncer over the floor: CPU difference, req/s ratio within the round, both added p50s', async (t) => {
+  const result = (name: string, rounds: { rps: number; cpu: number }[], addedP50: number): ScenarioResult => ({
+    name, description: '', via: name.startsWith('floor') ? 'floor' : 'bouncer', baseline: 'direct', reference: null,
+    rps: rounds[0]!.rps, rps_ratio: null, added_us: { p50: addedP50, p90: 0, p99: 0, p999: 0 }, reference_rps_ratio: null, reference_added_us: null,
+    latency: { target_rps: 2000, achieved_rps: 2000, requests: 1, errors: 0, non2xx: 0, p50: 1, p90: 1, p99: 1, p999: 1, max: 1, mean: 1 },
+    metrics: { cpu_us: rounds.map((r) => r.cpu).sort((a, b) => a - b)[rounds.length >> 1]! },
+    noise: null, errors: 0,
+    runs: rounds.map((r, i) => ({ round: i + 1, saturation: { rps: r.rps } as ScenarioResult['runs'][number]['saturation'], latency: {} as ScenarioResult['runs'][number]['latency'], rps_ratio: null, added_us: null, reference_rps_ratio: null, reference_added_us: null })),
+  })
+  const env = {} as BenchResults['env']
+  const run = (results: ScenarioResult[]): BenchResults => ({ schema: 'bouncer-bench/1', env, results, skipped: [] })
+  // rounds: 30000/40000 = 0.75, 36000/40000 = 0.9, 30000/30000 = 1.0 → median 0.9
+  const np = result('no-plugins', [{ rps: 30_000, cpu: 28 }, { rps: 36_000, cpu: 29 }, { rps: 30_000, cpu: 30 }], 154)
+  const fl = result('floor', [{ rps: 40_000, cpu: 22 }, { rps: 40_000, cpu: 21 }, { rps: 30_000, cpu: 23 }], 120)
+  t.same(renderOverFloor(run([np, fl])), [
+    'Bouncer over the floor (same round medians): no-plugins 29.0 µs CPU/req vs floor 22.0 µs (+7.0 µs, Bouncer\'s own per-request logic); ' +
+      'req/s ratio 0.90×; added p50 154 µs vs 120 µs. Informational, not a target.',
+  ])
+  t.same(renderOverFloor(run([np])), [], 'nothing without the floor')
+  t.same(renderOverFloor(run([fl])), [], 'nothing without no-plugins')
+  const np16 = { ...np, name: 'no-plugins-16k' }
+  const fl16 = { ...fl, name: 'floor-16k' }
+  const both = renderOverFloor(run([np, fl, np16, fl16]))
+  t.equal(both.length, 3, 'a paragraph per pair (blank line between)')
+  t.match(both[2], /^Bouncer over the floor \(same round medians\): no-plugins-16k 29\.0 µs CPU\/req vs floor-16k 22\.0 µs/)
+})
+
+t.test('the bench runs the floor proxy end to end: a floor row with req/s, CPU per request and no errors', async (t) => {
+  const out = mkdtempSync(path.join(os.tmpdir(), 'bouncer-bench-floor-'))
+  t.teardown(() => rmSync(out, { recursive: true, force: true }))
+  const r = await bench(['--scenarios', 'floor', '--duration', '1', '--warmup', '0', '--workers', '1', '--connections', '8', '--rate', '200', '--out', out])
+  t.equal(r.code, 0, `exit 0 (stderr: ${r.stderr.slice(-600)})`)
+  const file = readdirSync(out).find((f) => f.endsWith('.json'))
+  t.ok(file, 'results written')
+  const run = JSON.parse(readFileSync(path.join(out, file!), 'utf8')) as BenchResults
+  t.same(run.results.map((s) => s.name), ['direct', 'floor'], 'floor and its baseline')
+  const floor = run.results[1]!
+  t.equal(floor.via, 'floor')
+  t.ok(floor.rps > 0 && finite(floor.rps), 'req/s measured')
+  t.equal(floor.errors, 0, 'no errors or non-2xx')
+  t.ok(finite(floor.rps_ratio), 'a ratio to direct')
+  if (process.platform === 'linux') t.ok(finite(floor.metrics.cpu_us) && floor.metrics.cpu_us! > 0, 'CPU µs per request (primary + worker)')
+  const md = readFileSync(path.join(out, file!.replace(/\.json$/, '.md')), 'utf8')
+  t.match(md, /^\| floor \| \d+ \|/m, 'a table row')
+  t.match(md, /floor proxy primary \+ workers/, 'the legend says what the floor\'s CPU covers')
+  t.notMatch(md, /Bouncer over the floor/, 'no over-the-floor line without no-plugins')
 })
