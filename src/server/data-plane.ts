@@ -755,16 +755,22 @@ class ProxyRequest implements RouteRequest, BodyOwner {
       if (done) {
         this.pending = null
         this.responseEnded()
+        // that chunk completed the body, so the paused pool holds the response's end: let it
+        // finish, or the upstream connection is never released (nor timed out)
+        this.resumePausedUpstream()
         return true
       }
       if (!ok) return false
       this.pending = null
     }
-    if (this.upstreamPaused) {
-      this.upstreamPaused = false
-      this.resumeUpstream?.()
-    }
+    this.resumePausedUpstream()
     return true
+  }
+
+  private resumePausedUpstream(): void {
+    if (!this.upstreamPaused) return
+    this.upstreamPaused = false
+    this.resumeUpstream?.()
   }
 
   upstreamComplete(attempt: UpstreamAttempt): void {

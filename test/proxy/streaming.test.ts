@@ -6,6 +6,7 @@
 import t from 'tap'
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
+import net from 'node:net'
 import { createHash } from 'node:crypto'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -114,6 +115,68 @@ t.test('bodies stream through intact both ways (in process)', async (t) => {
     t.equal(got.length, size)
     t.equal(got.sha256, downloadSha256(size))
   })
+})
+
+/**
+ * GET `path` on a fresh connection, read nothing for `stallMs` once the request is sent, then read
+ * the whole Content-Length body. Resolves with the body length.
+ */
+async function stalledGet(port: number, path: string, stallMs: number): Promise<number> {
+  const sock = net.connect(port, '127.0.0.1')
+  await once(sock, 'connect')
+  sock.pause()
+  sock.write(`GET ${path} HTTP/1.1\r\nHost: slow.test\r\n\r\n`)
+  let head = ''
+  let total = -1
+  let got = 0
+  return new Promise((resolve, reject) => {
+    sock.on('error', reject)
+    sock.on('data', (chunk: Buffer) => {
+      if (total < 0) {
+        head += chunk.toString('latin1')
+        const end = head.indexOf('\r\n\r\n')
+        if (end < 0) return
+        total = Number(/content-length: (\d+)/i.exec(head.slice(0, end))?.[1] ?? NaN)
+        got = head.length - end - 4
+      } else {
+        got += chunk.length
+      }
+      if (got >= total) {
+        sock.destroy()
+        resolve(got)
+      }
+    })
+    setTimeout(() => sock.resume(), stallMs)
+  })
+}
+
+t.test('a response whose last chunk waits for a slow client gives its upstream connection back', async (t) => {
+  // A client that stops reading makes the gateway pause the upstream on the chunk that fills the
+  // socket buffers. When that chunk is the one that completes the body, the end of the response is
+  // held by the paused upstream connection, which must be resumed once the chunk is written, or the
+  // connection is never released (nor timed out). Where the buffers fill depends on the kernel, so
+  // body sizes sweep 256 KiB..4 MiB in steps smaller than one read (64 KiB): some download ends there.
+  const up = await createTestUpstream()
+  t.teardown(() => up.close())
+  const dp = await startPlane(simpleSnapshot(up.address))
+  t.teardown(() => dp.close())
+  let whole = 0
+  let n = 0
+  for (let size = 256 * 1024; size <= 10 * MiB; size += 48 * 1024 + 7) {
+    up.behave(download(size))
+    if ((await stalledGet(dp.port, '/down', 20)) === size) whole++
+    n++
+  }
+  t.equal(whole, n, `all ${n} stalled downloads arrived whole`)
+  up.behave(echo)
+  const client = new Client(`http://127.0.0.1:${dp.port}`)
+  t.teardown(() => client.close())
+  const res = await client.request({ path: '/after', method: 'GET' })
+  t.equal(res.statusCode, 200)
+  await res.body.text()
+  const ports = new Set(up.requests.map((r) => r.remotePort))
+  t.equal(ports.size, 1, `every request went over one upstream connection (${ports.size} used)`)
+  t.equal(up.openConnections, 1, 'and no other connection is held open')
 })
 
 t.test(`RSS stays flat for a ${RSS_SIZE / MiB} MiB upload and download with slow readers (child-process data plane)`, async (t) => {
