@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { UpstreamError, type UpstreamHandler } from '../proxy/upstream-pool.js'
-import { uws, abText, type HttpRequest, type HttpResponse, type us_listen_socket } from './uws.js'
+import { uws, type HttpRequest, type HttpResponse, type us_listen_socket } from './uws.js'
 import type { DataPlane, DataPlaneOptions, DataPlaneStats } from './types.js'
 import type { Snapshot } from '../config/model.js'
 import type { RouteRequest } from '../router/types.js'
@@ -27,7 +27,7 @@ import { RequestContext } from './plugin-context.js'
 import { BUILTIN_FACTORIES } from '../plugins/builtin.js'
 import type { PluginExit } from '../plugins/types.js'
 import { createPoolRegistry, type PoolRegistry } from '../proxy/pool-registry.js'
-import { createIpMatcher, normalizePeerIp, type IpMatcher } from '../proxy/trusted-ips.js'
+import { createIpMatcher, peerAddressText, type IpMatcher } from '../proxy/trusted-ips.js'
 import { RequestBody, type BodyOwner } from '../proxy/request-body.js'
 import {
   connectionListed,
@@ -1063,7 +1063,7 @@ function onRequest(p: Plane, res: HttpResponse, req: HttpRequest): void {
   collecting = r
   req.forEach(collectHeader)
   collecting = null
-  r.peer = normalizePeerIp(abText(res.getRemoteAddressAsText()))
+  r.peer = peerAddressText(res.getRemoteAddress())
   try {
     r.start()
   } catch (err) {

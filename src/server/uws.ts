@@ -44,9 +44,3 @@ export const uws: UwsModule = loadNative()
 
 /** uWS listen option: refuse to share the port (no SO_REUSEPORT with a foreign process). */
 export const LIBUS_LISTEN_EXCLUSIVE_PORT = 1
-
-/** Decode uWS's ArrayBuffer text results (remote address). */
-const decoder = new TextDecoder()
-export function abText(ab: ArrayBuffer): string {
-  return decoder.decode(ab)
-}
