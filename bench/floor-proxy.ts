@@ -28,7 +28,7 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { statusLineFor } from '../src/proxy/headers.js'
+import { connectionListed, statusLineFor } from '../src/proxy/headers.js'
 import { UpstreamPool, type UpstreamHandler } from '../src/proxy/upstream-pool.js'
 import { uws, type HttpRequest, type HttpResponse } from '../src/server/uws.js'
 import { DEFAULT_SETTINGS } from '../src/settings.js'
@@ -115,22 +115,6 @@ function dropResponseHeader(name: string): boolean {
       return true
   }
   return false
-}
-
-/**
- * Header names a `Connection` value lists (RFC 9110 §7.6.1: hop-by-hop too), lower-cased; null for
- * the usual `keep-alive`/`close`. Kept here rather than taken from src/proxy/headers.ts so that the
- * reference does not move when the gateway's helper does.
- */
-function connectionListed(value: string): string[] | null {
-  if (value === 'keep-alive' || value === 'close') return null
-  let out: string[] | null = null
-  for (const part of value.split(',')) {
-    const name = part.trim().toLowerCase()
-    if (name === '' || name === 'close' || name === 'keep-alive' || name === 'upgrade') continue
-    ;(out ??= []).push(name)
-  }
-  return out
 }
 
 const MODE_NONE = 0
