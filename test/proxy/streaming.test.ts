@@ -155,7 +155,9 @@ t.test('a response whose last chunk waits for a slow client gives its upstream c
   // socket buffers. When that chunk is the one that completes the body, the end of the response is
   // held by the paused upstream connection, which must be resumed once the chunk is written, or the
   // connection is never released (nor timed out). Where the buffers fill depends on the kernel, so
-  // body sizes sweep 256 KiB..4 MiB in steps smaller than one read (64 KiB): some download ends there.
+  // body sizes sweep 256 KiB..10 MiB in steps smaller than one read (64 KiB), so that some download
+  // ends there (here the buffers held ~4.2 MiB; on a kernel whose buffers hold more than 10 MiB this
+  // test cannot see the fault).
   const up = await createTestUpstream()
   t.teardown(() => up.close())
   const dp = await startPlane(simpleSnapshot(up.address))
