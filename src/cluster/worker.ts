@@ -70,8 +70,10 @@ process.on('message', (raw: unknown) => {
           const changed = sandbox.reload()
           if (changed.length > 0) log?.info({ plugins: changed, version: snapshot.version }, `SDK plugins reloaded: ${changed.join(', ')}`)
         }
+        const started = performance.now()
         dataPlane.swap(snapshot)
-        log?.debug({ version: snapshot.version, hash: snapshot.hash }, 'config swapped')
+        const ms = Math.round((performance.now() - started) * 10) / 10
+        log?.debug({ version: snapshot.version, hash: snapshot.hash, swap_ms: ms }, `config swapped in ${ms} ms`)
         send({ type: 'reloaded', version: snapshot.version, hash: snapshot.hash })
       } catch (err) {
         log?.error({ err, version: snapshot.version }, 'config swap failed; keeping the previous config')

@@ -10,6 +10,7 @@
 import { createHash, createPublicKey } from 'node:crypto'
 import type {
   Acl, Consumer, FormatVersion, JwtSecret, KeyauthCredential, Plugin, Route, Service, Snapshot, Target, Upstream, ConfigIssue,
+  SectionHashes,
 } from './model.js'
 import type { PluginRegistry } from '../plugins/registry.js'
 import { ENTITY_VALIDATORS, type EntityKind } from './schemas.js'
@@ -89,8 +90,18 @@ export interface BuildOptions {
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
 
-export function buildSnapshot(parsed: ParsedSource, opts: BuildOptions): { snapshot: Snapshot | null; issues: ConfigIssue[] } {
-  return new SnapshotBuilder(parsed, opts).run()
+/**
+ * What a Snapshot is built from: a plain value (Kong's declarative shape), and, when it came from
+ * text, a way back from a field path to its line and column (./source.ts). A value with no text
+ * behind it (a store's rows) has no `locate`: its issues carry the field path only.
+ */
+export interface ConfigInput {
+  value: unknown
+  locate?: ParsedSource['locate']
+}
+
+export function buildSnapshot(input: ConfigInput, opts: BuildOptions): { snapshot: Snapshot | null; issues: ConfigIssue[] } {
+  return new SnapshotBuilder(input, opts).run()
 }
 
 class SnapshotBuilder {
@@ -103,11 +114,11 @@ class SnapshotBuilder {
   private readonly byId = new Map<EntityKind, Map<string, Item>>()
   private readonly contentSeen = new Map<string, number>()
 
-  constructor(private readonly parsed: ParsedSource, private readonly opts: BuildOptions) {}
+  constructor(private readonly parsed: ConfigInput, private readonly opts: BuildOptions) {}
 
   private issue(path: readonly PathSegment[], message: string, at: 'key' | 'value' = 'value'): void {
     const issue: ConfigIssue = { path: formatPath(path), message }
-    const pos = this.parsed.locate(path, at)
+    const pos = this.parsed.locate?.(path, at)
     if (pos) { issue.line = pos.line; issue.column = pos.column }
     this.issues.push(issue)
   }
@@ -679,9 +690,27 @@ class SnapshotBuilder {
       keyauth_credentials: list<KeyauthCredential>('keyauth_credentials'),
       acls: list<Acl>('acls'),
     }
-    const hash = createHash('sha256').update(canonicalJson(entities)).digest('hex')
-    return { version: this.opts.version, hash, format_version: this.formatVersion, source: this.opts.source, ...entities }
+    const { hash, sections } = hashEntities(entities)
+    return { version: this.opts.version, hash, sections, format_version: this.formatVersion, source: this.opts.source, ...entities }
   }
+}
+
+/**
+ * The Snapshot's hash and one hash per entity list, from one canonical serialisation of each list.
+ * The whole hash is sha256 of `canonicalJson(entities)`, which is `{"acls":…,"consumers":…,…}` with
+ * the keys sorted: fed to the hash piece by piece, so the lists are serialised once for both.
+ */
+function hashEntities(entities: Record<keyof SectionHashes, unknown[]>): { hash: string; sections: SectionHashes } {
+  const whole = createHash('sha256')
+  const sections: Record<string, string> = {}
+  const keys = (Object.keys(entities) as Array<keyof SectionHashes>).sort()
+  keys.forEach((key, i) => {
+    const json = canonicalJson(entities[key])
+    sections[key] = createHash('sha256').update(json).digest('hex')
+    whole.update(`${i === 0 ? '{' : ','}${JSON.stringify(key)}:`).update(json)
+  })
+  whole.update(keys.length === 0 ? '{}' : '}')
+  return { hash: whole.digest('hex'), sections: sections as SectionHashes }
 }
 
 /** Field order of the model (id, then parents, then the rest): stable and readable in logs and dumps. */

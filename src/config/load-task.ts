@@ -1,20 +1,20 @@
 /**
- * The piscina task that loads a config file off the primary's event loop (see ./config-loader.ts).
+ * The piscina task that loads a config off the primary's event loop (see ./config-loader.ts): a file
+ * (text, issues with line:column) or a plain value (a store's rows, issues with the field path).
  * Input and output are plain JSON (structured-cloned between threads): the custom plugins come as
  * their manifests, already read and checked by the primary, and the registry is rebuilt here.
  */
-import { loadConfigFile } from './load.js'
+import { loadConfigFile, loadConfigValue } from './load.js'
 import type { ConfigResult } from './types.js'
 import type { PluginManifest } from '../sandbox/manifest.js'
 import { createGatewayRegistry, definitionFromManifest } from '../sandbox/definitions.js'
 
-export interface LoadTask {
-  file: string
-  version: number
-  manifests: PluginManifest[]
-}
+export type LoadTask =
+  | { file: string; version: number; manifests: PluginManifest[] }
+  | { value: unknown; source: string; version: number; manifests: PluginManifest[] }
 
 export default async function loadTask(task: LoadTask): Promise<ConfigResult> {
   const registry = createGatewayRegistry(task.manifests.map(definitionFromManifest))
-  return loadConfigFile(task.file, { version: task.version, plugins: registry })
+  if ('file' in task) return loadConfigFile(task.file, { version: task.version, plugins: registry })
+  return loadConfigValue(task.value, { source: task.source, version: task.version, plugins: registry })
 }

@@ -23,6 +23,20 @@ export function parseConfigText(text: string, opts: LoadOptions = {}): ConfigRes
   return snapshot ? { ok: true, snapshot } : { ok: false, issues }
 }
 
+/**
+ * A config that arrives as a plain value, with no text behind it (a store's rows, an API body):
+ * the same validation and Snapshot as a file, with issues that name the field path only.
+ */
+export function loadConfigValue(value: unknown, opts: Omit<LoadOptions, 'format'> = {}): ConfigResult {
+  const source = opts.source ?? 'inline'
+  const version = opts.version ?? 1
+  if (!Number.isSafeInteger(version) || version < 1) {
+    return { ok: false, issues: [{ path: '', message: `invalid snapshot version ${String(version)}: expected a positive integer` }] }
+  }
+  const { snapshot, issues } = buildSnapshot({ value }, { source, version, registry: opts.plugins ?? defaultPluginRegistry })
+  return snapshot ? { ok: true, snapshot } : { ok: false, issues }
+}
+
 export async function loadConfigFile(file: string, opts: Omit<LoadOptions, 'source'> = {}): Promise<ConfigResult> {
   let text: string
   try {

@@ -22,6 +22,8 @@ export interface LoadOptions {
 /*
  * ./load.ts exports:
  *   parseConfigText(text: string, opts?: LoadOptions): ConfigResult
+ *   loadConfigValue(value: unknown, opts?: Omit<LoadOptions, 'format'>): ConfigResult
+ *     (a plain value with no text behind it, e.g. a store's rows: issues carry the field path only)
  *   loadConfigFile(file: string, opts?: Omit<LoadOptions, 'source'>): Promise<ConfigResult>
  *     (a missing/unreadable file is an issue with path '' and a clear message, never a throw)
  *   formatIssue(issue: ConfigIssue, source: string): string

@@ -4,8 +4,16 @@
  * decision. Requests carry a reference to the CompiledSnapshot they started with, so a swap never
  * mixes two configs within one request; the pools of a retired snapshot are released when its last
  * in-flight request ends.
+ *
+ * Cheap deltas: given the CompiledSnapshot it replaces, a compile reuses the parts whose inputs did
+ * not change, judged by the Snapshot's per-list content hashes (`sections`, src/config/model.ts). The
+ * router depends on routes + services; the compiled services (balancers, pools, Host headers) on
+ * services + upstreams + targets. Plugin chains and the snapshot index depend on plugins and on
+ * consumers, credentials and ACL groups, so they are always rebuilt. A consumer/credential/ACL-only
+ * change therefore costs the chains and a walk over the routes, not the router or the balancers
+ * (test/proxy/compile-reuse.test.ts; measured in bench/reload-propagation.ts).
  */
-import type { Route, Service, Snapshot, Upstream } from '../config/model.js'
+import type { Route, SectionHashes, Service, Snapshot, Upstream } from '../config/model.js'
 import type { Router } from '../router/types.js'
 import { createRouter } from '../router/router.js'
 import type { Settings } from '../settings.js'
@@ -46,6 +54,8 @@ export interface CompiledSnapshot {
   readonly routes: ReadonlyMap<Route, CompiledRoute>
   /** every plugin instance of this snapshot (disposed on release) */
   readonly chains: ChainSet
+  /** what this compile took over from the one it replaced instead of rebuilding */
+  readonly reused: { readonly router: boolean; readonly services: boolean }
   /** requests that started on this snapshot and have not ended */
   inflight: number
   retired: boolean
@@ -69,16 +79,50 @@ export interface CompileOptions {
   log?: ChainLogger
 }
 
+/** The router reads these lists; the compiled services (balancers, pools) read those. */
+const ROUTER_INPUTS: ReadonlyArray<keyof SectionHashes> = ['routes', 'services']
+const SERVICE_INPUTS: ReadonlyArray<keyof SectionHashes> = ['services', 'upstreams', 'targets']
+
+/** Both Snapshots carry section hashes and agree on every list in `keys`. */
+function unchanged(previous: Snapshot, next: Snapshot, keys: ReadonlyArray<keyof SectionHashes>): boolean {
+  const a = previous.sections
+  const b = next.sections
+  return a !== undefined && b !== undefined && keys.every((k) => a[k] === b[k])
+}
+
+/**
+ * Compile `snapshot`. With `previous` (the CompiledSnapshot it will replace), the router and the
+ * compiled services are taken over when their inputs are unchanged; `previous` stays fully usable
+ * (and must still be released by its owner).
+ */
 export function compileSnapshot(
   snapshot: Snapshot,
   settings: Settings,
   registry: PoolRegistry,
   options: CompileOptions,
+  previous: CompiledSnapshot | null = null,
 ): CompiledSnapshot {
   const acquired: PoolRef[] = []
   let chains: ChainSet | null = null
+  const reuseRouter = previous !== null && unchanged(previous.snapshot, snapshot, ROUTER_INPUTS)
+  const reuseServices = previous !== null && unchanged(previous.snapshot, snapshot, SERVICE_INPUTS)
+  // The router hands back its own Route objects, so with a reused router the routes map is keyed by
+  // the previous compile's Route objects (same content: the routes section is unchanged).
+  const routeList: readonly Route[] = reuseRouter ? [...previous.routes.keys()] : snapshot.routes
+  const previousServices = new Map<string, CompiledService>()
+  if (reuseServices) for (const r of previous.routes.values()) if (r.service !== null) previousServices.set(r.service.service.id, r.service)
+  const acquire = (service: Service, target: BalancerTarget): PoolRef => {
+    const ref = registry.acquire(target.origin, {
+      connections: settings.upstream_connections,
+      keepAliveTimeout: settings.upstream_keepalive_timeout,
+      connectTimeout: service.connect_timeout,
+      rejectUnauthorized: service.tls_verify !== false,
+    })
+    acquired.push(ref)
+    return ref
+  }
   try {
-    const router = createRouter({ routes: snapshot.routes, services: snapshot.services })
+    const router = reuseRouter ? previous.router : createRouter({ routes: snapshot.routes, services: snapshot.services })
     chains = compileChains(snapshot, options.factories, options.log ? { log: options.log } : {})
     const chainSet = chains
 
@@ -90,6 +134,13 @@ export function compileSnapshot(
     const compileService = (service: Service): CompiledService => {
       const cached = services.get(service.id)
       if (cached !== undefined) return cached
+      const kept = previousServices.get(service.id)
+      if (kept !== undefined) {
+        // same balancer (its rotation continues) and the same pools, referenced once more by this compile
+        for (const t of kept.balancer.targets) acquire(kept.service, t)
+        services.set(service.id, kept)
+        return kept
+      }
       const upstream = upstreamsByName.get(service.host)
       let targets: BalancerTarget[]
       let hostHeaderOverride: string | null = null
@@ -120,16 +171,7 @@ export function compileSnapshot(
         ]
       }
       const balancer = createBalancer(targets)
-      const pools = balancer.targets.map((t) => {
-        const ref = registry.acquire(t.origin, {
-          connections: settings.upstream_connections,
-          keepAliveTimeout: settings.upstream_keepalive_timeout,
-          connectTimeout: service.connect_timeout,
-          rejectUnauthorized: service.tls_verify !== false,
-        })
-        acquired.push(ref)
-        return ref
-      })
+      const pools = balancer.targets.map((t) => acquire(service, t))
       const hostHeaders = balancer.targets.map((t) =>
         hostHeaderOverride ?? hostHeaderFor(service.protocol, t.host, t.port),
       )
@@ -152,7 +194,7 @@ export function compileSnapshot(
     const servicesById = new Map<string, Service>()
     for (const s of snapshot.services) servicesById.set(s.id, s)
     const routes = new Map<Route, CompiledRoute>()
-    for (const route of snapshot.routes) {
+    for (const route of routeList) {
       const service = route.service === null ? undefined : servicesById.get(route.service)
       routes.set(route, {
         route,
@@ -168,6 +210,7 @@ export function compileSnapshot(
       router,
       routes,
       chains: chainSet,
+      reused: { router: reuseRouter, services: reuseServices },
       inflight: 0,
       retired: false,
       release() {

@@ -1129,7 +1129,8 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<DataPlane>
     },
 
     swap(snapshot: Snapshot) {
-      const next = compileSnapshot(snapshot, settings, registry, compileOptions)
+      // the previous compile lends what the change left untouched (router, balancers: compile-snapshot.ts)
+      const next = compileSnapshot(snapshot, settings, registry, compileOptions, plane.compiled)
       const old = plane.compiled
       plane.compiled = next
       old.retired = true
