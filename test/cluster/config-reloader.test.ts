@@ -1,0 +1,150 @@
+/**
+ * The config reloader (src/cluster/config-reloader.ts) against a value source (what a store will be)
+ * and a stand-in for the worker supervisor: versions, the last good Snapshot, what it publishes and
+ * what reload() reports back.
+ */
+import t, { type Test } from 'tap'
+import { createValueSource } from '../../src/config/config-source.js'
+import type { Snapshot } from '../../src/config/model.js'
+import { createConfigReloader, type PluginsAtRead } from '../../src/cluster/config-reloader.js'
+import type { PublishResult } from '../../src/cluster/worker-supervisor.js'
+import { createLogger } from '../../src/observability/logger.js'
+import { defaultPluginRegistry } from '../../src/plugins/registry.js'
+
+const plugins: PluginsAtRead = { plugins: { registry: defaultPluginRegistry, manifests: [] }, fingerprint: 'none' }
+
+function config(paths: string[], consumers: string[] = []): unknown {
+  return {
+    _format_version: '3.0',
+    services: [{ name: 's', url: 'http://127.0.0.1:9', routes: [{ name: 'r', paths }] }],
+    consumers: consumers.map((username) => ({ username })),
+  }
+}
+
+function setup(t: Test, publish?: (snapshot: Snapshot) => Promise<PublishResult>) {
+  let value: unknown = config(['/a'])
+  const published: Snapshot[] = []
+  let fingerprint = 'none'
+  const source = createValueSource('store', () => structuredClone(value))
+  t.teardown(() => source.close())
+  const reloader = createConfigReloader({
+    source,
+    log: createLogger('silent'),
+    plugins,
+    refreshPlugins: () => ({ ...plugins, fingerprint }),
+    publish: async (snapshot) => {
+      published.push(snapshot)
+      return publish ? publish(snapshot) : { version: snapshot.version, acked: [1, 2], failed: [] }
+    },
+  })
+  return {
+    reloader,
+    published,
+    set: (v: unknown) => (value = v),
+    setFingerprint: (f: string) => (fingerprint = f),
+  }
+}
+
+t.test('a changed config is versioned, published, and reported acknowledged', async (t) => {
+  const { reloader, published, set } = setup(t)
+  const first = await reloader.initial()
+  t.ok(first.ok)
+  t.equal(reloader.current?.version, 1)
+  t.equal(reloader.current?.source, 'store')
+
+  set(config(['/a', '/b']))
+  const outcome = await reloader.reload('test')
+  t.equal(outcome.status, 'applied')
+  if (outcome.status !== 'applied') return
+  t.equal(outcome.version, 2, 'the next version')
+  t.same(outcome.acked, [1, 2], 'the workers the supervisor reported')
+  t.same(outcome.failed, [])
+  t.ok(outcome.readMs >= 0 && outcome.publishMs >= 0, 'with the time each half took')
+  t.equal(published.length, 1, 'published once')
+  t.equal(published[0]!.version, 2)
+  t.equal(reloader.current, published[0], 'the published Snapshot is the current one')
+})
+
+t.test('reload() resolves only after the supervisor reports every acknowledgement, and passes on failures', async (t) => {
+  let release!: () => void
+  const { reloader, set } = setup(t, (s) => new Promise((resolve) => (release = () => resolve({ version: s.version, acked: [1], failed: [{ worker: 2, reason: 'worker exited' }] }))))
+  await reloader.initial()
+  set(config(['/a'], ['bob']))
+  let settled = false
+  const pending = reloader.reload('test').then((o) => ((settled = true), o))
+  await new Promise((r) => setTimeout(r, 50))
+  t.notOk(settled, 'still waiting while the workers have not answered')
+  release()
+  const outcome = await pending
+  t.equal(outcome.status, 'applied')
+  if (outcome.status === 'applied') t.same(outcome.failed, [{ worker: 2, reason: 'worker exited' }], 'which worker did not acknowledge, and why')
+})
+
+t.test('an unchanged config is not published and does not use a version', async (t) => {
+  const { reloader, published } = setup(t)
+  await reloader.initial()
+  const outcome = await reloader.reload('test')
+  t.same(outcome, { status: 'unchanged', version: 1, hash: reloader.current!.hash })
+  t.equal(published.length, 0)
+})
+
+t.test('an unchanged config is still published when what workers load beside it changed', async (t) => {
+  const { reloader, published, setFingerprint } = setup(t)
+  await reloader.initial()
+  setFingerprint('rebuilt-bundle')
+  const outcome = await reloader.reload('test')
+  t.equal(outcome.status, 'applied')
+  t.equal(published.length, 1)
+  t.equal((await reloader.reload('again')).status, 'unchanged', 'and only once')
+  t.equal(published.length, 1)
+})
+
+t.test('an invalid config is rejected with path-only issues, and the last good Snapshot stays', async (t) => {
+  const { reloader, published, set } = setup(t)
+  await reloader.initial()
+  const good = reloader.current
+  set({ _format_version: '3.0', services: [{ name: 's', host: 'h', port: 'x' }] })
+  const outcome = await reloader.reload('test')
+  t.equal(outcome.status, 'rejected')
+  if (outcome.status === 'rejected') {
+    t.equal(outcome.version, 1, 'still serving v1')
+    t.match(outcome.issues[0], /^store: services\[0\]\.port: /, 'named by source and field path, no line:column')
+  }
+  t.equal(reloader.current, good)
+  t.equal(published.length, 0)
+  set(config(['/c']))
+  const fixed = await reloader.reload('test')
+  t.equal(fixed.status === 'applied' ? fixed.version : 0, 2, 'a rejected read does not use up a version')
+})
+
+t.test('reloads run one at a time, in the order they were asked for', async (t) => {
+  const { reloader, published, set } = setup(t)
+  await reloader.initial()
+  set(config(['/b']))
+  const a = reloader.reload('one')
+  set(config(['/c']))
+  const b = reloader.reload('two')
+  const [oa, ob] = await Promise.all([a, b])
+  // the first read happens after both set() calls: it sees /c; the second then finds nothing new
+  t.equal(oa.status, 'applied')
+  t.equal(ob.status, 'unchanged')
+  t.same(published.map((s) => s.version), [2])
+  t.same(published[0]!.routes[0]!.paths, ['/c'])
+})
+
+t.test('a plugin set that cannot be read rejects the reload with that line', async (t) => {
+  const source = createValueSource('store', () => config(['/a']))
+  t.teardown(() => source.close())
+  const reloader = createConfigReloader({
+    source,
+    log: createLogger('silent'),
+    plugins,
+    refreshPlugins: () => {
+      throw new Error('the set of custom plugins changed')
+    },
+    publish: async (s) => ({ version: s.version, acked: [], failed: [] }),
+  })
+  await reloader.initial()
+  const outcome = await reloader.reload('test')
+  t.same(outcome, { status: 'rejected', version: 1, issues: ['the set of custom plugins changed'] })
+})
