@@ -100,6 +100,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   try {
     settings.proxy_listen = { ...settings.proxy_listen, port: await checkPortFree(settings.proxy_listen, 'proxy') }
   } catch (err) {
+    await source.close()
     if (err instanceof PortError) {
       errorLine(err.message)
       return 1
@@ -112,6 +113,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   try {
     statusServer = await createStatusServer(settings.status_listen, report)
   } catch (err) {
+    await source.close()
     if (err instanceof PortError) {
       errorLine(err.message)
       return 1
