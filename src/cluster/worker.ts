@@ -2,7 +2,7 @@
  * Worker process entry (forked by ./primary.ts): one data plane per process.
  *
  * Waits for `init` (settings + snapshot), starts the SDK plugin sandbox (one isolate per custom plugin)
- * and the data plane on the shared proxy port, reports `ready`, then serves `reload` / `stats` /
+ * and the data plane on the shared proxy port, reports `ready`, then serves `reload` (whole, or as a delta) / `stats` /
  * `drain` from the primary. On `reload` the sandbox re-reads its bundles first (a rebuilt one gets a
  * new isolate), then the data plane swaps; the old snapshot's plugin instances, and with them a
  * replaced isolate, are disposed when its last in-flight request ends. The primary owns every
@@ -15,6 +15,8 @@ import { createLogger, type Logger } from '../observability/logger.js'
 import { BUILTIN_FACTORIES } from '../plugins/builtin.js'
 import type { Sandbox } from '../sandbox/sandbox.js'
 import { isMessage, type PrimaryMessage, type WorkerMessage } from './messages.js'
+import type { Snapshot } from '../config/model.js'
+import { applyDelta } from '../config/snapshot-delta.js'
 
 if (typeof process.send !== 'function') {
   process.stderr.write('bouncer: src/cluster/worker.js runs as a child of `bouncer start`, not on its own\n')
@@ -22,6 +24,8 @@ if (typeof process.send !== 'function') {
 }
 
 let dataPlane: DataPlane | null = null
+/** the Snapshot the data plane runs: the base a `reload_delta` applies to */
+let running: Snapshot | null = null
 let sandbox: Sandbox | null = null
 let drainTimeoutMs = 30_000
 let log: Logger | null = null
@@ -62,22 +66,25 @@ process.on('message', (raw: unknown) => {
     case 'init':
       void init(raw)
       break
-    case 'reload': {
-      const { snapshot } = raw
-      if (!dataPlane) return
+    case 'reload':
+    case 'reload_delta': {
+      if (!dataPlane || running === null) return
+      const version = raw.type === 'reload' ? raw.snapshot.version : raw.delta.version
       try {
+        const snapshot = raw.type === 'reload' ? raw.snapshot : applyDelta(running, raw.delta)
         if (sandbox !== null) {
           const changed = sandbox.reload()
           if (changed.length > 0) log?.info({ plugins: changed, version: snapshot.version }, `SDK plugins reloaded: ${changed.join(', ')}`)
         }
         const started = performance.now()
         dataPlane.swap(snapshot)
+        running = snapshot
         const ms = Math.round((performance.now() - started) * 10) / 10
         log?.debug({ version: snapshot.version, hash: snapshot.hash, swap_ms: ms }, `config swapped in ${ms} ms`)
         send({ type: 'reloaded', version: snapshot.version, hash: snapshot.hash })
       } catch (err) {
-        log?.error({ err, version: snapshot.version }, 'config swap failed; keeping the previous config')
-        send({ type: 'reload_failed', version: snapshot.version, message: errorText(err) })
+        log?.error({ err, version }, 'config swap failed; keeping the previous config')
+        send({ type: 'reload_failed', version, message: errorText(err) })
       }
       break
     }
@@ -106,6 +113,7 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
     }
     const dp = await startDataPlane({ settings, snapshot, workerId, log, factories })
     dataPlane = dp
+    running = snapshot
     if (draining) {
       await dp.close()
       process.exit(0)
