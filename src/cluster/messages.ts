@@ -3,10 +3,11 @@
  *
  * Messages travel over the `child_process.fork` channel as plain JSON. The primary speaks first
  * (`init`); a worker answers `ready` (or `fatal` and exits 1). After that the primary may send
- * `reload` or `reload_delta` (the entity lists that changed since the Snapshot the worker runs: see
- * src/config/snapshot-delta.ts), both answered by `reloaded` / `reload_failed`, `stats` (answered by `stats` with the same
- * `id`) and `drain` (the worker drains, closes, and exits 0). A worker whose channel disconnects
- * (primary gone, even by SIGKILL) exits at once so no orphan keeps the proxy port.
+ * `reload` or `reload_delta` (only the entity lists that changed since the Snapshot the worker
+ * runs: src/config/snapshot-delta.ts), both answered by `reloaded` / `reload_failed`, `stats`
+ * (answered by `stats` with the same `id`) and `drain` (the worker drains, closes, and exits 0). A
+ * worker whose channel disconnects (primary gone, even by SIGKILL) exits at once so no orphan keeps
+ * the proxy port.
  */
 import type { Snapshot } from '../config/model.js'
 import type { SnapshotDelta } from '../config/snapshot-delta.js'

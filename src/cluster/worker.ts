@@ -2,12 +2,13 @@
  * Worker process entry (forked by ./primary.ts): one data plane per process.
  *
  * Waits for `init` (settings + snapshot), starts the SDK plugin sandbox (one isolate per custom plugin)
- * and the data plane on the shared proxy port, reports `ready`, then serves `reload` (whole, or as a delta) / `stats` /
- * `drain` from the primary. On `reload` the sandbox re-reads its bundles first (a rebuilt one gets a
- * new isolate), then the data plane swaps; the old snapshot's plugin instances, and with them a
- * replaced isolate, are disposed when its last in-flight request ends. The primary owns every
- * lifecycle decision; a worker only exits when told to drain, when it cannot start, or when its IPC
- * channel disconnects (the primary is gone: an orphan must not keep the port).
+ * and the data plane on the shared proxy port, reports `ready`, then serves `reload` (whole, or as a
+ * `reload_delta` applied to the Snapshot it runs) / `stats` / `drain` from the primary. On `reload`
+ * the sandbox re-reads its bundles first (a rebuilt one gets a new isolate), then the data plane
+ * swaps; the old snapshot's plugin instances, and with them a replaced isolate, are disposed when its
+ * last in-flight request ends. The primary owns every lifecycle decision; a worker only exits when
+ * told to drain, when it cannot start, or when its IPC channel disconnects (the primary is gone: an
+ * orphan must not keep the port).
  */
 import { startDataPlane } from '../server/data-plane.js'
 import type { DataPlane, DataPlaneStats } from '../server/types.js'
