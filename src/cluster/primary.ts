@@ -184,9 +184,10 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
 
   async function report(): Promise<StatusReport> {
     const w = supervisor
+    // counters first: everything else is read after the wait, so the body is one consistent moment
+    const stats = w ? await w.stats() : []
     const current = w?.snapshot ?? first
     const states = w?.workers() ?? []
-    const stats = w ? await w.stats() : []
     const list = states.map((s, i) => {
       const st = stats[i] ?? null
       return {
