@@ -14,6 +14,7 @@ import { createConfigLoader, type ConfigLoader } from '../config/config-loader.j
 import type { Logger } from '../observability/logger.js'
 import type { PluginRegistry } from '../plugins/registry.js'
 import { checkLimitNames, createGatewayRegistry, readCustomPlugins, type CustomPlugins } from '../sandbox/definitions.js'
+import { createPluginServicesHost } from './plugin-services.js'
 import type { DataPlaneStats } from '../server/types.js'
 import type { ListenAddress, Settings } from '../settings.js'
 import { checkPortFree, formatListen, PortError } from './check-port.js'
@@ -121,6 +122,8 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   const crashTimes: number[] = []
   let convergedVersion = current.version
   let statsSeq = 0
+  // node-wide plugin state (counters, kv): outlives reloads and worker respawns, ends with the primary
+  const pluginServices = createPluginServicesHost({ workers: settings.workers })
   const pendingStats = new Map<number, { slot: WorkerSlot; resolve: (stats: DataPlaneStats | null) => void }>()
 
   let resolveExit!: (code: number) => void
@@ -168,6 +171,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   process.off('SIGTERM', onTerm)
   process.off('SIGINT', onTerm)
   process.off('SIGHUP', onHup)
+  pluginServices.close()
   await Promise.all([statusServer.close(), configLoader.close()])
   return code
 
@@ -208,6 +212,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     slot.configHash = null
 
     child.on('message', (raw: unknown) => {
+      if (isMessage<WorkerMessage>(raw) && pluginServices.handle(raw, (res) => child.connected && child.send(res))) return
       if (slot.child === child && isMessage<WorkerMessage>(raw)) onWorkerMessage(slot, raw)
     })
     child.once('error', (err) => {
