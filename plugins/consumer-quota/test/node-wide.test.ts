@@ -1,0 +1,43 @@
+/**
+ * consumer-quota through a real gateway with two worker processes (`bouncer start --workers 2`): the
+ * kernel spreads connections over both workers, and the quota still admits exactly `limit` requests
+ * in the window, node-wide. Runs the built gateway (dist/): build with `npx tsc -p .` first.
+ */
+import t from 'tap'
+import { httpGet, startGateway } from '../../../test/helpers/gateway.js'
+import { buildPlugins, routesConfig, startEchoUpstream } from '../../../test/integration/fixtures/sandbox-plugins.js'
+
+const LIMIT = 10
+const REQUESTS = 40
+
+const built = await buildPlugins(['plugins/consumer-quota'])
+t.teardown(built.cleanup)
+const upstream = await startEchoUpstream()
+t.teardown(() => upstream.close())
+
+const config = routesConfig(
+  upstream.port,
+  [{ name: 'quota', path: '/quota', plugins: ['{ name: key-auth }', `{ name: consumer-quota, config: { limit: ${LIMIT}, window_s: 3600 } }`] }],
+  ['consumers:', '  - username: alice', '    keyauth_credentials: [{ key: alice-key }]', ''].join('\n'),
+)
+
+t.test('consumer-quota admits exactly `limit` requests across two workers', async (t) => {
+  const gw = await startGateway({ config, workers: 2, args: ['--custom-plugins', built.dirs['consumer-quota']!] })
+  t.teardown(() => gw.stop())
+
+  // a fresh connection per request (httpGet uses no agent), eight at a time: both workers take some
+  const codes: number[] = []
+  for (let i = 0; i < REQUESTS; i += 8) {
+    const batch = await Promise.all(Array.from({ length: 8 }, () => httpGet(gw.url('/quota'), { apikey: 'alice-key' })))
+    codes.push(...batch.map((r) => r.statusCode))
+  }
+  const admitted = codes.filter((c) => c === 200).length
+  const refused = codes.filter((c) => c === 429).length
+  t.equal(admitted, LIMIT, `${LIMIT} admitted in all (a per-worker count would admit up to ${2 * LIMIT})`)
+  t.equal(refused, REQUESTS - LIMIT, 'every other request is over quota')
+
+  const { body } = await gw.status()
+  const served = body.workers.map((w) => w.requests_total ?? 0)
+  t.equal(served.length, 2)
+  t.ok(served.every((n) => n > 0), `both workers served requests (${served.join(' + ')})`)
+})
