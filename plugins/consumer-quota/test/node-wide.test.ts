@@ -1,10 +1,11 @@
 /**
  * consumer-quota through a real gateway with two worker processes (`bouncer start --workers 2`): the
  * kernel spreads connections over both workers, and the quota still admits exactly `limit` requests
- * in the window, node-wide. Runs the built gateway (dist/): build with `npx tsc -p .` first.
+ * in the window, node-wide, and keeps its count across a config reload and a replaced worker. Runs
+ * the built gateway (dist/): build with `npx tsc -p .` first.
  */
 import t from 'tap'
-import { httpGet, startGateway } from '../../../test/helpers/gateway.js'
+import { httpGet, startGateway, waitFor } from '../../../test/helpers/gateway.js'
 import { buildPlugins, routesConfig, startEchoUpstream } from '../../../test/integration/fixtures/sandbox-plugins.js'
 
 const LIMIT = 10
@@ -40,4 +41,18 @@ t.test('consumer-quota admits exactly `limit` requests across two workers', asyn
   const served = body.workers.map((w) => w.requests_total ?? 0)
   t.equal(served.length, 2)
   t.ok(served.every((n) => n > 0), `both workers served requests (${served.join(' + ')})`)
+
+  // the count lives in the primary: a reload and a replaced worker find the window still spent
+  gw.writeConfig(config.replace('routes:', 'routes:\n      - { name: other, paths: [/other] }'))
+  await gw.reload()
+  const afterReload = await Promise.all(Array.from({ length: 4 }, () => httpGet(gw.url('/quota'), { apikey: 'alice-key' })))
+  t.same(afterReload.map((r) => r.statusCode), [429, 429, 429, 429], 'a config reload keeps the count')
+  const victim = body.workers[0]!.pid!
+  process.kill(victim, 'SIGKILL')
+  await waitFor(async () => {
+    const { body: now } = await gw.status()
+    return now.workers.every((w) => w.ready && w.pid !== victim)
+  }, 15_000, 'the killed worker replaced')
+  const afterRespawn = await Promise.all(Array.from({ length: 8 }, () => httpGet(gw.url('/quota'), { apikey: 'alice-key' })))
+  t.same(afterRespawn.map((r) => r.statusCode), Array(8).fill(429), 'a respawned worker reconnects to the same count')
 })
