@@ -45,6 +45,8 @@ interface Pending {
 /** One window of one limited counter, as this worker holds it. */
 interface Lease {
   windowStart: number
+  /** when the window ends (epoch ms): the lease is worthless after it */
+  endsAt: number
   /** units reserved and not spent yet */
   units: number
   /** the primary granted nothing: the window is spent node-wide */
@@ -65,6 +67,8 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
   let closed: string | null = null
   const inflight = new Map<number, Pending[]>()
   const leases = new Map<string, Lease>()
+  /** sweep ended leases when the map grows past this (doubled when a sweep frees too little) */
+  let sweepAt = 10_000
   const stats = { batches: 0, ops: 0 }
 
   function flush(): void {
@@ -110,20 +114,22 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
     return r.value
   }
 
-  function leaseFor(key: string, windowStart: number): Lease {
+  function leaseFor(key: string, windowStart: number, windowMs: number): Lease {
     let lease = leases.get(key)
     if (lease === undefined || lease.windowStart !== windowStart) {
       // a new window: the old one's unspent units are worth nothing now
-      lease = { windowStart, units: 0, exhausted: false, used: 0, inflight: null }
+      lease = { windowStart, endsAt: windowStart + windowMs, units: 0, exhausted: false, used: 0, inflight: null }
       leases.set(key, lease)
-      if (leases.size > 100_000) sweepLeases()
+      if (leases.size > sweepAt) sweepLeases()
     }
     return lease
   }
 
+  /** drop the leases of windows that have ended (one key per client or consumer adds up) */
   function sweepLeases(): void {
     const t = now()
-    for (const [key, lease] of leases) if (lease.inflight === null && lease.windowStart + 86_400_000 < t) leases.delete(key)
+    for (const [key, lease] of leases) if (lease.inflight === null && lease.endsAt <= t) leases.delete(key)
+    sweepAt = Math.max(10_000, leases.size * 2)
   }
 
   /** Reserve more units for `lease` (one reservation in flight per lease). */
@@ -157,7 +163,7 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
   function take(key: string, limit: number, windowMs: number, cost = 1): TakeResult | Promise<TakeResult> {
     checkTake(limit, windowMs, cost)
     const windowStart = Math.floor(now() / windowMs) * windowMs
-    const lease = leaseFor(key, windowStart)
+    const lease = leaseFor(key, windowStart, windowMs)
     if (cost === 0) return answer(lease, limit, windowMs, true)
     if (lease.units >= cost) {
       lease.units -= cost
