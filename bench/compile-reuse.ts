@@ -10,7 +10,7 @@ import { parseConfigText } from '../src/config/load.js'
 import type { Snapshot } from '../src/config/model.js'
 import { compileSnapshot } from '../src/server/compile-snapshot.js'
 import { createPoolRegistry } from '../src/proxy/pool-registry.js'
-import { BUILTIN_FACTORIES } from '../src/plugins/builtin.js'
+import { builtinPlugins } from '../src/plugins/builtin.js'
 import { DEFAULT_SETTINGS } from '../src/settings.js'
 import { largeConfig } from './lib/large-config.js'
 
@@ -25,7 +25,7 @@ function load(consumers: number): Snapshot {
 }
 
 const registry = createPoolRegistry()
-const options = { factories: BUILTIN_FACTORIES }
+const options = { factories: builtinPlugins }
 const base = compileSnapshot(load(200), DEFAULT_SETTINGS, registry, options)
 const scratch: number[] = []
 const reused: number[] = []

@@ -26,6 +26,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import ivm from 'isolated-vm'
+import { processPluginServices } from '../src/cluster/plugin-services.js'
 import { PACKAGE_ROOT } from './lib/package-root.js'
 
 const N = Number(process.env['N'] ?? 20_000)
@@ -89,7 +90,7 @@ async function casesFrom(root: string): Promise<{ cases: Record<string, Case>; d
   })
   const index = createSnapshotIndex({ version: 1, hash: '', format_version: '3.0', source: '', services: [], routes: [], consumers: [], plugins: [], upstreams: [], targets: [], jwt_secrets: [], keyauth_credentials: [], acls: [] })
   const row = (name: string, config: Record<string, unknown> = {}) => ({ id: name, name, instance_name: null, route: null, service: null, consumer: null, config, protocols: ['http'], enabled: true, priority: null, tags: [] })
-  const [noop, header, security] = sb.factories.map((f, i) => f.create(row(f.name, i === 2 ? SECURITY_HEADERS_CONFIG : {}), index))
+  const [noop, header, security] = sb.factories.map((f, i) => f.create(row(f.name, i === 2 ? SECURITY_HEADERS_CONFIG : {}), index, processPluginServices()))
   const route = { id: 'r1', name: 'bench' } as ConstructorParameters<typeof RequestContext>[1]
   const service = { id: 's1', name: 'svc' } as ConstructorParameters<typeof RequestContext>[2]
   const ctx = () =>

@@ -40,6 +40,7 @@ export function definePlugin<Schema extends TSchema, State = undefined>(spec: Pl
     const fn = spec[phase]
     if (fn !== undefined && typeof fn !== 'function') throw new PluginSpecError(`${spec.name}: ${phase} must be a function`)
   }
+  if (spec.nodeKv !== undefined && typeof spec.nodeKv !== 'boolean') throw new PluginSpecError(`${spec.name}: nodeKv must be true or false`)
   if (spec.access === undefined && spec.response === undefined && spec.log === undefined) {
     throw new PluginSpecError(`${spec.name}: define at least one of access, response, log`)
   }

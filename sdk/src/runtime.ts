@@ -37,6 +37,12 @@ export interface HostBridge {
   fetch(callId: number, requestJson: string): number
   /** a call that returned '' finished: its result JSON */
   settle(callId: number, resultJson: string): void
+  /**
+   * a `ctx.nodeKv` operation for call `callId` (JSON `{op, ...}`): `{"v": result}` when answered at
+   * once, `{"p": calloutId}` when the result comes later through `resume` (as a callout's does).
+   * Absent: a host without node-wide services (`ctx.nodeKv` then rejects).
+   */
+  services?(callId: number, opJson: string): string
 }
 
 /** What the gateway (or the harness) calls. */
@@ -284,6 +290,7 @@ class Call {
   log: object | undefined = undefined
   metrics: object | undefined = undefined
   http: object | undefined = undefined
+  nodeKv: object | undefined = undefined
   respond: ((status: number, body?: string | Record<string, Json>, headers?: Record<string, string>) => Respond) | undefined = undefined
   authenticate: ((consumer: string, options?: AuthenticateOptions) => void) | undefined = undefined
   constructor(
@@ -310,7 +317,7 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
   const instances = new MapCtor<string, Instance>()
   /** calls whose handler returned a promise, until it settles or the host abandons them */
   const pending = new MapCtor<number, Call>()
-  const callouts = new MapCtor<number, { call: Call; resolve(v: HttpResponse): void; reject(e: Error): void }>()
+  const callouts = new MapCtor<number, { call: Call; resolve(v: never): void; reject(e: Error): void }>()
   /** lines from top-level `console.*`, flushed with the next result */
   let looseLogs: NonNullable<WireOutput['logs']> = []
 
@@ -502,6 +509,41 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
     })
   }
 
+  function nodeKvOf(c: Call): object {
+    const op = (what: string, fields: Record<string, Json>): Promise<unknown> => {
+      if (c.phase === 'response') return Promise.reject(new PhaseError(`nodeKv.${what}()`, c.phase, 'access and log only'))
+      if (plugin.nodeKv !== true) return Promise.reject(new TypeError(`nodeKv.${what}: declare nodeKv: true in definePlugin to use the node-wide store`))
+      if (c.done) return Promise.reject(new Error(`nodeKv.${what}: the request this call belonged to is over`))
+      if (host.services === undefined) return Promise.reject(new Error(`nodeKv.${what}: this host has no node-wide store`))
+      let answer: { v?: unknown; p?: number }
+      try {
+        answer = parse(host.services(c.callId, stringify(fields))) as { v?: unknown; p?: number }
+      } catch (err) {
+        return Promise.reject(err)
+      }
+      if (answer.p === undefined) return Promise.resolve(answer.v)
+      const id = answer.p
+      ;(c.outbox ??= new Set()).add(id)
+      return new Promise((resolve, reject) => callouts.set(id, { call: c, resolve: resolve as (v: never) => void, reject }))
+    }
+    const key = (k: string) => String(k)
+    return freeze({
+      async get(k: string) {
+        const v = (await op('get', { op: 'get', key: key(k) })) as string
+        return v === '' ? undefined : parse(v)
+      },
+      async set(k: string, value: Json, ttlSeconds?: number) {
+        const json = stringify(value)
+        if (json === undefined) throw new TypeError('nodeKv.set: the value must be JSON')
+        await op('set', { op: 'set', key: key(k), value: json, ttlSeconds: ttlSeconds ?? 0 })
+      },
+      delete: async (k: string) => (await op('delete', { op: 'delete', key: key(k) })) === '1',
+      incr: async (k: string, by?: number, ttlSeconds?: number) => Number(await op('incr', { op: 'incr', key: key(k), value: String(by ?? 1), ttlSeconds: ttlSeconds ?? 0 })),
+      take: (k: string, limit: number, windowSeconds: number, cost?: number) =>
+        op('take', { op: 'take', key: key(k), limit: Number(limit), windowSeconds: Number(windowSeconds), cost: cost ?? 1 }),
+    })
+  }
+
   function respondOf(c: Call) {
     return (status: number, body?: string | Record<string, Json>, headers?: Record<string, string>): Respond => {
       if (c.phase !== 'access') throw new PhaseError('respond()', c.phase, 'access only')
@@ -580,6 +622,10 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
       const c = this.#c
       return (c.http ??= httpOf(c))
     }
+    get nodeKv() {
+      const c = this.#c
+      return (c.nodeKv ??= nodeKvOf(c))
+    }
     get respond() {
       const c = this.#c
       return (c.respond ??= respondOf(c))
@@ -651,6 +697,8 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
         schema: plugin.schema,
         auth: plugin.auth === true,
         consumerScoped: plugin.consumerScoped !== false,
+        // only when declared, so the manifests of plugins that do not use it stay as they were
+        ...(plugin.nodeKv === true ? { nodeKv: true } : {}),
         phases,
       }),
     configure(instanceId, configJson) {
@@ -672,7 +720,7 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
       if (c === undefined) return
       callouts.delete(calloutId)
       c.call.outbox?.delete(calloutId)
-      if (ok) c.resolve(freeze(parse(resultJson) as HttpResponse))
+      if (ok) c.resolve(freeze(parse(resultJson) as HttpResponse) as never)
       else c.reject(new Error(resultJson))
     },
     abandon(callId) {
@@ -693,10 +741,13 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
  */
 export function installRuntime(plugin: AnyPlugin): void {
   const g = globalThis as Record<string, unknown>
-  const raw = g['__bouncer_host'] as { crypto: HostBridge['crypto']; kv: HostBridge['kv']; fetch: HostBridge['fetch']; settle: HostBridge['settle']; maxOutput: number } | undefined
+  const raw = g['__bouncer_host'] as
+    | { crypto: HostBridge['crypto']; kv: HostBridge['kv']; fetch: HostBridge['fetch']; settle: HostBridge['settle']; services?: HostBridge['services']; maxOutput: number }
+    | undefined
   if (raw === undefined) throw new Error('installRuntime: not running inside the Bouncer sandbox')
   delete g['__bouncer_host']
   const host: HostBridge = { crypto: raw.crypto, kv: raw.kv, fetch: raw.fetch, settle: raw.settle }
+  if (raw.services !== undefined) host.services = raw.services
   const runtime = createRuntime(plugin, host, raw.maxOutput)
   const { consoleLine, ...exposed } = runtime
   Object.defineProperty(g, '__bouncer_runtime', { value: freeze(exposed), writable: false, configurable: false, enumerable: false })

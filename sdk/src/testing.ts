@@ -61,7 +61,12 @@ export interface TestPluginOptions {
   deadlineMs?: number
   /** share one kv store between several harnesses (default: a fresh one) */
   kv?: KvStore
-  /** the clock used by kv TTLs (default Date.now) */
+  /**
+   * the `ctx.nodeKv` store (default: a fresh one). Give several harnesses one store to play several
+   * workers of one gateway node: they then share keys and `take` counters, as workers do.
+   */
+  nodeKv?: KvStore
+  /** the clock used by kv and nodeKv TTLs and by `nodeKv.take` windows (default Date.now) */
   now?: () => number
 }
 
@@ -97,6 +102,8 @@ export interface PluginHarness {
   readonly config: Record<string, unknown>
   /** the kv store (inspect or clear between tests) */
   readonly kv: KvStore
+  /** the `ctx.nodeKv` store (inspect or clear between tests); `take` counters live in it too */
+  readonly nodeKv: KvStore
 }
 
 /** The plugin's config does not match its schema. */
@@ -136,6 +143,9 @@ export function testPlugin(plugin: AnyPlugin, options: TestPluginOptions = {}): 
     throw new ConfigError(plugin.name, [...Value.Errors(plugin.schema, config)].map((e) => `${e.instancePath || '/'} ${e.message}`))
   }
   const kv = options.kv ?? createKvStore(options.now === undefined ? {} : { now: options.now })
+  const nodeKv = options.nodeKv ?? createKvStore(options.now === undefined ? {} : { now: options.now })
+  const now = options.now ?? Date.now
+  const prefix = `${plugin.name}:`
   const deadlineMs = options.deadlineMs ?? 1000
   const settled = new Map<number, (json: string) => void>()
   let callSeq = 0
@@ -165,6 +175,12 @@ export function testPlugin(plugin: AnyPlugin, options: TestPluginOptions = {}): 
     },
     settle(callId, json) {
       settled.get(callId)?.(json)
+    },
+    // one process holds the whole node here: every answer is immediate and exact
+    services(_callId, json) {
+      const op = JSON.parse(json) as { op: string; key: string; value?: string; ttlSeconds?: number; limit?: number; windowSeconds?: number; cost?: number }
+      if (op.op !== 'take') return JSON.stringify({ v: nodeKv.op(op.op, prefix + op.key, op.value ?? '', op.ttlSeconds ?? 0) })
+      return JSON.stringify({ v: takeFrom(nodeKv, now(), prefix + op.key, op.limit!, op.windowSeconds!, op.cost!) })
     },
   })
 
@@ -248,5 +264,22 @@ export function testPlugin(plugin: AnyPlugin, options: TestPluginOptions = {}): 
     log: (req, res) => runAsync('log', req, { status: res.status }),
     config,
     kv,
+    nodeKv,
   }
+}
+
+/** `nodeKv.take` over a kv store: the window's count under `take:<key>:<window start>`, expiring with it. */
+function takeFrom(store: KvStore, now: number, key: string, limit: number, windowSeconds: number, cost: number): { allowed: boolean; limit: number; remaining: number; resetSeconds: number } {
+  if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError('nodeKv.take: limit must be an integer >= 0')
+  if (!(windowSeconds > 0) || !Number.isFinite(windowSeconds)) throw new RangeError('nodeKv.take: windowSeconds must be a number > 0')
+  if (!Number.isSafeInteger(cost) || cost < 0) throw new RangeError('nodeKv.take: cost must be an integer >= 0')
+  const windowMs = Math.round(windowSeconds * 1000)
+  const start = Math.floor(now / windowMs) * windowMs
+  const end = start + windowMs
+  const resetSeconds = Math.ceil((end - now) / 1000)
+  const name = `take:${key}:${start}`
+  const used = Number(store.op('get', name, '', 0) || '0')
+  if (used + cost > limit) return { allowed: false, limit, remaining: Math.max(0, limit - used), resetSeconds }
+  const after = cost === 0 ? used : Number(store.op('incr', name, String(cost), (end - now) / 1000))
+  return { allowed: true, limit, remaining: limit - after, resetSeconds }
 }

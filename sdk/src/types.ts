@@ -107,6 +107,58 @@ export interface LogResponseView {
   readonly status: number
 }
 
+/** The answer of `NodeKv.take`. */
+export interface TakeResult {
+  /** the units were taken: admit the request */
+  readonly allowed: boolean
+  /** the limit the take was checked against */
+  readonly limit: number
+  /**
+   * Units left in this window, for headers. Exact in the test harness; in the gateway, what the node
+   * had left at this worker's last reservation plus the units this worker still holds.
+   */
+  readonly remaining: number
+  /** seconds until the window ends and the count starts again at 0 (for Retry-After) */
+  readonly resetSeconds: number
+}
+
+/**
+ * A key-value store and limited counters shared by every worker of one gateway node (the primary
+ * process keeps them), for a plugin that declares `nodeKv: true` in `definePlugin`. Unlike `ctx.kv`
+ * (one store per worker, synchronous), every method returns a promise: the data lives in another
+ * process. Keys are namespaced per plugin name. Values, TTLs and bounds follow `ctx.kv`. Across
+ * several gateway nodes nothing is shared: each node counts on its own.
+ *
+ * In `access` and `log` only (the response phase is synchronous).
+ */
+export interface NodeKv {
+  /** the value stored under `key` on this node, or undefined (missing or expired) */
+  get<T extends Json = Json>(key: string): Promise<T | undefined>
+  /** store `value` under `key` for `ttlSeconds` (default: no expiry) */
+  set(key: string, value: Json, ttlSeconds?: number): Promise<void>
+  /** remove `key`; true when it existed */
+  delete(key: string): Promise<boolean>
+  /**
+   * Add `by` (default 1) to the number under `key` and read the new value, exactly across the node's
+   * workers (one round trip to the primary). A new key takes `ttlSeconds`; an existing one keeps its
+   * expiry.
+   */
+  incr(key: string, by?: number, ttlSeconds?: number): Promise<number>
+  /**
+   * Rate-limit check: take `cost` (default 1) units of `limit` from `key`'s counter for the current
+   * fixed window of `windowSeconds` (windows aligned to the epoch). The node never admits more than
+   * `limit` per window, whatever the number of workers; a worker holds small reservations of units,
+   * so most calls resolve without a round trip to the primary, and units a worker reserved but did
+   * not spend before the window ended are not admitted elsewhere (a slight undershoot, never an
+   * overshoot).
+   *
+   * @example
+   * const r = await ctx.nodeKv.take(`user:${id}`, 100, 60)
+   * if (!r.allowed) return ctx.respond(429, 'Too many requests', { 'retry-after': String(r.resetSeconds) })
+   */
+  take(key: string, limit: number, windowSeconds: number, cost?: number): Promise<TakeResult>
+}
+
 /** Structured logging into the gateway's log, tagged with the plugin name. */
 export interface Log {
   /** debug-level line */
@@ -237,6 +289,8 @@ export interface AccessContext<C, S> extends BaseContext<C, S> {
   readonly upstreamRequest: UpstreamRequest
   /** HTTP callouts to allow-listed hosts */
   readonly http: Http
+  /** the node-wide store and counters (declare `nodeKv: true` in `definePlugin`) */
+  readonly nodeKv: NodeKv
   /**
    * Answer the request now (Kong `kong.response.exit`): a string body is sent as
    * `{"message": body}`, an object as JSON. Return its result from `access`.
@@ -263,6 +317,8 @@ export interface LogContext<C, S> extends BaseContext<C, S> {
   readonly response: LogResponseView
   /** HTTP callouts to allow-listed hosts */
   readonly http: Http
+  /** the node-wide store and counters (declare `nodeKv: true` in `definePlugin`) */
+  readonly nodeKv: NodeKv
 }
 
 /** What `access` may return: nothing to continue, or `ctx.respond(...)` to stop. */
@@ -285,6 +341,11 @@ export interface PluginSpec<Schema extends TSchema, State> {
   auth?: boolean
   /** may this plugin be scoped to a consumer in kong.yml (default true) */
   consumerScoped?: boolean
+  /**
+   * true: the plugin uses `ctx.nodeKv`, the store and counters shared by every worker of the gateway
+   * node (default false: `ctx.nodeKv` throws). Recorded in the manifest.
+   */
+  nodeKv?: boolean
   /** runs once per config version (per plugin instance); its result is `ctx.state` */
   configure?(config: ConfigOf<Schema>): State
   /** the access phase */

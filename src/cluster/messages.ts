@@ -8,11 +8,15 @@
  * (answered by `stats` with the same `id`) and `drain` (the worker drains, closes, and exits 0). A
  * worker whose channel disconnects (primary gone, even by SIGKILL) exits at once so no orphan keeps
  * the proxy port.
+ *
+ * Either side may also send `services` at any time after `init`: a worker's batch of plugin-service
+ * operations and the primary's answer with the same `id` (./plugin-services.ts).
  */
 import type { Snapshot } from '../config/model.js'
 import type { SnapshotDelta } from '../config/snapshot-delta.js'
 import type { DataPlaneStats } from '../server/types.js'
 import type { Settings } from '../settings.js'
+import type { ServiceRequest, ServiceResponse } from './plugin-services.js'
 
 export type PrimaryMessage =
   | { type: 'init'; workerId: number; settings: Settings; snapshot: Snapshot }
@@ -20,6 +24,7 @@ export type PrimaryMessage =
   | { type: 'reload_delta'; delta: SnapshotDelta }
   | { type: 'stats'; id: number }
   | { type: 'drain'; timeoutMs: number }
+  | ServiceResponse
 
 export type WorkerMessage =
   | { type: 'ready'; pid: number; port: number; version: number; hash: string }
@@ -28,6 +33,7 @@ export type WorkerMessage =
   | { type: 'reload_failed'; version: number; message: string }
   | { type: 'stats'; id: number; stats: DataPlaneStats }
   | { type: 'drained'; complete: boolean }
+  | ServiceRequest
 
 /** Narrow an untyped IPC payload to a message with a string `type` (the channel carries nothing else). */
 export function isMessage<T extends { type: string }>(value: unknown): value is T {

@@ -19,6 +19,7 @@ import { checkPortFree, formatListen, PortError } from './check-port.js'
 import { createConfigReloader, type PluginsAtRead } from './config-reloader.js'
 import { createStatusServer, type StatusReport, type StatusServer } from './status-server.js'
 import { createWorkerSupervisor } from './worker-supervisor.js'
+import { createPluginServicesHost } from './plugin-services.js'
 
 export { STARTUP_FAILURE_LIMIT } from './worker-supervisor.js'
 
@@ -122,11 +123,14 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   }
   settings.status_listen = { ...settings.status_listen, port: statusServer.port }
 
+  // node-wide plugin state (counters, kv): outlives reloads and worker respawns, ends with the primary
+  const pluginServices = createPluginServicesHost({ workers: settings.workers })
   const workers = createWorkerSupervisor({
     settings,
     log,
     errorLine,
     snapshot: first,
+    intercept: (msg, reply) => pluginServices.handle(msg, reply),
     onReady: (current) => {
       log.info(
         {
@@ -177,6 +181,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   process.off('SIGTERM', onTerm)
   process.off('SIGINT', onTerm)
   process.off('SIGHUP', onHup)
+  pluginServices.close()
   await Promise.all([statusServer.close(), source.close()])
   return code
 

@@ -70,6 +70,11 @@ export interface WorkerSupervisorOptions {
   snapshot: Snapshot
   /** called once, when every worker has reported ready for the first time */
   onReady?: (snapshot: Snapshot) => void
+  /**
+   * Offered every message a worker sends before the supervisor reads it; returns true when it took it
+   * (plugin services: ./plugin-services.ts). `reply` answers that worker while its channel is open.
+   */
+  intercept?: (msg: WorkerMessage, reply: (response: PrimaryMessage) => void) => boolean
 }
 
 export interface WorkerSupervisor {
@@ -205,8 +210,13 @@ export function createWorkerSupervisor(opts: WorkerSupervisorOptions): WorkerSup
     slot.configVersion = null
     slot.configHash = null
 
+    const reply = (response: PrimaryMessage): void => {
+      if (child.connected) child.send(response)
+    }
     child.on('message', (raw: unknown) => {
-      if (slot.child === child && isMessage<WorkerMessage>(raw)) onWorkerMessage(slot, raw)
+      if (!isMessage<WorkerMessage>(raw)) return
+      if (opts.intercept?.(raw, reply) === true) return
+      if (slot.child === child) onWorkerMessage(slot, raw)
     })
     child.once('error', (err) => {
       // Failed fork or failed kill; 'exit' may never come for the former.

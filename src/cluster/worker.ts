@@ -13,11 +13,13 @@
 import { startDataPlane } from '../server/data-plane.js'
 import type { DataPlane, DataPlaneStats } from '../server/types.js'
 import { createLogger, type Logger } from '../observability/logger.js'
-import { BUILTIN_FACTORIES } from '../plugins/builtin.js'
+import { builtinPlugins } from '../plugins/builtin.js'
+import type { PluginFactory } from '../plugins/types.js'
 import type { Sandbox } from '../sandbox/sandbox.js'
 import { isMessage, type PrimaryMessage, type WorkerMessage } from './messages.js'
 import type { Snapshot } from '../config/model.js'
 import { applyDelta } from '../config/snapshot-delta.js'
+import { bindPluginServices, createWorkerPluginServices } from './plugin-services-client.js'
 
 if (typeof process.send !== 'function') {
   process.stderr.write('bouncer: src/cluster/worker.js runs as a child of `bouncer start`, not on its own\n')
@@ -31,6 +33,8 @@ let sandbox: Sandbox | null = null
 let drainTimeoutMs = 30_000
 let log: Logger | null = null
 let draining = false
+// node-wide plugin services, owned by the primary (./plugin-services.ts)
+const pluginServices = createWorkerPluginServices()
 
 function send(msg: WorkerMessage, then?: () => void): void {
   if (process.connected && process.send) process.send(msg, undefined, {}, () => then?.())
@@ -50,6 +54,7 @@ process.on('disconnect', () => {
   // The primary is gone (exit or SIGKILL). Close the listen socket now; no one can replace us.
   log?.warn('primary disconnected; worker exiting')
   const done = dataPlane ? dataPlane.close().catch(() => {}) : Promise.resolve()
+  pluginServices.close()
   void done.finally(() => process.exit(draining ? 0 : 1))
   setTimeout(() => process.exit(1), 1000).unref()
 })
@@ -63,6 +68,7 @@ process.on('uncaughtException', (err) => {
 
 process.on('message', (raw: unknown) => {
   if (!isMessage<PrimaryMessage>(raw)) return
+  if (pluginServices.handle(raw)) return
   switch (raw.type) {
     case 'init':
       void init(raw)
@@ -104,15 +110,15 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
   drainTimeoutMs = settings.drain_timeout
   log = createLogger(settings.log_level, { role: 'worker', worker: workerId })
   try {
-    const factories = [...BUILTIN_FACTORIES]
+    const factories: PluginFactory[] = [...builtinPlugins]
     if (settings.custom_plugins.length > 0 || settings.plugins_dir !== null) {
       // isolated-vm is loaded only when there are SDK plugins; createSandbox fails fast without --no-node-snapshot
       const { createSandbox } = await import('../sandbox/sandbox.js')
       const sandboxLog = log.child({ component: 'sandbox' })
-      sandbox = createSandbox({ paths: settings.custom_plugins, pluginsDir: settings.plugins_dir, limits: settings.plugin_limits, log: sandboxLog })
+      sandbox = createSandbox({ paths: settings.custom_plugins, pluginsDir: settings.plugins_dir, limits: settings.plugin_limits, log: sandboxLog, services: pluginServices })
       factories.push(...sandbox.factories)
     }
-    const dp = await startDataPlane({ settings, snapshot, workerId, log, factories })
+    const dp = await startDataPlane({ settings, snapshot, workerId, log, factories: bindPluginServices(factories, pluginServices) })
     dataPlane = dp
     running = snapshot
     if (draining) {

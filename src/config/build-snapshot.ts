@@ -505,7 +505,7 @@ class SnapshotBuilder {
     for (const item of this.items.plugins) {
       this.resolveRef(item, 'route'); this.resolveRef(item, 'service'); this.resolveRef(item, 'consumer')
       const def = item.entity ? this.opts.registry.get(item.entity['name'] as string) : undefined
-      if (def?.noConsumer && item.entity?.['consumer']) {
+      if (def !== undefined && !def.consumerScoped && item.entity?.['consumer']) {
         const at = item.raw['consumer'] != null ? [...item.path, 'consumer'] : item.path
         this.fail(item, at, `the '${def.name}' plugin cannot be scoped to a consumer`)
       }

@@ -7,7 +7,11 @@ import type { ConfigIssue, Snapshot } from './model.js'
 import type { ConfigResult, LoadOptions } from './types.js'
 import { parseSource } from './source.js'
 import { buildSnapshot } from './build-snapshot.js'
-import { defaultPluginRegistry } from '../plugins/registry.js'
+import { createBuiltinRegistry } from '../plugins/builtin.js'
+import type { PluginRegistry } from '../plugins/registry.js'
+
+/** The registry for callers that pass none: the built-in plugins only, private to this module. */
+let builtinOnly: PluginRegistry | null = null
 
 export function parseConfigText(text: string, opts: LoadOptions = {}): ConfigResult {
   const source = opts.source ?? 'inline'
@@ -19,7 +23,7 @@ export function parseConfigText(text: string, opts: LoadOptions = {}): ConfigRes
   const format = opts.format ?? (body.trimStart().startsWith('{') ? 'json' : 'yaml')
   const parsed = parseSource(body, format)
   if (parsed.issues.length > 0) return { ok: false, issues: parsed.issues }
-  const { snapshot, issues } = buildSnapshot(parsed, { source, version, registry: opts.plugins ?? defaultPluginRegistry })
+  const { snapshot, issues } = buildSnapshot(parsed, { source, version, registry: opts.plugins ?? (builtinOnly ??= createBuiltinRegistry()) })
   return snapshot ? { ok: true, snapshot } : { ok: false, issues }
 }
 
@@ -33,7 +37,7 @@ export function loadConfigValue(value: unknown, opts: Omit<LoadOptions, 'format'
   if (!Number.isSafeInteger(version) || version < 1) {
     return { ok: false, issues: [{ path: '', message: `invalid snapshot version ${String(version)}: expected a positive integer` }] }
   }
-  const { snapshot, issues } = buildSnapshot({ value }, { source, version, registry: opts.plugins ?? defaultPluginRegistry })
+  const { snapshot, issues } = buildSnapshot({ value }, { source, version, registry: opts.plugins ?? (builtinOnly ??= createBuiltinRegistry()) })
   return snapshot ? { ok: true, snapshot } : { ok: false, issues }
 }
 

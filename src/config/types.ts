@@ -15,7 +15,10 @@ export interface LoadOptions {
   version?: number
   /** force a format; by default JSON when the text starts with `{`, else YAML (YAML is a superset) */
   format?: 'yaml' | 'json'
-  /** plugin schemas to validate against (additive): default the process-wide registry with the built-ins */
+  /**
+   * the plugins to validate against: the gateway passes its own (built-ins + SDK plugins,
+   * src/sandbox/definitions.ts createGatewayRegistry); default: the built-in plugins only
+   */
   plugins?: PluginRegistry
 }
 

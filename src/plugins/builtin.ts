@@ -1,10 +1,18 @@
 /**
- * The built-in plugin handlers, in one list for `compileChains(snapshot, BUILTIN_FACTORIES)`.
- * Every name here also has a config schema in the registry (`src/plugins/registry.ts`).
+ * The built-in plugins, listed once. Each entry is the plugin's whole definition (schema, priority,
+ * scoping, protocols, check, factory) from its folder's `index.ts`; the config registry
+ * (`createBuiltinRegistry`) and the chain compiler (`compileChains(snapshot, builtinPlugins)`) both
+ * read this list.
  */
-import { aclFactory } from './acl/handler.js'
-import { jwtFactory } from './jwt/handler.js'
-import { keyAuthFactory } from './key-auth/handler.js'
-import type { PluginFactory } from './types.js'
+import { aclPlugin } from './acl/index.js'
+import type { BuiltinPlugin } from './definition.js'
+import { jwtPlugin } from './jwt/index.js'
+import { keyAuthPlugin } from './key-auth/index.js'
+import { createPluginRegistry, type PluginRegistry } from './registry.js'
 
-export const BUILTIN_FACTORIES: readonly PluginFactory[] = Object.freeze([jwtFactory, keyAuthFactory, aclFactory])
+export const builtinPlugins: readonly BuiltinPlugin[] = Object.freeze([jwtPlugin, keyAuthPlugin, aclPlugin])
+
+/** A fresh registry holding the built-in plugins (register SDK plugins on it, or use it as is). */
+export function createBuiltinRegistry(): PluginRegistry {
+  return createPluginRegistry(builtinPlugins)
+}

@@ -13,14 +13,16 @@
  * Map lookup per request, nothing rebuilt. Kong resolves each plugin's config as the iterator reaches
  * it, with the consumer known at that moment; this is the same thing, precomputed.
  *
- * Order: priority descending (a row's `priority` overrides the plugin's PRIORITY), then name, then id,
+ * Order: priority descending (a row's `priority` overrides the factory's PRIORITY), then name, then id,
  * a total order so equal priorities run the same way in every worker.
  *
  * A handler that throws (or rejects) never crosses the chain: access answers a 500 exit, response and
  * log phases skip that plugin; all three log the error.
  */
 import type { Plugin, Route, Snapshot } from '../config/model.js'
+import { processPluginServices } from '../cluster/plugin-services.js'
 import { ERROR_CODES } from '../errors.js'
+import type { PluginServices } from './services.js'
 import { createSnapshotIndex } from './snapshot-index.js'
 import type { MaybePromise, PluginContext, PluginExit, PluginFactory, PluginInstance, SnapshotIndex } from './types.js'
 
@@ -32,6 +34,11 @@ export interface ChainLogger {
 export interface CompileChainsOptions {
   /** where handler failures are reported; default: nowhere (tests) */
   log?: ChainLogger
+  /**
+   * the node-wide services handed to every factory; default: one in-process store for this process
+   * (a worker binds its IPC client to its factories instead: src/cluster/plugin-services-client.ts)
+   */
+  services?: PluginServices
 }
 
 export interface RouteChain {
@@ -276,6 +283,7 @@ export function compileChains(
   for (const f of factories) byName.set(f.name, f)
 
   const index = createSnapshotIndex(snapshot)
+  const services = options.services ?? processPluginServices()
   const instances = new Map<string, PluginInstance>()
   const created: Array<{ plugin: Plugin; instance: PluginInstance; priority: number }> = []
   try {
@@ -291,14 +299,14 @@ export function compileChains(
       }
       let instance: PluginInstance
       try {
-        instance = factory.create(plugin, index)
+        instance = factory.create(plugin, index, services)
       } catch (err) {
         throw new Error(`plugins[${i}] (id ${plugin.id}): plugin '${plugin.name}' could not be created: ${(err as Error).message}`, {
           cause: err,
         })
       }
       instances.set(plugin.id, instance)
-      created.push({ plugin, instance, priority: plugin.priority ?? instance.priority })
+      created.push({ plugin, instance, priority: plugin.priority ?? factory.priority })
     })
   } catch (err) {
     for (const c of created) safeDispose(c.instance)

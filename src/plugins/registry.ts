@@ -1,37 +1,16 @@
 /**
- * The plugin registry: plugin name → { priority, config schema, scoping rules }.
+ * The plugin registry: plugin name → definition (`./definition.ts`) with its config schema compiled
+ * once.
  *
  * The config loader validates every `plugins[]` entry against it (unknown name, config, consumer
- * scoping, protocols); the chain compiler reads priorities from it. Built-in plugins are registered in
- * `defaultPluginRegistry`; SDK plugins are registered at startup with `register()` before the first
- * config load. Each schema is compiled once, here.
+ * scoping, protocols). There is no process-wide registry: whoever loads config builds one from the
+ * built-in list (`./builtin.ts`) and the SDK plugins it loaded (`src/sandbox/definitions.ts`) and
+ * passes it to `config/` (LoadOptions.plugins).
  */
-import type { TSchema } from 'typebox'
 import { Compile, type Validator } from 'typebox/compile'
-import { aclPlugin } from './acl/schema.js'
-import { jwtPlugin } from './jwt/schema.js'
-import { keyAuthPlugin } from './key-auth/schema.js'
+import type { PluginDefinition } from './definition.js'
 
-/** A problem found by a plugin's own cross-field rule; `path` is relative to the plugin's `config`. */
-export interface PluginConfigIssue {
-  path: Array<string | number>
-  message: string
-}
-
-export interface PluginDefinition {
-  /** Kong plugin name, e.g. `key-auth` */
-  name: string
-  /** Kong PRIORITY: higher runs first; a plugin instance may override it with `priority` (Bouncer extension) */
-  priority: number
-  /** TypeBox schema of `config` (an object with `additionalProperties: false`, defaults on every field) */
-  schema: TSchema
-  /** Kong `consumer = typedefs.no_consumer`: the plugin cannot be scoped to a consumer */
-  noConsumer: boolean
-  /** protocols an instance may list in its `protocols` (and the default when it lists none) */
-  protocols: readonly string[]
-  /** cross-field rules a JSON schema cannot express; runs on the config with defaults filled in */
-  check?: (config: Record<string, unknown>) => PluginConfigIssue[]
-}
+export type { PluginConfigIssue, PluginDefinition } from './definition.js'
 
 export interface RegisteredPlugin extends PluginDefinition {
   readonly validator: Validator
@@ -56,7 +35,17 @@ export function createPluginRegistry(definitions: readonly PluginDefinition[] = 
       if (plugins.has(definition.name)) throw new Error(`plugin '${definition.name}' is already registered`)
       if (!Number.isSafeInteger(definition.priority)) throw new Error(`plugin '${definition.name}': priority must be an integer`)
       if (definition.protocols.length === 0) throw new Error(`plugin '${definition.name}': protocols must not be empty`)
-      const entry: RegisteredPlugin = Object.freeze({ ...definition, protocols: Object.freeze([...definition.protocols]), validator: Compile(definition.schema) })
+      if (typeof definition.consumerScoped !== 'boolean') throw new Error(`plugin '${definition.name}': consumerScoped must be true or false`)
+      // only the declaration is kept: a built-in's factory is not the registry's business
+      const entry: RegisteredPlugin = Object.freeze({
+        name: definition.name,
+        priority: definition.priority,
+        schema: definition.schema,
+        consumerScoped: definition.consumerScoped,
+        protocols: Object.freeze([...definition.protocols]),
+        ...(definition.check !== undefined ? { check: definition.check } : {}),
+        validator: Compile(definition.schema),
+      })
       plugins.set(definition.name, entry)
       return entry
     },
@@ -67,8 +56,3 @@ export function createPluginRegistry(definitions: readonly PluginDefinition[] = 
   for (const d of definitions) registry.register(d)
   return registry
 }
-
-export const builtinPluginDefinitions: readonly PluginDefinition[] = [jwtPlugin, keyAuthPlugin, aclPlugin]
-
-/** The process-wide registry the loader uses unless LoadOptions.plugins says otherwise. */
-export const defaultPluginRegistry: PluginRegistry = createPluginRegistry(builtinPluginDefinitions)

@@ -1,16 +1,19 @@
 /**
- * The plugin contract shared by every plugin (built-in now, sandboxed SDK plugins later).
+ * The plugin contract shared by every plugin, built-in or sandboxed SDK plugin (its declaration side
+ * is ./definition.ts).
  *
- * A built-in plugin is a folder `src/plugins/<name>/` with `schema.ts` (TypeBox config schema, in the
- * registry) and `handler.ts` exporting a `PluginFactory`. The factory runs once per Snapshot per
- * plugin instance (Envoy's "config factory"; proxy-wasm's root context): it validates nothing more
- * (the loader did), precomputes everything (verifier maps, group sets, header lists) and returns a
- * `PluginInstance` whose phase handlers are called per request with one `PluginContext`.
+ * A built-in plugin is a folder `src/plugins/<name>/` with `schema.ts` (TypeBox config schema),
+ * `handler.ts` (the instance) and `index.ts` (its one definition, listed in ./builtin.ts). The factory
+ * runs once per Snapshot per plugin instance (Envoy's "config factory"; proxy-wasm's root context): it
+ * validates nothing more (the loader did), precomputes everything (verifier maps, group sets, header
+ * lists) and returns a `PluginInstance` whose phase handlers are called per request with one
+ * `PluginContext`. It gets the node-wide services (./services.ts) as its third argument.
  *
  * Handlers never throw across the phase boundary on purpose: a denial is a returned `PluginExit`.
  * If a handler does throw, the chain turns it into a 500 for that request (never a crashed worker).
  */
 import type { Acl, Consumer, JwtSecret, KeyauthCredential, Plugin, Route, Service, Snapshot } from '../config/model.js'
+import type { PluginServices } from './services.js'
 
 /** Kong `kong.response.exit(status, body, headers)`: a string body becomes {"message": body}. */
 export interface PluginExit {
@@ -108,8 +111,6 @@ export type MaybePromise<T> = T | Promise<T>
 
 export interface PluginInstance {
   readonly name: string
-  /** effective priority (instance override or the plugin's default); higher runs first */
-  readonly priority: number
   /** access phase: return a PluginExit to short-circuit, nothing to continue */
   access: ((ctx: PluginContext) => MaybePromise<PluginExit | undefined>) | null
   /** response phase (before headers go to the client): status and headers of the upstream response */
@@ -127,7 +128,8 @@ export interface PluginInstance {
 
 export interface PluginFactory {
   readonly name: string
-  /** Kong's PRIORITY */
+  /** Kong's PRIORITY, the order of the chain unless a plugin row sets its own `priority` */
   readonly priority: number
-  create(plugin: Plugin, index: SnapshotIndex): PluginInstance
+  /** one instance for one plugin row of a Snapshot; `services` reach the node's primary (./services.ts) */
+  create(plugin: Plugin, index: SnapshotIndex, services: PluginServices): PluginInstance
 }

@@ -6,7 +6,9 @@
  * Reading a manifest also checks its bundle's size and sha256 (readPluginBundle), so a missing,
  * tampered or half-copied plugin stops `bouncer start` with the file's path before any worker forks.
  */
-import { builtinPluginDefinitions, createPluginRegistry, type PluginDefinition, type PluginRegistry } from '../plugins/registry.js'
+import { builtinPlugins, createBuiltinRegistry } from '../plugins/builtin.js'
+import type { PluginDefinition, PluginRegistry } from '../plugins/registry.js'
+import { ALL_PROTOCOLS } from '../plugins/definition.js'
 import { resolveLimits, type PluginLimitOverrides } from './limits.js'
 import { hydrateSchema, listPluginDir, readPluginBundle, type PluginManifest } from './manifest.js'
 
@@ -42,8 +44,8 @@ export function definitionFromManifest(m: PluginManifest): PluginDefinition {
     name: m.name,
     priority: m.priority,
     schema: hydrateSchema(m.schema),
-    noConsumer: !m.consumerScoped,
-    protocols: ['grpc', 'grpcs', 'http', 'https'],
+    consumerScoped: m.consumerScoped,
+    protocols: ALL_PROTOCOLS,
   }
 }
 
@@ -75,10 +77,10 @@ export function readCustomPlugins(sources: PluginSources): CustomPlugins {
  * (or like another custom plugin) is an error that says so.
  */
 export function createGatewayRegistry(custom: readonly PluginDefinition[]): PluginRegistry {
-  const registry = createPluginRegistry(builtinPluginDefinitions)
+  const registry = createBuiltinRegistry()
   for (const d of custom) {
     if (registry.has(d.name)) {
-      const builtin = builtinPluginDefinitions.some((b) => b.name === d.name)
+      const builtin = builtinPlugins.some((b) => b.name === d.name)
       throw new Error(`custom plugin '${d.name}' clashes with ${builtin ? 'the built-in plugin' : 'another custom plugin'} of the same name: rename it (definePlugin({ name }))`)
     }
     registry.register(d)

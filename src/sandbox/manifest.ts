@@ -18,6 +18,8 @@ export interface PluginManifest {
   auth: boolean
   /** may be scoped to a consumer in kong.yml */
   consumerScoped: boolean
+  /** uses `ctx.nodeKv`, the node-wide store (absent: false) */
+  nodeKv?: boolean
   phases: Array<'access' | 'response' | 'log'>
   /** JSON Schema of the plugin's config (TypeBox output) */
   schema: Record<string, unknown>
@@ -53,6 +55,7 @@ export function checkManifest(value: unknown, file: string): PluginManifest {
   if (typeof m['priority'] !== 'number' || !Number.isSafeInteger(m['priority'])) fail(file, 'priority: an integer')
   if (typeof m['auth'] !== 'boolean') fail(file, 'auth: true or false')
   if (typeof m['consumerScoped'] !== 'boolean') fail(file, 'consumerScoped: true or false')
+  if (m['nodeKv'] !== undefined && typeof m['nodeKv'] !== 'boolean') fail(file, 'nodeKv: true or false')
   if (!Array.isArray(m['phases']) || !m['phases'].every((p) => typeof p === 'string' && PHASES.has(p))) fail(file, 'phases: a list of access, response, log')
   const schema = m['schema']
   if (schema === null || typeof schema !== 'object' || Array.isArray(schema) || (schema as Record<string, unknown>)['type'] !== 'object') {

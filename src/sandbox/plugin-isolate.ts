@@ -30,6 +30,7 @@ import { watchSlices, type SliceGuard } from './slice-watchdog.js'
 import { cryptoOp, type KvStore } from '../../sdk/src/node-host.js'
 import type { PluginLimits } from './limits.js'
 import type { PluginManifest } from './manifest.js'
+import type { NodeKvHost } from './node-kv.js'
 
 /**
  * Why a call failed; the resource kinds count towards quarantine. 'starved': a slice reached its
@@ -89,6 +90,8 @@ export interface PluginIsolateOptions {
   limits: PluginLimits
   /** the plugin's kv namespace (outlives isolates: survives restarts and reloads) */
   kv: KvStore
+  /** `ctx.nodeKv`, for a plugin whose manifest declares `nodeKv` (./node-kv.ts); absent: it rejects */
+  nodeKv?: NodeKvHost
   log: IsolateLogger
   /** V8 lost control of an isolate: default logs and aborts the worker (isolated-vm's advice) */
   onCatastrophicError?: (message: string) => void
@@ -148,13 +151,14 @@ export class PluginIsolate {
       // S-15: no WebAssembly inside plugins
       context.evalSync('delete globalThis.WebAssembly')
       context.evalClosureSync(
-        'globalThis.__bouncer_host = { crypto: $0, kv: $1, fetch: $2, settle: $3, maxOutput: $4 }',
+        'globalThis.__bouncer_host = { crypto: $0, kv: $1, fetch: $2, settle: $3, maxOutput: $4, services: $5 }',
         [
           new ivm.Callback((op: string, a: string, b: string, c: string) => this.inHost(() => cryptoOp(String(op), String(a), String(b), String(c)))),
           new ivm.Callback((op: string, key: string, value: string, ttl: number) => this.inHost(() => kv.op(String(op), String(key), String(value), Number(ttl)))),
           new ivm.Callback((callId: number, json: string) => this.inHost(() => this.startCallout(Number(callId), String(json)))),
           new ivm.Callback((callId: number, json: string) => this.inHost(() => this.settle(Number(callId), String(json)))),
           limits.max_output_bytes,
+          new ivm.Callback((callId: number, json: string) => this.inHost(() => this.startNodeKv(Number(callId), String(json)))),
         ],
         { timeout: limits.startup_ms },
       )
@@ -480,6 +484,28 @@ export class PluginIsolate {
     return id
   }
 
+  /**
+   * Host side of `ctx.nodeKv` (from inside a slice: only starts work). An answer available now goes
+   * back at once; a pending one is tracked like a callout, so the call waits for it and a call that
+   * awaits nothing else is not taken for one that can never settle.
+   */
+  private startNodeKv(callId: number, json: string): string {
+    const call = this.calls.get(callId)
+    if (call === undefined) throw new Error('nodeKv: this request is over')
+    const host = this.options.nodeKv
+    if (host === undefined) throw new Error(`nodeKv: plugin ${this.name} has no node-wide store (declare nodeKv: true in definePlugin and rebuild it)`)
+    const answer = host(json)
+    if (!(answer instanceof Promise)) return JSON.stringify({ v: answer.value })
+    const id = ++calloutSeq
+    call.callouts.add(id)
+    this.calloutOwner.set(id, callId)
+    answer.then(
+      (value) => this.finishCallout(id, true, JSON.stringify(value)),
+      (err: unknown) => this.finishCallout(id, false, messageOf(err)),
+    )
+    return JSON.stringify({ p: id })
+  }
+
   private async runCallout(id: number, url: URL, req: { method: string; headers: Record<string, string>; body: string | null }, timeout: number): Promise<void> {
     let ok = false
     let payload: string
@@ -504,6 +530,11 @@ export class PluginIsolate {
       const e = err as Error
       payload = e.name === 'TimeoutError' ? `http.fetch: timed out after ${timeout} ms` : messageOf(e).startsWith('http.fetch') ? messageOf(e) : `http.fetch: ${messageOf(e)}`
     }
+    this.finishCallout(id, ok, payload)
+  }
+
+  /** A callout (or a pending nodeKv operation) finished: hand its result to the waiting call. */
+  private finishCallout(id: number, ok: boolean, payload: string): void {
     const callId = this.calloutOwner.get(id)
     if (callId === undefined) return
     this.calloutOwner.delete(id)

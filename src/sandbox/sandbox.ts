@@ -2,7 +2,7 @@
  * The sandbox host: loads the SDK plugin bundles a worker was told about, and hands the gateway the
  * two things it needs to treat them like built-in plugins:
  *   - `definitions`: registry entries (name, priority, config schema) so kong.yml validates them;
- *   - `factories`: PluginFactory objects for `compileChains(snapshot, [...BUILTIN_FACTORIES, ...factories])`.
+ *   - `factories`: PluginFactory objects for `compileChains(snapshot, [...builtinPlugins, ...factories])`.
  *
  * One isolate per plugin per worker, shared by every instance (config row) of that plugin; an
  * instance's `configure` result lives in the isolate under its own id. Globals of a plugin persist
@@ -18,6 +18,9 @@ import { ERROR_CODES } from '../errors.js'
 import type { PluginDefinition, PluginRegistry } from '../plugins/registry.js'
 import type { PluginContext, PluginExit, PluginFactory, PluginInstance, SnapshotIndex } from '../plugins/types.js'
 import { createKvStore, type KvStore } from '../../sdk/src/node-host.js'
+import { processPluginServices } from '../cluster/plugin-services.js'
+import type { PluginServices } from '../plugins/services.js'
+import { createNodeKvHost } from './node-kv.js'
 import { createFaultTracker, type FaultTracker } from './fault-tracker.js'
 import { resolveLimits, type PluginLimitOverrides, type PluginLimits } from './limits.js'
 import { definitionFromManifest, maxBundleBytes, pluginLocations } from './definitions.js'
@@ -45,6 +48,11 @@ export interface SandboxOptions {
   metrics?: SandboxMetrics
   /** V8 lost control of an isolate (default: log and abort the worker; the primary replaces it) */
   onCatastrophicError?: (message: string) => void
+  /**
+   * the node-wide services behind `ctx.nodeKv` for plugins that declare it (a worker passes its IPC
+   * client: src/cluster/plugin-services-client.ts); default: this process's own store
+   */
+  services?: PluginServices
   /** skip the --no-node-snapshot check (tests that know what they do) */
   skipFlagCheck?: boolean
   /** the isolates' CPU clock, ns (default: isolated-vm's `isolate.cpuTime`; tests simulate a starved host) */
@@ -121,6 +129,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
       limits,
       kv,
       log,
+      ...(bundle.manifest.nodeKv === true ? { nodeKv: createNodeKvHost(bundle.manifest.name, options.services ?? processPluginServices()) } : {}),
       ...(options.onCatastrophicError ? { onCatastrophicError: options.onCatastrophicError } : {}),
       ...(options.cpuClock ? { cpuClock: options.cpuClock } : {}),
     })
@@ -193,7 +202,10 @@ function createFactory(state: PluginState, log: SandboxLogger, metrics: SandboxM
   const manifest = state.current.bundle.manifest
   return {
     name: state.name,
-    priority: manifest.priority,
+    // the bundle current now: a reload that rebuilt it may have changed the priority
+    get priority() {
+      return state.current.bundle.manifest.priority
+    },
     create(plugin: Plugin, index: SnapshotIndex): PluginInstance {
       // bound to the isolate current now: a reload affects instances created after it
       const { isolate, limits, bundle } = state.current
@@ -308,7 +320,6 @@ function createInstance(d: InstanceDeps): PluginInstance {
   const phases = new Set(manifest.phases)
   return {
     name,
-    priority: plugin.priority ?? manifest.priority,
     access: phases.has('access')
       ? (ctx) => {
           const r = enter('access', ctx)

@@ -24,7 +24,7 @@ import { BOUNCER_VERSION } from './version.js'
 import { checkFraming, FRAMING_CHUNKED, FRAMING_ERROR, FRAMING_NO_BODY } from './request-framing.js'
 import { compileSnapshot, type CompiledRoute, type CompiledSnapshot, type CompileOptions } from './compile-snapshot.js'
 import { RequestContext } from './plugin-context.js'
-import { BUILTIN_FACTORIES } from '../plugins/builtin.js'
+import { builtinPlugins } from '../plugins/builtin.js'
 import type { PluginExit } from '../plugins/types.js'
 import { createPoolRegistry, type PoolRegistry } from '../proxy/pool-registry.js'
 import { createIpMatcher, peerAddressText, type IpMatcher } from '../proxy/trusted-ips.js'
@@ -1078,7 +1078,7 @@ function onRequest(p: Plane, res: HttpResponse, req: HttpRequest): void {
 export async function startDataPlane(opts: DataPlaneOptions): Promise<DataPlane> {
   const { settings, log } = opts
   const registry = createPoolRegistry()
-  const compileOptions: CompileOptions = { factories: opts.factories ?? BUILTIN_FACTORIES, log }
+  const compileOptions: CompileOptions = { factories: opts.factories ?? builtinPlugins, log }
   const compiled = compileSnapshot(opts.snapshot, settings, registry, compileOptions)
   const plane: Plane = {
     settings,

@@ -9,9 +9,9 @@ import type { Snapshot } from '../../src/config/model.js'
 import { createConfigReloader, type PluginsAtRead } from '../../src/cluster/config-reloader.js'
 import type { PublishResult } from '../../src/cluster/worker-supervisor.js'
 import { createLogger } from '../../src/observability/logger.js'
-import { defaultPluginRegistry } from '../../src/plugins/registry.js'
+import { createBuiltinRegistry } from '../../src/plugins/builtin.js'
 
-const plugins: PluginsAtRead = { plugins: { registry: defaultPluginRegistry, manifests: [] }, fingerprint: 'none' }
+const plugins: PluginsAtRead = { plugins: { registry: createBuiltinRegistry(), manifests: [] }, fingerprint: 'none' }
 
 function config(paths: string[], consumers: string[] = []): unknown {
   return {

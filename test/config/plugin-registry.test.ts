@@ -1,6 +1,9 @@
 import t from 'tap'
 import { Type } from 'typebox'
-import { builtinPluginDefinitions, createPluginRegistry, defaultPluginRegistry } from '../../src/plugins/registry.js'
+import { createPluginRegistry } from '../../src/plugins/registry.js'
+import { builtinPlugins, createBuiltinRegistry } from '../../src/plugins/builtin.js'
+
+const defaultPluginRegistry = createBuiltinRegistry()
 import { parseConfigText } from '../../src/config/load.js'
 import { hasIssue, issuesOf, load, V3 } from './fixtures/helpers.js'
 
@@ -9,7 +12,7 @@ t.test('the default registry holds jwt, key-auth and acl with Kong priorities', 
   t.equal(defaultPluginRegistry.get('jwt')!.priority, 1450)
   t.equal(defaultPluginRegistry.get('key-auth')!.priority, 1250)
   t.equal(defaultPluginRegistry.get('acl')!.priority, 950)
-  for (const name of ['jwt', 'key-auth', 'acl']) t.equal(defaultPluginRegistry.get(name)!.noConsumer, true, `${name} cannot be scoped to a consumer`)
+  for (const name of ['jwt', 'key-auth', 'acl']) t.equal(defaultPluginRegistry.get(name)!.consumerScoped, false, `${name} cannot be scoped to a consumer`)
 })
 
 t.test('built-in plugin configs get every Kong default', async (t) => {
@@ -27,7 +30,7 @@ t.test('built-in plugin configs get every Kong default', async (t) => {
 })
 
 t.test('every built-in schema field has a description and a default', async (t) => {
-  for (const def of builtinPluginDefinitions) {
+  for (const def of builtinPlugins) {
     const props = (def.schema as { properties: Record<string, { description?: string; default?: unknown }> }).properties
     for (const [field, schema] of Object.entries(props)) {
       t.type(schema.description, 'string', `${def.name}.${field} has a description`)
@@ -37,17 +40,17 @@ t.test('every built-in schema field has a description and a default', async (t) 
 })
 
 t.test('a custom plugin can be registered and is validated like the built-ins', async (t) => {
-  const registry = createPluginRegistry(builtinPluginDefinitions)
+  const registry = createPluginRegistry(builtinPlugins)
   registry.register({
     name: 'x-header',
     priority: 10,
-    noConsumer: false,
+    consumerScoped: true,
     protocols: ['http', 'https'],
     schema: Type.Object({ value: Type.Optional(Type.String({ default: 'hi', description: 'header value' })) }, { additionalProperties: false, default: {} }),
     check: (c) => (c['value'] === 'forbidden' ? [{ path: ['value'], message: 'not allowed' }] : []),
   })
-  t.throws(() => registry.register({ ...builtinPluginDefinitions[0]! }), /already registered/)
-  t.throws(() => registry.register({ ...builtinPluginDefinitions[0]!, name: 'Bad Name' }), /invalid plugin name/)
+  t.throws(() => registry.register({ ...builtinPlugins[0]! }), /already registered/)
+  t.throws(() => registry.register({ ...builtinPlugins[0]!, name: 'Bad Name' }), /invalid plugin name/)
   const text = `${V3}consumers: [{ username: c }]\nplugins:\n  - name: x-header\n    consumer: c\n`
   t.notOk(parseConfigText(text).ok, 'the default registry does not know it')
   const r = parseConfigText(text, { plugins: registry })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Consumer } from '../../src/config/model.js'
-import { BUILTIN_FACTORIES } from '../../src/plugins/builtin.js'
+import { builtinPlugins } from '../../src/plugins/builtin.js'
 import { compileChains } from '../../src/plugins/chain.js'
 import { acl, aclConfig, fakeContext, makeConsumer, makePlugin, makeSnapshot, type FakeRequest } from './fixtures/fixtures.js'
 
@@ -18,7 +18,7 @@ interface As {
 
 function aclRoute(config: Record<string, unknown>) {
   const snapshot = makeSnapshot({ consumers: [admin, partner, loner], acls, plugins: [makePlugin('acl', aclConfig(config), { route: 'r1' })] })
-  const chain = compileChains(snapshot, BUILTIN_FACTORIES).forRoute('r1')
+  const chain = compileChains(snapshot, builtinPlugins).forRoute('r1')
   return async (as: As, req: FakeRequest = {}) => {
     const ctx = fakeContext(req)
     if (as.consumer !== undefined) ctx.consumer = as.consumer

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { BUILTIN_FACTORIES } from '../../src/plugins/builtin.js'
+import { builtinPlugins } from '../../src/plugins/builtin.js'
 import { compileChains } from '../../src/plugins/chain.js'
 import { fakeContext, keyAuthConfig, keyCredential, makeConsumer, makePlugin, makeSnapshot, type FakeRequest } from './fixtures/fixtures.js'
 
@@ -9,7 +9,7 @@ const creds = [keyCredential('k-alice', 'c-alice', 'alice-secret-key')]
 
 function keyAuthRoute(config: Record<string, unknown> = {}) {
   const snapshot = makeSnapshot({ consumers: [alice, anon], keyauth_credentials: creds, plugins: [makePlugin('key-auth', keyAuthConfig(config), { route: 'r1' })] })
-  const chain = compileChains(snapshot, BUILTIN_FACTORIES).forRoute('r1')
+  const chain = compileChains(snapshot, builtinPlugins).forRoute('r1')
   return async (req: FakeRequest) => {
     const ctx = fakeContext(req)
     return { exit: await chain.runAccess(ctx), ctx }
@@ -107,7 +107,7 @@ t.test('key-auth OR jwt: an anonymous key-auth after a successful jwt does nothi
       makePlugin('key-auth', keyAuthConfig({ anonymous: 'c-anon' }), { route: 'r1' }),
     ],
   })
-  const chain = compileChains(snapshot, BUILTIN_FACTORIES).forRoute('r1')
+  const chain = compileChains(snapshot, builtinPlugins).forRoute('r1')
   const viaJwt = fakeContext({ headers: { authorization: `Bearer ${signToken({ alg: 'HS256' }, { iss: 'iss-a' }, 'jwt-secret-jwt-secret-jwt-secret!!')}` } })
   t.equal(await chain.runAccess(viaJwt), undefined)
   t.equal(viaJwt.credential?.id, 'j', 'the jwt credential stays')

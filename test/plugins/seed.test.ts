@@ -6,7 +6,7 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseConfigText } from '../../src/config/load.js'
-import { BUILTIN_FACTORIES } from '../../src/plugins/builtin.js'
+import { builtinPlugins } from '../../src/plugins/builtin.js'
 import { compileChains } from '../../src/plugins/chain.js'
 import { fakeContext, nowSec, signToken } from './fixtures/fixtures.js'
 
@@ -16,7 +16,7 @@ t.test('the seed config: an HS256 token with kid in the JOSE header and the payl
   const result = parseConfigText(readFileSync(seedFile, 'utf8'))
   if (!result.ok) throw new Error(JSON.stringify(result.issues))
   const snapshot = result.snapshot
-  const chains = compileChains(snapshot, BUILTIN_FACTORIES)
+  const chains = compileChains(snapshot, builtinPlugins)
   const route = snapshot.routes[0]!
   const service = snapshot.services[0]!
   const consumer = snapshot.consumers[0]!
@@ -69,7 +69,7 @@ consumers:
 `
   const result = parseConfigText(yaml)
   if (!result.ok) throw new Error(JSON.stringify(result.issues))
-  const chains = compileChains(result.snapshot, BUILTIN_FACTORIES)
+  const chains = compileChains(result.snapshot, builtinPlugins)
   const route = result.snapshot.routes[0]!
   const chain = chains.forRoute(route.id)
   const send = (method: string, path: string) =>

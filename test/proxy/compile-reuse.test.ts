@@ -9,7 +9,7 @@ import { parseConfigText } from '../../src/config/load.js'
 import type { Snapshot } from '../../src/config/model.js'
 import { compileSnapshot, type CompileOptions } from '../../src/server/compile-snapshot.js'
 import { createPoolRegistry } from '../../src/proxy/pool-registry.js'
-import { BUILTIN_FACTORIES } from '../../src/plugins/builtin.js'
+import { builtinPlugins } from '../../src/plugins/builtin.js'
 import { createTestUpstream } from '../helpers/upstream.js'
 import { request, startPlane, testSettings } from './fixtures/harness.js'
 
@@ -40,7 +40,7 @@ function load({ port, paths = ['/a'], consumers = [{ username: 'alice', key: 'al
   return result.snapshot
 }
 
-const options: CompileOptions = { factories: BUILTIN_FACTORIES }
+const options: CompileOptions = { factories: builtinPlugins }
 const bob = { username: 'bob', key: 'bob-key' }
 const alice = { username: 'alice', key: 'alice-key' }
 

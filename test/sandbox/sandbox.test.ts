@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { parseConfigText } from '../../src/config/load.js'
 import { compileChains } from '../../src/plugins/chain.js'
-import { builtinPluginDefinitions, createPluginRegistry } from '../../src/plugins/registry.js'
+import { createPluginRegistry } from '../../src/plugins/registry.js'
+import { builtinPlugins } from '../../src/plugins/builtin.js'
 import { createSnapshotIndex } from '../../src/plugins/snapshot-index.js'
 import type { Plugin, Snapshot } from '../../src/config/model.js'
 import type { PluginExit, PluginInstance } from '../../src/plugins/types.js'
@@ -273,7 +274,7 @@ t.test('plain throws never quarantine (a client cannot switch a plugin off with 
 })
 
 t.test('kong.yml configures an SDK plugin like a built-in: validated against its schema, defaults filled', async (t) => {
-  const registry = createPluginRegistry(builtinPluginDefinitions)
+  const registry = createPluginRegistry(builtinPlugins)
   registerSandboxPlugins(registry, sb)
   const ok = parseConfigText('_format_version: "3.0"\nplugins:\n  - name: evil\n    config: { mode: ok }\n', { plugins: registry })
   t.ok(ok.ok, 'valid')

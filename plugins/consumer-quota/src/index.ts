@@ -1,14 +1,17 @@
 /**
  * consumer-quota: at most `limit` requests per `window_s` per consumer (or per client IP for
- * anonymous requests), counted in the plugin's kv store with a TTL — a fixed window per worker.
+ * anonymous requests), counted node-wide with `ctx.nodeKv.take` — a fixed window shared by every
+ * worker of the gateway node, never admitting more than `limit` (see README.md for several nodes).
  * Over quota: 429 with Retry-After. Consumers listed in `unlimited` (a feature flag) skip the check.
  */
 import { definePlugin, Type } from '@bouncer/sdk'
 
 export default definePlugin({
   name: 'consumer-quota',
-  version: '1.0.0',
+  version: '1.1.0',
   priority: 905,
+  // the count lives in the gateway's primary process, shared by its workers
+  nodeKv: true,
   schema: Type.Object(
     {
       limit: Type.Integer({ minimum: 1, description: 'requests allowed per window' }),
@@ -21,21 +24,18 @@ export default definePlugin({
   configure(config) {
     return { unlimited: new Set(config.unlimited) }
   },
-  access(ctx) {
+  async access(ctx) {
     const consumer = ctx.request.consumer
     if (consumer !== null && (ctx.state.unlimited.has(consumer.id) || (consumer.username !== null && ctx.state.unlimited.has(consumer.username)))) return
     const who = consumer !== null ? `c:${consumer.id}` : `ip:${ctx.request.clientIp}`
-    const window = Math.floor(Date.now() / 1000 / ctx.config.window_s)
-    const used = ctx.kv.incr(`${who}:${window}`, 1, ctx.config.window_s)
-    const remaining = Math.max(0, ctx.config.limit - used)
-    if (used > ctx.config.limit) {
+    const quota = await ctx.nodeKv.take(who, ctx.config.limit, ctx.config.window_s)
+    if (!quota.allowed) {
       ctx.metrics.increment('exceeded')
-      const retry = ctx.config.window_s - (Math.floor(Date.now() / 1000) % ctx.config.window_s)
-      return ctx.respond(429, 'Quota exceeded', { 'retry-after': String(retry) })
+      return ctx.respond(429, 'Quota exceeded', { 'retry-after': String(Math.max(1, quota.resetSeconds)) })
     }
     if (ctx.config.headers) {
       ctx.upstreamRequest.setHeader('x-quota-limit', String(ctx.config.limit))
-      ctx.upstreamRequest.setHeader('x-quota-remaining', String(remaining))
+      ctx.upstreamRequest.setHeader('x-quota-remaining', String(quota.remaining))
     }
   },
 })

@@ -1,5 +1,5 @@
 /**
- * The `acl` plugin (Kong `kong/plugins/acl/handler.lua`, priority 950): allow or deny by the groups
+ * The `acl` plugin (Kong `kong/plugins/acl/handler.lua`; its definition: ./index.ts): allow or deny by the groups
  * of the consumer an auth plugin set (or by Kong's "authenticated groups" from an external
  * authenticator). The verdict for every consumer is computed when the Snapshot compiles; a request
  * costs one Map lookup.
@@ -14,11 +14,9 @@
  * [partners, staff] with rules [{group: partners, methods: [GET], paths: [/api/orders]}] lets
  * partners GET /api/orders/… only, and staff anything.
  */
-import type { Plugin } from '../../config/model.js'
-import type { PluginContext, PluginExit, PluginFactory, PluginInstance, SnapshotIndex } from '../types.js'
+import type { PluginContext, PluginExit, PluginInstance, SnapshotIndex } from '../types.js'
 import type { AclConfig } from './schema.js'
 
-export const ACL_PRIORITY = 950
 export const CONSUMER_GROUPS_HEADER = 'X-Consumer-Groups'
 export const AUTHENTICATED_GROUPS_HEADER = 'X-Authenticated-Groups'
 
@@ -46,23 +44,17 @@ interface Verdict {
   readonly header: string
 }
 
-export const aclFactory: PluginFactory = {
-  name: 'acl',
-  priority: ACL_PRIORITY,
-  create(plugin: Plugin, index: SnapshotIndex): PluginInstance {
-    return createAclInstance(plugin, index)
-  },
-}
-
 const FORBIDDEN: PluginExit = Object.freeze({ status: 403, body: 'You cannot consume this service', error: true })
 const UNAUTHORIZED: PluginExit = Object.freeze({ status: 401, body: 'Unauthorized', error: true })
 
-function createAclInstance(plugin: Plugin, index: SnapshotIndex): PluginInstance {
-  const conf = plugin.config as AclPluginConfig
+/** One acl instance for a plugin row's config (every default filled in: ./index.ts). */
+export function createAclInstance(config: AclConfig, index: SnapshotIndex): PluginInstance {
+  const conf = config as AclPluginConfig
   const denyMode = Array.isArray(conf.deny) && conf.deny.length > 0
-  const listed: ReadonlySet<string> = new Set(denyMode ? conf.deny! : conf.allow ?? [])
-  const hideHeader = conf.hide_groups_header === true
-  const alwaysAuthenticatedGroups = conf.always_use_authenticated_groups === true
+  // the loader's check makes exactly one of allow / deny non-empty; the other is null or []
+  const listed: ReadonlySet<string> = new Set(denyMode ? conf.deny! : (conf.allow ?? []))
+  const hideHeader = conf.hide_groups_header
+  const alwaysAuthenticatedGroups = conf.always_use_authenticated_groups
 
   const rulesByGroup = new Map<string, CompiledRule[]>()
   for (const rule of conf.rules ?? []) {
@@ -108,7 +100,6 @@ function createAclInstance(plugin: Plugin, index: SnapshotIndex): PluginInstance
 
   return {
     name: 'acl',
-    priority: plugin.priority ?? ACL_PRIORITY,
     access(ctx: PluginContext): PluginExit | undefined {
       const consumer = ctx.consumer
       const external = ctx.authenticatedGroups

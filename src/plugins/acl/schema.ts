@@ -2,7 +2,7 @@
  * `acl` plugin config schema (Kong `kong/plugins/acl/schema.lua`): exactly one of allow / deny.
  */
 import { Type, type Static } from 'typebox'
-import type { PluginConfigIssue, PluginDefinition } from '../registry.js'
+import type { PluginConfigIssue } from '../definition.js'
 
 const groups = (description: string) =>
   Type.Optional(Type.Union([Type.Null(), Type.Array(Type.String({ minLength: 1, description: 'a group name', default: '' }), { uniqueItems: true })], {
@@ -47,13 +47,4 @@ export function checkAclConfig(config: Record<string, unknown>): PluginConfigIss
   if (allow && deny) return [{ path: [], message: "only one of these fields must be non-empty: 'config.allow', 'config.deny'" }]
   if (!allow && !deny) return [{ path: [], message: "at least one of these fields must be non-empty: 'config.allow', 'config.deny'" }]
   return []
-}
-
-export const aclPlugin: PluginDefinition = {
-  name: 'acl',
-  priority: 950,
-  schema: aclConfigSchema,
-  noConsumer: true,
-  protocols: ['grpc', 'grpcs', 'http', 'https'],
-  check: checkAclConfig,
 }

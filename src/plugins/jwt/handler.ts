@@ -1,5 +1,5 @@
 /**
- * The `jwt` plugin (Kong `kong/plugins/jwt/handler.lua`, priority 1450): find one bearer token, pick
+ * The `jwt` plugin (Kong `kong/plugins/jwt/handler.lua`; its definition: ./index.ts): find one bearer token, pick
  * the credential(s) by the key claim, pin the algorithm to the credential, verify with fast-jwt, check
  * Kong's registered claims, then set the consumer (or the anonymous one).
  *
@@ -16,10 +16,10 @@
  * unknown kid waits for one rate-limited refetch (bounded by `jwks_timeout`), the only case where
  * the access phase returns a promise.
  */
-import type { Consumer, Plugin } from '../../config/model.js'
+import type { Consumer } from '../../config/model.js'
 import { anonymousFallback, setConsumer } from '../authenticate.js'
 import { findConsumer } from '../snapshot-index.js'
-import type { AuthenticatedCredential, PluginContext, PluginExit, PluginFactory, PluginInstance, SnapshotIndex } from '../types.js'
+import type { AuthenticatedCredential, PluginContext, PluginExit, PluginInstance, SnapshotIndex } from '../types.js'
 import { createJwksKeySet, type JwksKey, type JwksKeySet } from './jwks.js'
 import type { JwtConfig } from './schema.js'
 import {
@@ -31,15 +31,10 @@ import { credentialTable } from './verifiers.js'
 const WARM_MAX_ENTRIES = 1000
 const WARM_MAX_TOKEN_LENGTH = 4096
 
-export const JWT_PRIORITY = 1450
-export const DEFAULT_MAX_TOKEN_LENGTH = 8192
-
 /** fast-jwt error codes that mean "signature fine, a registered claim failed" */
 const CLAIM_ERROR_CODES: ReadonlySet<string> = new Set([
   'FAST_JWT_EXPIRED', 'FAST_JWT_INACTIVE', 'FAST_JWT_INVALID_CLAIM_TYPE', 'FAST_JWT_INVALID_CLAIM_VALUE', 'FAST_JWT_MISSING_REQUIRED_CLAIM',
 ])
-
-type JwtPluginConfig = Partial<JwtConfig>
 
 /** Who a verified token authenticates as (a jwt_secret row or a JWKS key). */
 interface Authenticated {
@@ -47,35 +42,27 @@ interface Authenticated {
   readonly credential: AuthenticatedCredential
 }
 
-export const jwtFactory: PluginFactory = {
-  name: 'jwt',
-  priority: JWT_PRIORITY,
-  create(plugin: Plugin, index: SnapshotIndex): PluginInstance {
-    return createJwtInstance(plugin, index)
-  },
-}
-
-function createJwtInstance(plugin: Plugin, index: SnapshotIndex): PluginInstance {
-  const conf = plugin.config as JwtPluginConfig
-  const claimName = conf.key_claim_name ?? 'iss'
-  const claimsToVerify = conf.claims_to_verify ?? null
-  const maximumExpiration = conf.maximum_expiration ?? 0
+/** One jwt instance for a plugin row's config (every default filled in: ./index.ts). */
+export function createJwtInstance(conf: JwtConfig, index: SnapshotIndex): PluginInstance {
+  const claimName = conf.key_claim_name
+  const claimsToVerify = conf.claims_to_verify
+  const maximumExpiration = conf.maximum_expiration
   const sources: TokenSources = {
-    uriParamNames: conf.uri_param_names ?? ['jwt'],
-    cookieNames: conf.cookie_names ?? [],
-    headerNames: (conf.header_names ?? ['authorization']).map((h) => h.toLowerCase()),
-    maxLength: typeof conf.max_token_length === 'number' && conf.max_token_length > 0 ? conf.max_token_length : DEFAULT_MAX_TOKEN_LENGTH,
+    uriParamNames: conf.uri_param_names,
+    cookieNames: conf.cookie_names,
+    headerNames: conf.header_names.map((h) => h.toLowerCase()),
+    maxLength: conf.max_token_length,
   }
   const table = credentialTable(index, {
-    secretIsBase64: conf.secret_is_base64 === true,
+    secretIsBase64: conf.secret_is_base64,
     verifyExp: claimsToVerify?.includes('exp') === true,
     verifyNbf: claimsToVerify?.includes('nbf') === true,
   })
-  const anonymous = anonymousFallback(conf.anonymous ?? null, (a) => findConsumer(index, a))
-  const runOnPreflight = conf.run_on_preflight !== false
+  const anonymous = anonymousFallback(conf.anonymous, (a) => findConsumer(index, a))
+  const runOnPreflight = conf.run_on_preflight
 
   // every constant answer is built once; the server must not mutate exits
-  const realm = conf.realm ?? null
+  const realm = conf.realm
   const challenge = realm === null ? 'Bearer' : `Bearer realm="${realm}"`
   const invalidToken = Object.freeze({ 'WWW-Authenticate': realm === null ? 'Bearer error="invalid_token"' : `${challenge}, error="invalid_token"` })
   const fail = (body: PluginExit['body']): PluginExit => Object.freeze({ status: 401, body, headers: invalidToken })
@@ -97,8 +84,8 @@ function createJwtInstance(plugin: Plugin, index: SnapshotIndex): PluginInstance
   // JWKS: one key set per instance, fetched now (off the request path), disposed with the instance
   let jwks: JwksKeySet | null = null
   let jwksConsumer: Consumer | null = null
-  const jwksIssuer = conf.jwks_issuer ?? null
-  const jwksAudience = conf.jwks_audience ?? null
+  const jwksIssuer = conf.jwks_issuer
+  const jwksAudience = conf.jwks_audience
   const NO_KID_EXIT = fail("No mandatory 'kid' in claims")
   const NO_JWKS_KEY_EXIT = fail("No credentials found for given 'kid'")
   const BAD_ISSUER_EXIT = fail({ iss: 'invalid issuer' })
@@ -107,8 +94,8 @@ function createJwtInstance(plugin: Plugin, index: SnapshotIndex): PluginInstance
     jwksConsumer = findConsumer(index, conf.jwks_consumer)
     jwks = createJwksKeySet({
       uri: conf.jwks_uri,
-      timeoutMs: conf.jwks_timeout ?? 3000,
-      refreshIntervalMs: (conf.jwks_refresh_interval ?? 300) * 1000,
+      timeoutMs: conf.jwks_timeout,
+      refreshIntervalMs: conf.jwks_refresh_interval * 1000,
       verifyExp: claimsToVerify?.includes('exp') === true,
       verifyNbf: claimsToVerify?.includes('nbf') === true,
       consumerId: jwksConsumer?.id ?? conf.jwks_consumer,
@@ -248,7 +235,6 @@ function createJwtInstance(plugin: Plugin, index: SnapshotIndex): PluginInstance
 
   return {
     name: 'jwt',
-    priority: plugin.priority ?? JWT_PRIORITY,
     access(ctx: PluginContext): PluginExit | undefined | Promise<PluginExit | undefined> {
       if (!runOnPreflight && ctx.request.method === 'OPTIONS') return undefined
       // logical OR with an earlier auth plugin: already authenticated, nothing to do

@@ -3,7 +3,7 @@
  * Cross-field rule TypeBox cannot express lives in `checkJwtConfig`.
  */
 import { Type, type Static } from 'typebox'
-import type { PluginConfigIssue, PluginDefinition } from '../registry.js'
+import type { PluginConfigIssue } from '../definition.js'
 
 const headerName = Type.String({ pattern: '^[A-Za-z0-9_-]+$', minLength: 1, description: 'an HTTP header name', default: 'authorization' })
 
@@ -94,13 +94,4 @@ export function checkJwtConfig(config: Record<string, unknown>): PluginConfigIss
     issues.push({ path: ['jwks_uri'], message: "is required when 'jwks_consumer' is set" })
   }
   return issues
-}
-
-export const jwtPlugin: PluginDefinition = {
-  name: 'jwt',
-  priority: 1450,
-  schema: jwtConfigSchema,
-  noConsumer: true,
-  protocols: ['grpc', 'grpcs', 'http', 'https'],
-  check: checkJwtConfig,
 }

@@ -1,5 +1,5 @@
 /**
- * The `key-auth` plugin (Kong `kong/plugins/key-auth/handler.lua`, priority 1250): an API key from a
+ * The `key-auth` plugin (Kong `kong/plugins/key-auth/handler.lua`; its definition: ./index.ts): an API key from a
  * header or a query argument, looked up in a table built when the Snapshot compiles.
  *
  * The table is keyed by sha256(key), not by the key: a Map lookup hashes and compares its key, and
@@ -16,14 +16,12 @@
  * Gap: credential `ttl` (the model carries no creation time).
  */
 import crypto, { createHash } from 'node:crypto'
-import type { Consumer, KeyauthCredential, Plugin } from '../../config/model.js'
+import type { Consumer, KeyauthCredential } from '../../config/model.js'
 import { anonymousFallback, setConsumer } from '../authenticate.js'
 import { findConsumer } from '../snapshot-index.js'
-import type { AuthenticatedCredential, PluginContext, PluginExit, PluginFactory, PluginInstance, SnapshotIndex } from '../types.js'
+import type { AuthenticatedCredential, PluginContext, PluginExit, PluginInstance, SnapshotIndex } from '../types.js'
 import type { KeyAuthConfig } from './schema.js'
 import { parseBodyArgs, type BodyArgs } from './body.js'
-
-export const KEY_AUTH_PRIORITY = 1250
 
 interface KeyEntry {
   readonly credential: AuthenticatedCredential
@@ -64,14 +62,6 @@ function entryOf(cred: KeyauthCredential, index: SnapshotIndex): KeyEntry {
   }
 }
 
-export const keyAuthFactory: PluginFactory = {
-  name: 'key-auth',
-  priority: KEY_AUTH_PRIORITY,
-  create(plugin: Plugin, index: SnapshotIndex): PluginInstance {
-    return createKeyAuthInstance(plugin, index)
-  },
-}
-
 interface KeyName {
   /** as configured: the query argument name and the header Kong clears */
   readonly name: string
@@ -81,21 +71,21 @@ interface KeyName {
   readonly headerAlt: string | null
 }
 
-function createKeyAuthInstance(plugin: Plugin, index: SnapshotIndex): PluginInstance {
-  const conf = plugin.config as KeyAuthConfig
+/** One key-auth instance for a plugin row's config (every default filled in: ./index.ts). */
+export function createKeyAuthInstance(conf: KeyAuthConfig, index: SnapshotIndex): PluginInstance {
   const table = keyTable(index)
-  const keyNames: KeyName[] = (conf.key_names ?? ['apikey']).map((name) => {
+  const keyNames: KeyName[] = conf.key_names.map((name) => {
     const header = name.toLowerCase()
     return { name, header, headerAlt: header.includes('_') ? header.replace(/_/g, '-') : null }
   })
-  const inHeader = conf.key_in_header !== false
-  const inQuery = conf.key_in_query !== false
-  const inBody = conf.key_in_body === true
-  const hide = conf.hide_credentials === true
-  const runOnPreflight = conf.run_on_preflight !== false
-  const anonymous = anonymousFallback(conf.anonymous ?? null, (a) => findConsumer(index, a))
+  const inHeader = conf.key_in_header
+  const inQuery = conf.key_in_query
+  const inBody = conf.key_in_body
+  const hide = conf.hide_credentials
+  const runOnPreflight = conf.run_on_preflight
+  const anonymous = anonymousFallback(conf.anonymous, (a) => findConsumer(index, a))
 
-  const realm = conf.realm ?? null
+  const realm = conf.realm
   const headers = Object.freeze({ 'WWW-Authenticate': realm === null ? 'Key' : `Key realm="${realm}"` })
   const NO_KEY: PluginExit = Object.freeze({ status: 401, body: 'No API key found in request', headers, error: true })
   const DUPLICATE: PluginExit = Object.freeze({ status: 401, body: 'Duplicate API key found', headers, error: true })
@@ -154,7 +144,6 @@ function createKeyAuthInstance(plugin: Plugin, index: SnapshotIndex): PluginInst
 
   return {
     name: 'key-auth',
-    priority: plugin.priority ?? KEY_AUTH_PRIORITY,
     needsBody: inBody,
     access(ctx: PluginContext): PluginExit | undefined {
       if (!runOnPreflight && ctx.request.method === 'OPTIONS') return undefined

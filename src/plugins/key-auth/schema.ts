@@ -2,7 +2,6 @@
  * `key-auth` plugin config schema (Kong `kong/plugins/key-auth/schema.lua`), with Kong's defaults.
  */
 import { Type, type Static } from 'typebox'
-import type { PluginDefinition } from '../registry.js'
 
 export const keyAuthConfigSchema = Type.Object(
   {
@@ -26,11 +25,3 @@ export const keyAuthConfigSchema = Type.Object(
 )
 
 export type KeyAuthConfig = Required<Static<typeof keyAuthConfigSchema>>
-
-export const keyAuthPlugin: PluginDefinition = {
-  name: 'key-auth',
-  priority: 1250,
-  schema: keyAuthConfigSchema,
-  noConsumer: true,
-  protocols: ['grpc', 'grpcs', 'http', 'https'],
-}
