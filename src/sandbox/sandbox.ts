@@ -17,7 +17,7 @@ import type { Plugin } from '../config/model.js'
 import { ERROR_CODES } from '../errors.js'
 import type { PluginDefinition, PluginRegistry } from '../plugins/registry.js'
 import type { PluginContext, PluginExit, PluginFactory, PluginInstance, SnapshotIndex } from '../plugins/types.js'
-import { createKvStore, type KvStore } from '../../sdk/src/node-host.js'
+import { createKvStore, type KvStore } from '@bouncer/sdk/node-host'
 import { createFaultTracker, type FaultTracker } from './fault-tracker.js'
 import { resolveLimits, type PluginLimitOverrides, type PluginLimits } from './limits.js'
 import { definitionFromManifest, maxBundleBytes, pluginLocations } from './definitions.js'
@@ -401,7 +401,7 @@ function requestView(ctx: PluginContext): string {
   const consumer = ctx.consumer
   const credential = ctx.credential
   const q = JSON.stringify
-  return `{"method":${q(r.method)},"path":${q(r.path)},"query":${q(r.query)},"headers":${q(r.headers?.() ?? {})},"clientIp":${q(r.clientIp)},"scheme":${q(r.scheme)},"startTime":${Date.now()},"consumer":${consumer === null ? 'null' : q({ id: consumer.id, username: consumer.username, custom_id: consumer.custom_id })},"credential":${credential === null ? 'null' : q({ id: credential.id, identifier: credential.identifier })},"route":${entityView(ctx.route)},"service":${entityView(ctx.service)}}`
+  return `{"method":${q(r.method)},"path":${q(r.path)},"query":${q(r.query)},"headers":${q(r.headers())},"clientIp":${q(r.clientIp)},"scheme":${q(r.scheme)},"startTime":${Date.now()},"consumer":${consumer === null ? 'null' : q({ id: consumer.id, username: consumer.username, custom_id: consumer.custom_id })},"credential":${credential === null ? 'null' : q({ id: credential.id, identifier: credential.identifier })},"route":${entityView(ctx.route)},"service":${entityView(ctx.service)}}`
 }
 
 /** The request view as JSON (the copy that crosses into the isolate). */
@@ -450,11 +450,9 @@ function applyAccess(ctx: PluginContext, result: SandboxResult, index: SnapshotI
     consumer = index.consumersById.get(result.auth.consumer) ?? index.consumersByUsername.get(result.auth.consumer) ?? null
     if (consumer === null) throw new ResultError(`authenticate(): no consumer '${result.auth.consumer}' in the config`)
   }
-  if (result.path !== null && ctx.setUpstreamPath === undefined) throw new ResultError('upstreamRequest.setPath() is not supported by this data plane')
-  if (result.query !== null && ctx.setUpstreamQuery === undefined) throw new ResultError('upstreamRequest.setQuery() is not supported by this data plane')
   if (result.upstream !== null) applyHeaderOps(result.upstream, (h) => joined(ctx.request.headerAll(h)), (h, v) => ctx.setUpstreamHeader(h, v))
-  if (result.path !== null) ctx.setUpstreamPath!(result.path)
-  if (result.query !== null) ctx.setUpstreamQuery!(result.query)
+  if (result.path !== null) ctx.setUpstreamPath(result.path)
+  if (result.query !== null) ctx.setUpstreamQuery(result.query)
   applyShared(ctx, result)
   if (consumer !== null && result.auth !== null) {
     ctx.consumer = consumer
