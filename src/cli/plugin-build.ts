@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url'
 import vm from 'node:vm'
 import { checkManifest, MANIFEST_FILE, type PluginManifest } from '../sandbox/manifest.js'
 
-export const BUNDLE_FILE = 'plugin.js'
+const BUNDLE_FILE = 'plugin.js'
 
 /**
  * An isolate has V8's built-ins only. TypeBox (the schema library the SDK re-exports) creates a
@@ -38,7 +38,7 @@ export interface BuildResult {
 }
 
 /** The SDK's folder: `sdk/` beside `src/` (or `dist/src/`) at the package root. */
-export function sdkDir(): string {
+function sdkDir(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url))
   for (let i = 0; i < 6; i++) {
     const candidate = path.join(dir, 'sdk', 'package.json')

@@ -20,9 +20,9 @@ import { createLogger } from '../observability/logger.js'
 import type { Settings } from '../settings.js'
 
 /** The demo upstream's ports in examples/quickstart/kong.yml. */
-export const QUICKSTART_UPSTREAM_PORTS: readonly [number, number] = [3000, 3001]
+const QUICKSTART_UPSTREAM_PORTS: readonly [number, number] = [3000, 3001]
 
-export const QUICKSTART_PLUGIN = 'security-headers'
+const QUICKSTART_PLUGIN = 'security-headers'
 
 function examplesDir(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url))

@@ -46,7 +46,7 @@ export type FaultKind = 'cpu' | 'starved' | 'deadline' | 'memory' | 'never-settl
  * microseconds. Below this share of cpu_ms the slice is classified 'starved', not 'cpu', so host
  * overload cannot quarantine healthy plugins (and switch routes off) by itself.
  */
-export const STARVED_CPU_SHARE = 0.25
+const STARVED_CPU_SHARE = 0.25
 
 export class SandboxFault extends Error {
   constructor(readonly kind: FaultKind, message: string) {

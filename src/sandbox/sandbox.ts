@@ -72,7 +72,7 @@ export interface Sandbox {
 const SILENT: SandboxLogger = { debug() {}, info() {}, warn() {}, error() {} }
 
 /** Node >= 20 needs --no-node-snapshot for isolated-vm (catalog S-18): fail fast, clearly. */
-export function assertSandboxRuntime(): void {
+function assertSandboxRuntime(): void {
   const major = Number(process.versions.node.split('.')[0])
   if (major < 20) return
   const flags = [...process.execArgv, ...(process.env['NODE_OPTIONS'] ?? '').split(/\s+/)]

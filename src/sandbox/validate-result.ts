@@ -56,7 +56,7 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
  * Headers the gateway owns: identity headers (set only through `authenticate()`, docs/security.md
  * H-13) and framing / hop-by-hop headers (test/integration/sandbox-faults.test.ts).
  */
-export const GATEWAY_OWNED_HEADERS: ReadonlySet<string> = new Set([
+const GATEWAY_OWNED_HEADERS: ReadonlySet<string> = new Set([
   'x-consumer-id', 'x-consumer-custom-id', 'x-consumer-username', 'x-consumer-groups', 'x-credential-identifier',
   'x-anonymous-consumer', 'x-anonymous-groups', 'x-authenticated-groups', 'x-authenticated-scope', 'x-authenticated-userid',
   'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-connection',
@@ -112,7 +112,7 @@ function headerRecord(v: unknown, what: string): Record<string, string> {
 }
 
 /** A deep copy of JSON data into null-prototype objects, bounded in depth and width. */
-export function copyJson(v: unknown, what: string, depth = 0): JsonValue {
+function copyJson(v: unknown, what: string, depth = 0): JsonValue {
   if (depth > MAX_DEPTH) throw new ResultError(`${what} is nested deeper than ${MAX_DEPTH}`)
   if (v === null || typeof v === 'boolean' || typeof v === 'string') return v
   if (typeof v === 'number') {
