@@ -66,7 +66,7 @@ export function checkManifest(value: unknown, file: string): PluginManifest {
 
 /**
  * Read a plugin bundle from `location`: a directory holding manifest.json, or the manifest file
- * itself. `maxBundleBytes` bounds the bundle (catalog S-14).
+ * itself. `maxBundleBytes` bounds the bundle.
  */
 export function readPluginBundle(location: string, maxBundleBytes: number): PluginBundle {
   let file = path.resolve(location)

@@ -6,7 +6,7 @@
  *
  * One isolate per plugin per worker, shared by every instance (config row) of that plugin; an
  * instance's `configure` result lives in the isolate under its own id. Globals of a plugin persist
- * across its requests (like a Cloudflare Worker's); plugins never share an isolate (catalog S-13).
+ * across its requests (like a Cloudflare Worker's); plugins never share an isolate (test/sandbox/sandbox.test.ts, S-13).
  *
  * A failing call fails only its request: 500, or 403 for an `auth` plugin, or nothing at all with
  * `fail_open`. Faults are logged per plugin, counted in metrics, and resource faults lead to
@@ -71,7 +71,7 @@ export interface Sandbox {
 
 const SILENT: SandboxLogger = { debug() {}, info() {}, warn() {}, error() {} }
 
-/** Node >= 20 needs --no-node-snapshot for isolated-vm (catalog S-18): fail fast, clearly. */
+/** Node >= 20 needs --no-node-snapshot for isolated-vm (it crashes without it): fail fast, clearly. */
 function assertSandboxRuntime(): void {
   const major = Number(process.versions.node.split('.')[0])
   if (major < 20) return
