@@ -392,8 +392,8 @@ function entityView(e: { id: string; name: string | null } | null): string {
 }
 
 /**
- * The request part of the view: the text JSON.stringify of the WireRequest object would give, written
- * directly (no intermediate object). Not cached per request: a WeakMap keyed by the request context
+ * The request part of the view: the text JSON.stringify of a `WireRequest` (@bouncer/sdk/wire) would
+ * give, written directly (no intermediate object; test/sandbox/sandbox.test.ts checks what arrives). Not cached per request: a WeakMap keyed by the request context
  * cost more in GC (one ephemeron per request) than it saved (measured, bench/sandbox-crossing.ts).
  */
 function requestView(ctx: PluginContext): string {
