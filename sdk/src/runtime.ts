@@ -25,12 +25,14 @@ import type {
 import { HEADER_NAME_PATTERN, HEADER_VALUE_FORBIDDEN } from './header-rules.js'
 import {
   METRIC_NAME_PATTERN,
+  PHASES,
   UPSTREAM_PATH_PATTERN,
   UPSTREAM_QUERY_PATTERN,
   type HostBridge,
   type PluginRuntime,
   type WireCalloutRequest,
   type WireInput,
+  type WireManifest,
   type WireOutput,
   type WireRequest,
 } from './wire.js'
@@ -255,7 +257,7 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
   /** lines from top-level `console.*`, flushed with the next result */
   let looseLogs: NonNullable<WireOutput['logs']> = []
 
-  const phases = (['access', 'response', 'log'] as const).filter((p) => typeof plugin[p] === 'function')
+  const phases = PHASES.filter((p) => typeof plugin[p] === 'function')
 
   function finish(out: WireOutput): string {
     if (looseLogs.length === 0 && isEmpty(out)) return '{}'
@@ -585,8 +587,8 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
     consoleLine(level, message) {
       if (looseLogs.length < 100) looseLogs.push([level, message.length > 1024 ? message.slice(0, 1024) : message])
     },
-    manifest: () =>
-      stringify({
+    manifest: () => {
+      const manifest: WireManifest = {
         name: plugin.name,
         version: plugin.version,
         priority: plugin.priority,
@@ -594,7 +596,9 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
         auth: plugin.auth === true,
         consumerScoped: plugin.consumerScoped !== false,
         phases,
-      }),
+      }
+      return stringify(manifest)
+    },
     configure(instanceId, configJson) {
       try {
         const config = deepFreeze(parse(configJson) as unknown)

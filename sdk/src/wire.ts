@@ -10,6 +10,8 @@
  *   isolate → host   `HostBridge.fetch(callId, JSON of WireCalloutRequest)` for `ctx.http.fetch`
  *   host → isolate   `PluginRuntime.resume(calloutId, true, JSON of WireCalloutResponse)`, or
  *                    `resume(calloutId, false, error message)`
+ *   isolate → host   `PluginRuntime.manifest()`: JSON of `WireManifest` (`bouncer plugin build`
+ *                    writes it into manifest.json with the bundle's name, sha256 and SDK version)
  *
  * It runs inside isolated-vm isolates too, so it uses V8 built-ins only.
  */
@@ -140,6 +142,29 @@ export interface PluginRuntime {
   resume(calloutId: number, ok: boolean, resultJson: string): void
   /** drop a pending call (deadline passed); its callouts resolve into nothing */
   abandon(callId: number): void
+}
+
+/** The phases a plugin may handle, in the order they run. */
+export const PHASES = ['access', 'response', 'log'] as const
+
+/** A plugin name: lower-case letters, digits and `-`, starting with a letter. */
+export const PLUGIN_NAME_PATTERN = /^[a-z][a-z0-9-]*$/
+
+/** What the runtime says about its plugin (`PluginRuntime.manifest()`). */
+export interface WireManifest {
+  /** `PLUGIN_NAME_PATTERN` */
+  name: string
+  version: string
+  /** Kong's PRIORITY: higher runs first */
+  priority: number
+  /** JSON Schema of the plugin's config (TypeBox output) */
+  schema: Record<string, unknown>
+  /** an authentication/authorization plugin: failures answer 403 (fail closed) */
+  auth: boolean
+  /** may be scoped to a consumer in kong.yml */
+  consumerScoped: boolean
+  /** the phases it has handlers for */
+  phases: Array<(typeof PHASES)[number]>
 }
 
 /** A metric or metric-label name: `[a-z_][a-z0-9_]*` (Prometheus-safe). */
