@@ -1,12 +1,13 @@
 /**
- * One error model for the whole gateway (house style §3).
+ * One error model for the whole gateway (docs/errors.md).
  *
  * Every failure a client can see has a stable code `GW_ERR_<AREA>_<WHAT>` that maps to an HTTP status
- * and Kong's message. Request-path code never throws across a phase: it builds a GatewayError (or
- * picks a code) and `errorResponse()` turns it into a status + JSON body. Bodies are pre-rendered
- * once at module load so the hot path only copies a Buffer. No stack trace or internal detail ever
- * reaches a client; `detail` is for logs only.
+ * and Kong's message. Request-path code never throws across a phase: it picks a code and
+ * `errorResponse()` gives the status + JSON body. Bodies are pre-rendered once at module load so the
+ * hot path only copies a Buffer. No stack trace or internal detail ever reaches a client; details go
+ * to logs only. test/meta/errors-documented.test.ts checks every code is documented.
  */
+import { statusLineFor } from './proxy/headers.js'
 
 export interface ErrorCodeInfo {
   status: number
@@ -87,21 +88,6 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES
 
-export class GatewayError extends Error {
-  readonly code: ErrorCode
-  readonly status: number
-  /** for logs only, never sent to a client */
-  readonly detail: string | undefined
-
-  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
-    super(ERROR_CODES[code].message, options)
-    this.name = 'GatewayError'
-    this.code = code
-    this.status = ERROR_CODES[code].status
-    this.detail = detail
-  }
-}
-
 export interface RenderedError {
   status: number
   /** e.g. `404 Not Found`, ready for uWS writeStatus */
@@ -110,25 +96,12 @@ export interface RenderedError {
   code: ErrorCode
 }
 
-const REASONS: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  413: 'Payload Too Large', 415: 'Unsupported Media Type', 417: 'Expectation Failed', 426: 'Upgrade Required',
-  429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-}
-
-/** `404 Not Found` style status line for any status code. */
-export function statusLine(status: number): string {
-  const reason = REASONS[status]
-  return reason === undefined ? String(status) : `${status} ${reason}`
-}
-
 const RENDERED = new Map<ErrorCode, RenderedError>()
 for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
   const info = ERROR_CODES[code]
   RENDERED.set(code, {
     status: info.status,
-    statusLine: statusLine(info.status),
+    statusLine: statusLineFor(info.status),
     body: Buffer.from(JSON.stringify({ message: info.message })),
     code,
   })
@@ -137,10 +110,4 @@ for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
 /** The response for a code: pre-rendered, shared, never mutate it. */
 export function errorResponse(code: ErrorCode): RenderedError {
   return RENDERED.get(code)!
-}
-
-/** Any thrown value → a response; non-GatewayErrors become GW_ERR_INTERNAL (details go to logs only). */
-export function toErrorResponse(err: unknown): RenderedError {
-  if (err instanceof GatewayError) return errorResponse(err.code)
-  return errorResponse('GW_ERR_INTERNAL')
 }

@@ -23,13 +23,13 @@ export interface Settings {
   trusted_ips: string[]
   /** add Via / X-Bouncer-*-Latency / X-Bouncer-Request-Id to responses (Kong `headers`; `off` disables) */
   headers: boolean
-  /** largest request body accepted, bytes; 0 = unlimited. Finite by default (catalog H-24), 2 GiB. */
+  /** largest request body accepted, bytes; 0 = unlimited. Finite by default, 2 GiB (test/proxy/gateway-errors.test.ts). */
   max_body_size: number
   /** SIGTERM drain deadline, ms (default 30 s) */
   drain_timeout: number
   /** max connections per upstream target per worker (the upstream pool's `connections`) */
   upstream_connections: number
-  /** upstream keep-alive idle timeout, ms: kept below the common 5 s server default (catalog U-09) */
+  /** upstream keep-alive idle timeout, ms: kept below the common 5 s server default (test/proxy/upstream-faults.test.ts, U-09) */
   upstream_keepalive_timeout: number
   log_level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'
   /** SDK plugin bundles to load (directories holding manifest.json, or manifest files); see src/sandbox */

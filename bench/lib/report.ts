@@ -101,7 +101,7 @@ interface Target {
   unit: string
 }
 
-/** The targets of issue 5 for what this run measured (a target whose inputs did not run is left out). */
+/** The targets of bench/README.md for what this run measured (a target whose inputs did not run is left out). */
 export function targets(run: BenchResults): Target[] {
   const get = (name: string) => run.results.find((r) => r.name === name)
   const np = get('no-plugins')

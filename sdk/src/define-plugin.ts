@@ -4,8 +4,8 @@
  */
 import type { TSchema } from 'typebox'
 import type { DefinedPlugin, PluginSpec } from './types.js'
+import { PLUGIN_NAME_PATTERN } from './wire.js'
 
-const NAME_RE = /^[a-z][a-z0-9-]*$/
 const VERSION_RE = /^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$/
 
 /** A plugin spec is malformed; the message says which field and why. */
@@ -28,7 +28,7 @@ export class PluginSpecError extends Error {
  * })
  */
 export function definePlugin<Schema extends TSchema, State = undefined>(spec: PluginSpec<Schema, State>): DefinedPlugin<Schema, State> {
-  if (typeof spec.name !== 'string' || !NAME_RE.test(spec.name)) {
+  if (typeof spec.name !== 'string' || !PLUGIN_NAME_PATTERN.test(spec.name)) {
     throw new PluginSpecError(`name: '${String(spec.name)}' must be lower-case letters, digits and '-', starting with a letter`)
   }
   if (typeof spec.version !== 'string' || !VERSION_RE.test(spec.version)) {

@@ -7,12 +7,8 @@
  * the plugin itself: the gateway validates everything that comes out of it. What it buys is clear
  * errors for plugin authors (phase checks, header checks) and a compact wire format.
  *
- * Wire format (JSON strings, copied across the isolate boundary):
- *   call input  {request, shared, status?, responseHeaders?}
- *   call output {exit?, upstream?: [op,name,value][], path?, query?, responseHeaders?: [op,name,value][],
- *                shared?: {key: value|null}, sharedDeleted?: string[], auth?, logs?, metrics?}
- *               or {error: string, logs?, metrics?}; '' when the handler is still awaiting a callout
- *               (the result then arrives through `host.settle`).
+ * The messages it exchanges with the host are defined in ./wire.ts (`WireInput` in, `WireOutput`
+ * out), the header rules in ./header-rules.ts: the gateway's sandbox imports both from there.
  */
 import type {
   AuthenticateOptions,
@@ -26,40 +22,22 @@ import type {
   RequestView,
   Respond,
 } from './types.js'
+import { HEADER_NAME_PATTERN, HEADER_VALUE_FORBIDDEN } from './header-rules.js'
+import {
+  METRIC_NAME_PATTERN,
+  PHASES,
+  UPSTREAM_PATH_PATTERN,
+  UPSTREAM_QUERY_PATTERN,
+  type HostBridge,
+  type PluginRuntime,
+  type WireCalloutRequest,
+  type WireInput,
+  type WireManifest,
+  type WireOutput,
+  type WireRequest,
+} from './wire.js'
 
-/** The synchronous functions the host gives the runtime (isolated-vm `Callback`s in the gateway). */
-export interface HostBridge {
-  /** crypto operation: `hmac(alg, key, data|enc)`, `hash`, `random`, `uuid`, `equal` */
-  crypto(op: string, a: string, b: string, c: string): string
-  /** kv operation: get → JSON or '', set → '', delete → '1'/'', incr → the new number */
-  kv(op: string, key: string, value: string, ttlSeconds: number): string
-  /** start an HTTP callout for call `callId`; returns the callout id to `resume` later */
-  fetch(callId: number, requestJson: string): number
-  /** a call that returned '' finished: its result JSON */
-  settle(callId: number, resultJson: string): void
-  /**
-   * a `ctx.nodeKv` operation for call `callId` (JSON `{op, ...}`): `{"v": result}` when answered at
-   * once, `{"p": calloutId}` when the result comes later through `resume` (as a callout's does).
-   * Absent: a host without node-wide services (`ctx.nodeKv` then rejects).
-   */
-  services?(callId: number, opJson: string): string
-}
-
-/** What the gateway (or the harness) calls. */
-export interface PluginRuntime {
-  /** the plugin's manifest fields as JSON: name, version, priority, schema, auth, consumerScoped, phases */
-  manifest(): string
-  /** run `configure` for a plugin instance; '' when it worked, else the error message */
-  configure(instanceId: string, configJson: string): string
-  /** forget a plugin instance (its config was replaced) */
-  release(instanceId: string): void
-  /** run a phase handler; the result JSON, or '' when it awaits a callout (see `host.settle`) */
-  call(instanceId: string, callId: number, phase: 'access' | 'response' | 'log', inputJson: string): string
-  /** deliver a callout's result (ok=false: `resultJson` is the error message) */
-  resume(calloutId: number, ok: boolean, resultJson: string): void
-  /** drop a pending call (deadline passed); its callouts resolve into nothing */
-  abandon(callId: number): void
-}
+export type { HeaderOp, HostBridge, PluginRuntime, WireInput, WireOutput, WireRequest } from './wire.js'
 
 /** A method was used in a phase where it does not exist (Kong's phase checks). */
 export class PhaseError extends Error {
@@ -67,44 +45,6 @@ export class PhaseError extends Error {
     super(`${what} is not available in the ${phase} phase (${allowed})`)
     this.name = 'PhaseError'
   }
-}
-
-/** The request view as it crosses the boundary. */
-export interface WireRequest {
-  method: string
-  path: string
-  query: string
-  headers: Record<string, string | string[]>
-  clientIp: string
-  scheme: 'http' | 'https'
-  startTime: number
-  consumer: { id: string; username: string | null; custom_id: string | null } | null
-  credential: { id: string; identifier: string } | null
-  route: { id: string; name: string | null } | null
-  service: { id: string; name: string | null } | null
-}
-
-export interface WireInput {
-  request: WireRequest
-  shared: Record<string, Json>
-  status?: number
-  responseHeaders?: Record<string, string | string[]>
-}
-
-export type HeaderOp = ['set' | 'add' | 'clear', string, string]
-
-export interface WireOutput {
-  exit?: { status: number; body?: string | Record<string, Json>; headers?: Record<string, string> }
-  upstream?: HeaderOp[]
-  path?: string
-  query?: string
-  responseHeaders?: HeaderOp[]
-  shared?: Record<string, Json>
-  sharedDeleted?: string[]
-  auth?: { consumer: string; credential?: string; groups?: string[] }
-  logs?: Array<[string, string, Record<string, Json>?]>
-  metrics?: Array<['counter' | 'histogram', string, number, Record<string, string>?]>
-  error?: string
 }
 
 // Captured before plugin code runs, so a plugin that replaces JSON or Map still gets correct
@@ -118,10 +58,7 @@ const encode = encodeURIComponent
 const decode = decodeURIComponent
 
 const RESPOND: Respond = freeze({ __respond: true as const })
-const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-const HEADER_VALUE_RE = /^[\t\x20-\x7e\x80-\xff]*$/
-const METRIC_NAME_RE = /^[a-z_][a-z0-9_]*$/
-/** what JSON.stringify would escape in a value that passed HEADER_VALUE_RE */
+/** what JSON.stringify would escape in a value that passed the header-value rule */
 const JSON_ESCAPED_RE = /["\\\t]/
 
 function safeStringify(v: unknown): string {
@@ -147,8 +84,8 @@ export function errorMessage(err: unknown): string {
 }
 
 function checkHeader(name: unknown, value: unknown, what: string): void {
-  if (typeof name !== 'string' || !HEADER_NAME_RE.test(name)) throw new TypeError(`${what}: invalid header name ${stringify(String(name))}`)
-  if (typeof value !== 'string' || !HEADER_VALUE_RE.test(value)) {
+  if (typeof name !== 'string' || !HEADER_NAME_PATTERN.test(name)) throw new TypeError(`${what}: invalid header name ${stringify(String(name))}`)
+  if (typeof value !== 'string' || HEADER_VALUE_FORBIDDEN.test(value)) {
     throw new TypeError(`${what}: invalid value for header '${name}' (a string without CR, LF or control characters)`)
   }
 }
@@ -173,7 +110,7 @@ function headerNameOf(name: unknown, what: string): string {
   if (typeof name === 'string') {
     const known = knownNames.get(name)
     if (known !== undefined) return known
-    if (HEADER_NAME_RE.test(name)) {
+    if (HEADER_NAME_PATTERN.test(name)) {
       const lower = name.toLowerCase()
       remember(knownNames, name, lower)
       return lower
@@ -190,7 +127,7 @@ function headerValueJsonOf(name: string, value: unknown, what: string): string {
   if (typeof value === 'string') {
     const known = knownValues.get(value)
     if (known !== undefined) return known
-    if (HEADER_VALUE_RE.test(value)) {
+    if (!HEADER_VALUE_FORBIDDEN.test(value)) {
       const json = JSON_ESCAPED_RE.test(value) ? stringify(value) : `"${value}"`
       if (value.length <= KNOWN_VALUE_MAX_LENGTH) remember(knownValues, value, json)
       return json
@@ -321,7 +258,7 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
   /** lines from top-level `console.*`, flushed with the next result */
   let looseLogs: NonNullable<WireOutput['logs']> = []
 
-  const phases = (['access', 'response', 'log'] as const).filter((p) => typeof plugin[p] === 'function')
+  const phases = PHASES.filter((p) => typeof plugin[p] === 'function')
 
   function finish(out: WireOutput): string {
     if (looseLogs.length === 0 && isEmpty(out)) return '{}'
@@ -443,13 +380,13 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
       clearHeader: (n: string) => upstreamOp(c, 'clear', 'clearHeader', n, ''),
       setPath(path: string) {
         if (c.phase !== 'access') throw new PhaseError('upstreamRequest.setPath()', c.phase, 'access only')
-        if (typeof path !== 'string' || !/^\/[^\s#?]*$/.test(path)) throw new TypeError(`upstreamRequest.setPath: ${stringify(String(path))} must start with '/' and contain no spaces, '?' or '#'`)
+        if (typeof path !== 'string' || !UPSTREAM_PATH_PATTERN.test(path)) throw new TypeError(`upstreamRequest.setPath: ${stringify(String(path))} must start with '/' and contain no spaces, '?', '#' or control characters`)
         out.path = path
       },
       setQuery(query: string | Record<string, string | readonly string[]>) {
         if (c.phase !== 'access') throw new PhaseError('upstreamRequest.setQuery()', c.phase, 'access only')
         const q = typeof query === 'string' ? query : encodeQuery(query)
-        if (!/^[^\s#]*$/.test(q)) throw new TypeError('upstreamRequest.setQuery: the query must contain no spaces or #')
+        if (!UPSTREAM_QUERY_PATTERN.test(q)) throw new TypeError('upstreamRequest.setQuery: the query must contain no spaces, # or control characters')
         out.query = q.startsWith('?') ? q.slice(1) : q
       },
     })
@@ -487,7 +424,7 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
   function metricsOf(c: Call): object {
     const out = c.out
     const metric = (type: 'counter' | 'histogram', name: string, value: number, labels?: Record<string, string>) => {
-      if (typeof name !== 'string' || !METRIC_NAME_RE.test(name)) throw new TypeError(`metrics: invalid metric name ${stringify(String(name))} (use [a-z_][a-z0-9_]*)`)
+      if (typeof name !== 'string' || !METRIC_NAME_PATTERN.test(name)) throw new TypeError(`metrics: invalid metric name ${stringify(String(name))} (use [a-z_][a-z0-9_]*)`)
       if (typeof value !== 'number' || !Number.isFinite(value)) throw new TypeError(`metrics: ${name} needs a finite number`)
       ;(out.metrics ??= []).push(labels === undefined ? [type, name, value] : [type, name, value, labels])
     }
@@ -502,7 +439,8 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
       fetch(url: string, init: HttpRequestInit = {}): Promise<HttpResponse> {
         if (c.phase === 'response') throw new PhaseError('http.fetch()', c.phase, 'access and log only')
         if (c.done) return Promise.reject(new Error('http.fetch: the request this call belonged to is over'))
-        const id = host.fetch(c.callId, stringify({ url: String(url), method: init.method ?? 'GET', headers: init.headers ?? {}, body: init.body ?? null, timeoutMs: init.timeoutMs ?? 0 }))
+        const request: WireCalloutRequest = { url: String(url), method: init.method ?? 'GET', headers: init.headers ?? {}, body: init.body ?? null, timeoutMs: init.timeoutMs ?? 0 }
+        const id = host.fetch(c.callId, stringify(request))
         ;(c.outbox ??= new Set()).add(id)
         return new Promise<HttpResponse>((resolve, reject) => callouts.set(id, { call: c, resolve, reject }))
       },
@@ -689,8 +627,8 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
     consoleLine(level, message) {
       if (looseLogs.length < 100) looseLogs.push([level, message.length > 1024 ? message.slice(0, 1024) : message])
     },
-    manifest: () =>
-      stringify({
+    manifest: () => {
+      const manifest: WireManifest = {
         name: plugin.name,
         version: plugin.version,
         priority: plugin.priority,
@@ -700,7 +638,9 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
         // only when declared, so the manifests of plugins that do not use it stay as they were
         ...(plugin.nodeKv === true ? { nodeKv: true } : {}),
         phases,
-      }),
+      }
+      return stringify(manifest)
+    },
     configure(instanceId, configJson) {
       try {
         const config = deepFreeze(parse(configJson) as unknown)

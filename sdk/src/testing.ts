@@ -11,7 +11,8 @@
  */
 import { Value } from 'typebox/value'
 import { cryptoOp, createKvStore, type KvStore } from './node-host.js'
-import { createRuntime, type HeaderOp, type WireInput, type WireOutput } from './runtime.js'
+import { createRuntime } from './runtime.js'
+import type { HeaderOp, WireInput, WireOutput } from './wire.js'
 import type { AnyPlugin, ConsumerView, CredentialView, EntityView, Json } from './types.js'
 
 /** A fake client request; everything is optional. */

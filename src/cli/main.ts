@@ -54,7 +54,10 @@ ${settingsHelp()}
   const quickstart = `bouncer quickstart [options]
   Start a demo upstream (JSON echo on 127.0.0.1:3000 and :3001) and the gateway with
   examples/quickstart/kong.yml, then try:  curl localhost:8000/echo/hello
-  Accepts the options of \`start\` except --config. Ctrl-C stops both.`
+  Accepts the options of \`start\` except --config, and:
+    --upstream-ports PORT,PORT  [BOUNCER_QUICKSTART_UPSTREAM_PORTS]  the demo upstream's two ports
+                                (default 3000,3001; 0 picks a free port)
+  Ctrl-C stops both.`
   switch (command) {
     case 'start':
       return `${start}\n`
@@ -124,6 +127,18 @@ function settingValues(values: Record<string, string | boolean | undefined>): Se
     if (typeof v === 'string') out[flag] = v
   }
   return out
+}
+
+/** `--upstream-ports A,B` (else BOUNCER_QUICKSTART_UPSTREAM_PORTS, else 3000,3001): two ports, 0 = any free one. */
+function upstreamPorts(flag: string | boolean | undefined, env: NodeJS.ProcessEnv): [number, number] {
+  const fromEnv = env.BOUNCER_QUICKSTART_UPSTREAM_PORTS
+  const [raw, from] = typeof flag === 'string' ? [flag, '--upstream-ports'] : fromEnv ? [fromEnv, 'BOUNCER_QUICKSTART_UPSTREAM_PORTS'] : ['3000,3001', '']
+  const parts = raw.split(',').map((p) => p.trim())
+  const ports = parts.map(Number)
+  if (parts.length !== 2 || parts.some((p) => !/^\d+$/.test(p)) || ports.some((p) => p > 65535) || (ports[0] !== 0 && ports[0] === ports[1])) {
+    throw new UsageError(`invalid ${from} ${JSON.stringify(raw)}: expected two different ports from 0 to 65535, e.g. 3000,3001 (0: any free port)`)
+  }
+  return [ports[0]!, ports[1]!]
 }
 
 function requireReadableFile(file: string, from: string): void {
@@ -208,7 +223,9 @@ export async function main(argv: string[]): Promise<number> {
     case 'start':
     case 'quickstart': {
       const except: SettingFlag[] = command === 'quickstart' ? ['config'] : []
-      const { values } = parse(command, rest, settingOptions(except), 0)
+      const options = settingOptions(except)
+      if (command === 'quickstart') options['upstream-ports'] = { type: 'string' }
+      const { values } = parse(command, rest, options, 0)
       if (values.help) {
         process.stdout.write(usage(command))
         return 0
@@ -216,7 +233,10 @@ export async function main(argv: string[]): Promise<number> {
       const env = { ...process.env }
       if (command === 'quickstart') delete env.BOUNCER_CONFIG
       const settings = resolveSettings(settingValues(values), env)
-      if (command === 'quickstart') return (await import('./quickstart.js')).runQuickstart(settings)
+      if (command === 'quickstart') {
+        const ports = upstreamPorts(values['upstream-ports'], env)
+        return (await import('./quickstart.js')).runQuickstart(settings, ports)
+      }
       if (settings.config) requireReadableFile(settings.config, values.config !== undefined ? '--config' : 'BOUNCER_CONFIG')
       const [{ createLogger }, { runPrimary }] = await Promise.all([import('../observability/logger.js'), import('../cluster/primary.js')])
       const log = createLogger(settings.log_level, { role: 'primary' })

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url'
 import vm from 'node:vm'
 import { checkManifest, MANIFEST_FILE, type PluginManifest } from '../sandbox/manifest.js'
 
-export const BUNDLE_FILE = 'plugin.js'
+const BUNDLE_FILE = 'plugin.js'
 
 /**
  * An isolate has V8's built-ins only. TypeBox (the schema library the SDK re-exports) creates a
@@ -38,7 +38,7 @@ export interface BuildResult {
 }
 
 /** The SDK's folder: `sdk/` beside `src/` (or `dist/src/`) at the package root. */
-export function sdkDir(): string {
+function sdkDir(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url))
   for (let i = 0; i < 6; i++) {
     const candidate = path.join(dir, 'sdk', 'package.json')
@@ -46,6 +46,25 @@ export function sdkDir(): string {
     dir = path.dirname(dir)
   }
   throw new Error('cannot find the SDK (sdk/package.json) next to the gateway')
+}
+
+interface SdkPackage {
+  version: string
+  exports: Record<string, { 'bouncer-source': string }>
+}
+
+/**
+ * `@bouncer/sdk` and each of its subpaths (`/testing`, `/runtime`, `/header-rules`, `/wire`, ...) →
+ * the TypeScript source its package.json `exports` names under the `bouncer-source` condition: a
+ * plugin is always bundled with the SDK shipped beside this gateway, whatever copy the plugin's own
+ * node_modules holds (test/sdk/plugin-cli.test.ts).
+ */
+function sdkAliases(sdk: string, pkg: SdkPackage): Record<string, string> {
+  const aliases: Record<string, string> = {}
+  for (const [subpath, target] of Object.entries(pkg.exports)) {
+    aliases[subpath === '.' ? '@bouncer/sdk' : `@bouncer/sdk/${subpath.slice(2)}`] = path.join(sdk, target['bouncer-source'])
+  }
+  return aliases
 }
 
 function findEntry(dir: string, entry: string | undefined): string {
@@ -67,7 +86,8 @@ export async function buildPlugin(dir: string, options: BuildOptions = {}): Prom
   if (!existsSync(root)) throw new Error(`${dir}: no such directory`)
   const entry = findEntry(root, options.entry)
   const sdk = sdkDir()
-  const sdkVersion = (JSON.parse(readFileSync(path.join(sdk, 'package.json'), 'utf8')) as { version: string }).version
+  const sdkPackage = JSON.parse(readFileSync(path.join(sdk, 'package.json'), 'utf8')) as SdkPackage
+  const sdkVersion = sdkPackage.version
   const { build } = await import('esbuild')
   let result
   try {
@@ -88,11 +108,7 @@ export async function buildPlugin(dir: string, options: BuildOptions = {}): Prom
       banner: { js: PRELUDE },
       conditions: ['bouncer-source', 'import', 'default'],
       mainFields: ['module', 'main'],
-      alias: {
-        '@bouncer/sdk/runtime': path.join(sdk, 'src', 'runtime.ts'),
-        '@bouncer/sdk/testing': path.join(sdk, 'src', 'testing.ts'),
-        '@bouncer/sdk': path.join(sdk, 'src', 'index.ts'),
-      },
+      alias: sdkAliases(sdk, sdkPackage),
       nodePaths: [path.join(sdk, '..', 'node_modules')],
       logLevel: 'silent',
     })

@@ -5,9 +5,13 @@
  * bundle is always the current source's) and loaded like `--custom-plugins` would. Ctrl-C stops both: the
  * terminal's SIGINT reaches the whole process group, the primary drains, and the upstream (a child
  * with an IPC channel) leaves when we do, even if we are killed.
+ *
+ * The demo upstream listens on 127.0.0.1:3000 and :3001 unless `--upstream-ports` says otherwise (0:
+ * any free port); the config then goes to a temp copy of kong.yml with the ports it got
+ * (test/cli/quickstart.test.ts runs it that way, so it never depends on 3000/3001 being free).
  */
 import { fork, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -15,9 +19,10 @@ import { runPrimary, type StartedInfo } from '../cluster/primary.js'
 import { createLogger } from '../observability/logger.js'
 import type { Settings } from '../settings.js'
 
-export const QUICKSTART_UPSTREAM_PORTS = [3000, 3001]
+/** The demo upstream's ports in examples/quickstart/kong.yml. */
+const QUICKSTART_UPSTREAM_PORTS: readonly [number, number] = [3000, 3001]
 
-export const QUICKSTART_PLUGIN = 'security-headers'
+const QUICKSTART_PLUGIN = 'security-headers'
 
 function examplesDir(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url))
@@ -44,35 +49,53 @@ async function buildQuickstartPlugin(examples: string): Promise<string> {
   return out
 }
 
-function startUpstream(dir: string): Promise<ChildProcess> {
+/** Start the demo upstream on `ports` (0: any free one); resolves with the ports it listens on. */
+function startUpstream(dir: string, ports: readonly number[]): Promise<{ child: ChildProcess; ports: [number, number] }> {
   return new Promise((resolve, reject) => {
-    const child = fork(path.join(dir, 'upstream.js'), QUICKSTART_UPSTREAM_PORTS.map(String), {
+    const child = fork(path.join(dir, 'upstream.js'), ports.map(String), {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })
     const onExit = (code: number | null) => reject(new Error(`the demo upstream exited (code ${code}) before it was listening`))
     child.once('exit', onExit)
     child.once('error', reject)
-    child.once('message', () => {
+    child.once('message', (m: { ports?: number[] }) => {
       child.off('exit', onExit)
-      resolve(child)
+      const [a, b] = m.ports ?? []
+      resolve({ child, ports: [a ?? ports[0]!, b ?? ports[1]!] })
     })
   })
 }
 
-function banner(info: StartedInfo, configFile: string): string {
+/**
+ * kong.yml with the demo upstream on `ports`: the example file itself when they are 3000/3001, else a
+ * copy in `tmp` (the quickstart's temp folder, removed when it stops) with its `127.0.0.1:3000` /
+ * `127.0.0.1:3001` addresses rewritten.
+ */
+function configFor(example: string, ports: readonly [number, number], tmp: string): string {
+  const [a, b] = QUICKSTART_UPSTREAM_PORTS
+  if (ports[0] === a && ports[1] === b) return example
+  const text = readFileSync(example, 'utf8').replace(/127\.0\.0\.1:(\d+)\b/g, (addr, port: string) =>
+    Number(port) === a ? `127.0.0.1:${ports[0]}` : Number(port) === b ? `127.0.0.1:${ports[1]}` : addr,
+  )
+  const file = path.join(tmp, 'kong.yml')
+  writeFileSync(file, text)
+  return file
+}
+
+function banner(info: StartedInfo, configFile: string, ports: readonly [number, number]): string {
   const host = info.proxy.host === '0.0.0.0' || info.proxy.host === '::' ? 'localhost' : info.proxy.host
   const proxy = `${host}:${info.proxy.port}`
   return `
 Bouncer quickstart is running.
   proxy          http://${proxy}      config: ${path.relative(process.cwd(), configFile) || configFile}
   status         http://${info.status.host}:${info.status.port}/status
-  demo upstream  http://127.0.0.1:${QUICKSTART_UPSTREAM_PORTS.join(' and :')} (echoes what it receives)
+  demo upstream  http://127.0.0.1:${ports.join(' and :')} (echoes what it receives)
 
 Try:
   curl -s '${proxy}/echo/hello?x=1'                          # strip_path: upstream sees /hello
   curl -s ${proxy}/keep/me                                   # strip_path off: upstream sees /base/keep/me
-  curl -s -H 'Host: api.example.test' ${proxy}/anything      # host route, to :3001
-  curl -s ${proxy}/balanced                                  # round-robin over :3000 and :3001
+  curl -s -H 'Host: api.example.test' ${proxy}/anything      # host route, to :${ports[1]}
+  curl -s ${proxy}/balanced                                  # round-robin over :${ports[0]} and :${ports[1]}
   curl -s ${proxy}/nothing-here                              # 404 {"message":"no Route matched with those values"}
   curl -si ${proxy}/echo/x                                   # security-headers, an SDK plugin: CSP, X-Frame-Options, nosniff
   curl -s ${proxy}/private                                   # 401 {"message":"No API key found in request"}
@@ -82,7 +105,11 @@ Ctrl-C stops the gateway and the demo upstream.
 `
 }
 
-export async function runQuickstart(base: Settings): Promise<number> {
+/**
+ * Run the quickstart until Ctrl-C. `upstreamPorts`: where the demo upstream listens (default
+ * 3000 and 3001; 0 picks a free port).
+ */
+export async function runQuickstart(base: Settings, upstreamPorts: readonly [number, number] = QUICKSTART_UPSTREAM_PORTS): Promise<number> {
   const dir = examplesDir()
   let pluginDir: string
   try {
@@ -92,16 +119,17 @@ export async function runQuickstart(base: Settings): Promise<number> {
     return 1
   }
   const cleanup = () => rmSync(pluginDir, { recursive: true, force: true })
-  const settings: Settings = { ...base, config: path.join(dir, 'kong.yml'), custom_plugins: [...base.custom_plugins, pluginDir] }
-  const log = createLogger(settings.log_level, { role: 'primary' })
   let upstream: ChildProcess
+  let ports: [number, number]
   try {
-    upstream = await startUpstream(dir)
+    ;({ child: upstream, ports } = await startUpstream(dir, upstreamPorts))
   } catch (err) {
     cleanup()
     process.stderr.write(`bouncer: quickstart: ${err instanceof Error ? err.message : String(err)}\n`)
     return 1
   }
+  const settings: Settings = { ...base, config: configFor(path.join(dir, 'kong.yml'), ports, pluginDir), custom_plugins: [...base.custom_plugins, pluginDir] }
+  const log = createLogger(settings.log_level, { role: 'primary' })
   upstream.once('exit', (code, signal) => {
     log.warn({ code, signal }, 'the demo upstream stopped; routes to it now answer 502')
   })
@@ -109,7 +137,7 @@ export async function runQuickstart(base: Settings): Promise<number> {
     return await runPrimary({
       settings,
       log,
-      onReady: (info) => process.stdout.write(banner(info, settings.config ?? '')),
+      onReady: (info) => process.stdout.write(banner(info, settings.config ?? '', ports)),
     })
   } finally {
     upstream.kill('SIGTERM')

@@ -2,7 +2,7 @@
  * Pre-flight bind of the proxy port, in the primary, before any worker exists.
  *
  * Workers bind the proxy port with SO_REUSEPORT so the kernel can spread connections across them.
- * The flip side (catalog P-13): a second gateway started on the same port would silently share it.
+ * The flip side (test/cluster/start.test.ts): a second gateway started on the same port would silently share it.
  * Binding once with a plain node:net server (no SO_REUSEPORT) fails with EADDRINUSE when anyone holds
  * the port, so a second gateway fails loudly instead. Port 0 resolves to a concrete free port here,
  * so every worker binds the same one.

@@ -61,10 +61,10 @@ export interface PluginRequestView {
   /** the request's Content-Type (first value), or '' */
   readonly contentType?: string
   /**
-   * Every request header by lower-cased name (a repeated header is an array). Optional: SDK plugins
-   * (src/sandbox) need the whole set to copy it into their isolate; without it they see none.
+   * Every request header by lower-cased name (a repeated header is an array): what SDK plugins
+   * (src/sandbox) copy into their isolate.
    */
-  headers?(): Readonly<Record<string, string | string[]>>
+  headers(): Readonly<Record<string, string | string[]>>
 }
 
 /** One per request; created by the server, walked by the chain. */
@@ -91,10 +91,10 @@ export interface PluginContext {
   setResponseHeader(name: string, value: string | null): void
   /** replace the body sent upstream (only where the body was buffered, see `request.body()`) */
   setUpstreamBody?(body: Buffer): void
-  /** replace the upstream path (SDK `upstreamRequest.setPath`); optional until the data plane has it */
-  setUpstreamPath?(path: string): void
-  /** replace the upstream raw query, without `?` (SDK `upstreamRequest.setQuery`); optional likewise */
-  setUpstreamQuery?(query: string): void
+  /** replace the upstream path (SDK `upstreamRequest.setPath`) */
+  setUpstreamPath(path: string): void
+  /** replace the upstream raw query, without `?` (SDK `upstreamRequest.setQuery`) */
+  setUpstreamQuery(query: string): void
 }
 
 /** Precomputed, per-Snapshot lookup tables plugins share (built once by the chain compiler). */

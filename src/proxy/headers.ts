@@ -94,17 +94,11 @@ export function connectionListed(values: string | readonly string[]): string[] |
   return out
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-// field-value: no CTLs except HTAB (RFC 9110 §5.5); CR, LF and NUL are what split a response
-const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/
-
-export function isValidHeaderName(name: string): boolean {
-  return TOKEN.test(name)
-}
-
-export function isValidHeaderValue(value: string): boolean {
-  return !BAD_VALUE.test(value)
-}
+/**
+ * The header rules of @bouncer/sdk/header-rules (one copy for the SDK and the gateway; docs/security.md,
+ * "Header names and values"), under the names the request path uses.
+ */
+export { isHeaderName as isValidHeaderName, isHeaderValue as isValidHeaderValue } from '@bouncer/sdk/header-rules'
 
 /** `200 OK`-style status lines for 100..599, rendered once (uWS writeStatus takes the whole line). */
 const STATUS_LINES: string[] = []

@@ -46,7 +46,7 @@ export function createPoolRegistry(): PoolRegistry {
       let entry = entries.get(key)
       if (entry === undefined) {
         // a server's `Keep-Alive: timeout=` hint may shorten the idle time, never lengthen it past
-        // the setting (catalog U-09: stay below the upstream's own idle close)
+        // the setting (stay below the upstream's own idle close: test/proxy/upstream-faults.test.ts, U-09)
         const pool = new UpstreamPool(origin, opts)
         entry = { pool, refs: 0 }
         entries.set(key, entry)

@@ -28,6 +28,7 @@
 import net from 'node:net'
 import tls from 'node:tls'
 import { createRequire } from 'node:module'
+import { isHeaderName, isHeaderValue } from '@bouncer/sdk/header-rules'
 
 // ------------------------------------------------------------------------------------------ parser
 
@@ -171,8 +172,6 @@ function sweep(): void {
 
 // ------------------------------------------------------------------------------------------ helpers
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/
 const PAYLOAD_METHODS = new Set(['POST', 'PUT', 'PATCH'])
 const KEEP_ALIVE_TIMEOUT = /timeout=\s*(\d+)/i
 const CRLF = Buffer.from('\r\n')
@@ -790,8 +789,8 @@ function buildHead(req: UpstreamDispatch): { head: string; chunked: boolean; con
   for (let i = 0; i < h.length; i += 2) {
     const name = h[i]!
     const value = h[i + 1]!
-    if (!TOKEN.test(name)) return `invalid request header name ${JSON.stringify(name)}`
-    if (BAD_VALUE.test(value)) return `invalid value for request header '${name}'`
+    if (!isHeaderName(name)) return `invalid request header name ${JSON.stringify(name)}`
+    if (!isHeaderValue(value)) return `invalid value for request header '${name}'`
     const len = name.length
     if (len === 14 && name.toLowerCase() === 'content-length') contentLength = Number(value)
     else if (len === 17 && name.toLowerCase() === 'transfer-encoding') hasTransferEncoding = true

@@ -1,6 +1,6 @@
 /**
  * Request-path normalisation before routing, and re-escaping of the upstream path after it — Kong's
- * `kong/tools/uri.lua` (`normalize(uri, true)` and `escape`), hardened per reliability-catalog H-18/H-19:
+ * `kong/tools/uri.lua` (`normalize(uri, true)` and `escape`), hardened (test/router/normalize-path.test.ts, H-18/H-19):
  * whatever path the router matches is exactly the path the upstream receives, so anything that could be
  * read two ways (malformed escapes, NUL, an encoded `/` or `\` beside a dot segment, `..;params`) is
  * refused instead of guessed at.

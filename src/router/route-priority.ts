@@ -15,13 +15,13 @@
  */
 import type { Route } from '../config/model.js'
 
-export const MAX_HEADER_COUNT = 255
+const MAX_HEADER_COUNT = 255
 
 /** The path group a matcher covers: null for a route without paths. */
 export type PathGroup = { regex: true } | { regex: false; length: number } | null
 
 /** Number of distinct (lower-cased, `_` read as `-`) header names a route matches on. */
-export function routeHeaderCount(route: Route): number {
+function routeHeaderCount(route: Route): number {
   if (route.headers === null) return 0
   const names = new Set<string>()
   for (const name of Object.keys(route.headers)) names.add(normalizeHeaderName(name))

@@ -9,7 +9,7 @@
 import type { FaultKind } from './plugin-isolate.js'
 import type { PluginLimits } from './limits.js'
 
-export const RESOURCE_FAULTS: ReadonlySet<FaultKind> = new Set(['cpu', 'deadline', 'memory', 'never-settles', 'result', 'startup'])
+const RESOURCE_FAULTS: ReadonlySet<FaultKind> = new Set(['cpu', 'deadline', 'memory', 'never-settles', 'result', 'startup'])
 
 export interface FaultTracker {
   /** true while quarantined */

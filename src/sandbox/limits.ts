@@ -1,5 +1,5 @@
 /**
- * Per-plugin sandbox limits and their defaults (catalog §4.2 targets). The operator sets them per
+ * Per-plugin sandbox limits and their defaults (sdk/README.md, "Limits, and what happens when a plugin breaks them"). The operator sets them per
  * plugin name in the gateway settings (`plugin_limits`, key `*` for every plugin); the plugin author
  * cannot raise them.
  */

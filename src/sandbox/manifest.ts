@@ -7,22 +7,12 @@ import { createHash } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import type { TSchema } from 'typebox'
+import { PHASES as PHASE_LIST, PLUGIN_NAME_PATTERN, type WireManifest } from '@bouncer/sdk/wire'
 
 export const MANIFEST_FILE = 'manifest.json'
 
-export interface PluginManifest {
-  name: string
-  version: string
-  priority: number
-  /** an authentication/authorization plugin: failures answer 403 (fail closed) */
-  auth: boolean
-  /** may be scoped to a consumer in kong.yml */
-  consumerScoped: boolean
-  /** uses `ctx.nodeKv`, the node-wide store (absent: false) */
-  nodeKv?: boolean
-  phases: Array<'access' | 'response' | 'log'>
-  /** JSON Schema of the plugin's config (TypeBox output) */
-  schema: Record<string, unknown>
+/** manifest.json: what the plugin's runtime says about it (`WireManifest` of @bouncer/sdk/wire), plus the build's facts. */
+export interface PluginManifest extends WireManifest {
   /** bundle file name, relative to the manifest */
   bundle: string
   /** hex sha256 of the bundle */
@@ -39,8 +29,7 @@ export interface PluginBundle {
   file: string
 }
 
-const NAME_RE = /^[a-z][a-z0-9-]*$/
-const PHASES = new Set(['access', 'response', 'log'])
+const PHASES: ReadonlySet<string> = new Set(PHASE_LIST)
 
 function fail(file: string, message: string): never {
   throw new Error(`${file}: ${message}`)
@@ -50,7 +39,7 @@ function fail(file: string, message: string): never {
 export function checkManifest(value: unknown, file: string): PluginManifest {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(file, 'the manifest must be a JSON object')
   const m = value as Record<string, unknown>
-  if (typeof m['name'] !== 'string' || !NAME_RE.test(m['name'])) fail(file, "name: lower-case letters, digits and '-'")
+  if (typeof m['name'] !== 'string' || !PLUGIN_NAME_PATTERN.test(m['name'])) fail(file, "name: lower-case letters, digits and '-'")
   if (typeof m['version'] !== 'string' || m['version'] === '') fail(file, 'version: a non-empty string')
   if (typeof m['priority'] !== 'number' || !Number.isSafeInteger(m['priority'])) fail(file, 'priority: an integer')
   if (typeof m['auth'] !== 'boolean') fail(file, 'auth: true or false')
@@ -69,7 +58,7 @@ export function checkManifest(value: unknown, file: string): PluginManifest {
 
 /**
  * Read a plugin bundle from `location`: a directory holding manifest.json, or the manifest file
- * itself. `maxBundleBytes` bounds the bundle (catalog S-14).
+ * itself. `maxBundleBytes` bounds the bundle.
  */
 export function readPluginBundle(location: string, maxBundleBytes: number): PluginBundle {
   let file = path.resolve(location)

@@ -27,7 +27,8 @@
  */
 import ivm from 'isolated-vm'
 import { watchSlices, type SliceGuard } from './slice-watchdog.js'
-import { cryptoOp, type KvStore } from '../../sdk/src/node-host.js'
+import { cryptoOp, type KvStore } from '@bouncer/sdk/node-host'
+import type { PluginRuntime, WireCalloutRequest, WireCalloutResponse } from '@bouncer/sdk/wire'
 import type { PluginLimits } from './limits.js'
 import type { PluginManifest } from './manifest.js'
 import type { NodeKvHost } from './node-kv.js'
@@ -46,7 +47,7 @@ export type FaultKind = 'cpu' | 'starved' | 'deadline' | 'memory' | 'never-settl
  * microseconds. Below this share of cpu_ms the slice is classified 'starved', not 'cpu', so host
  * overload cannot quarantine healthy plugins (and switch routes off) by itself.
  */
-export const STARVED_CPU_SHARE = 0.25
+const STARVED_CPU_SHARE = 0.25
 
 export class SandboxFault extends Error {
   constructor(readonly kind: FaultKind, message: string) {
@@ -60,12 +61,13 @@ export interface IsolateLogger {
   warn(obj: Record<string, unknown>, msg: string): void
 }
 
+/** References to the runtime's functions inside the isolate (`PluginRuntime` of @bouncer/sdk/wire). */
 interface RuntimeRefs {
-  configure: ivm.Reference<(id: string, json: string) => string>
-  release: ivm.Reference<(id: string) => void>
-  call: ivm.Reference<(id: string, callId: number, phase: string, json: string) => string>
-  resume: ivm.Reference<(calloutId: number, ok: boolean, json: string) => void>
-  abandon: ivm.Reference<(callId: number) => void>
+  configure: ivm.Reference<PluginRuntime['configure']>
+  release: ivm.Reference<PluginRuntime['release']>
+  call: ivm.Reference<PluginRuntime['call']>
+  resume: ivm.Reference<PluginRuntime['resume']>
+  abandon: ivm.Reference<PluginRuntime['abandon']>
 }
 
 /**
@@ -463,7 +465,7 @@ export class PluginIsolate {
     const call = this.calls.get(callId)
     if (call === undefined) throw new Error('http.fetch: this request is over')
     const limits = this.options.limits
-    let req: { url: string; method: string; headers: Record<string, string>; body: string | null; timeoutMs: number }
+    let req: WireCalloutRequest
     let url: URL
     try {
       req = JSON.parse(json)
@@ -506,7 +508,7 @@ export class PluginIsolate {
     return JSON.stringify({ p: id })
   }
 
-  private async runCallout(id: number, url: URL, req: { method: string; headers: Record<string, string>; body: string | null }, timeout: number): Promise<void> {
+  private async runCallout(id: number, url: URL, req: WireCalloutRequest, timeout: number): Promise<void> {
     let ok = false
     let payload: string
     try {
@@ -524,7 +526,8 @@ export class PluginIsolate {
       if (body.length > max) throw new Error(`http.fetch: response body over ${max} bytes`)
       const headers: Record<string, string> = {}
       res.headers.forEach((v, k) => (headers[k] = v))
-      payload = JSON.stringify({ status: res.status, headers, body })
+      const answer: WireCalloutResponse = { status: res.status, headers, body }
+      payload = JSON.stringify(answer)
       ok = true
     } catch (err) {
       const e = err as Error

@@ -6,7 +6,7 @@
  *
  * One isolate per plugin per worker, shared by every instance (config row) of that plugin; an
  * instance's `configure` result lives in the isolate under its own id. Globals of a plugin persist
- * across its requests (like a Cloudflare Worker's); plugins never share an isolate (catalog S-13).
+ * across its requests (like a Cloudflare Worker's); plugins never share an isolate (test/sandbox/sandbox.test.ts, S-13).
  *
  * A failing call fails only its request: 500, or 403 for an `auth` plugin, or nothing at all with
  * `fail_open`. Faults are logged per plugin, counted in metrics, and resource faults lead to
@@ -17,7 +17,7 @@ import type { Plugin } from '../config/model.js'
 import { ERROR_CODES } from '../errors.js'
 import type { PluginDefinition, PluginRegistry } from '../plugins/registry.js'
 import type { PluginContext, PluginExit, PluginFactory, PluginInstance, SnapshotIndex } from '../plugins/types.js'
-import { createKvStore, type KvStore } from '../../sdk/src/node-host.js'
+import { createKvStore, type KvStore } from '@bouncer/sdk/node-host'
 import { processPluginServices } from '../cluster/plugin-services.js'
 import type { PluginServices } from '../plugins/services.js'
 import { createNodeKvHost } from './node-kv.js'
@@ -79,8 +79,8 @@ export interface Sandbox {
 
 const SILENT: SandboxLogger = { debug() {}, info() {}, warn() {}, error() {} }
 
-/** Node >= 20 needs --no-node-snapshot for isolated-vm (catalog S-18): fail fast, clearly. */
-export function assertSandboxRuntime(): void {
+/** Node >= 20 needs --no-node-snapshot for isolated-vm (it crashes without it): fail fast, clearly. */
+function assertSandboxRuntime(): void {
   const major = Number(process.versions.node.split('.')[0])
   if (major < 20) return
   const flags = [...process.execArgv, ...(process.env['NODE_OPTIONS'] ?? '').split(/\s+/)]
@@ -199,7 +199,6 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
 let instanceSeq = 0
 
 function createFactory(state: PluginState, log: SandboxLogger, metrics: SandboxMetrics): PluginFactory {
-  const manifest = state.current.bundle.manifest
   return {
     name: state.name,
     // the bundle current now: a reload that rebuilt it may have changed the priority
@@ -403,8 +402,8 @@ function entityView(e: { id: string; name: string | null } | null): string {
 }
 
 /**
- * The request part of the view: the text JSON.stringify of the WireRequest object would give, written
- * directly (no intermediate object). Not cached per request: a WeakMap keyed by the request context
+ * The request part of the view: the text JSON.stringify of a `WireRequest` (@bouncer/sdk/wire) would
+ * give, written directly (no intermediate object; test/sandbox/sandbox.test.ts checks what arrives). Not cached per request: a WeakMap keyed by the request context
  * cost more in GC (one ephemeron per request) than it saved (measured, bench/sandbox-crossing.ts).
  */
 function requestView(ctx: PluginContext): string {
@@ -412,7 +411,7 @@ function requestView(ctx: PluginContext): string {
   const consumer = ctx.consumer
   const credential = ctx.credential
   const q = JSON.stringify
-  return `{"method":${q(r.method)},"path":${q(r.path)},"query":${q(r.query)},"headers":${q(r.headers?.() ?? {})},"clientIp":${q(r.clientIp)},"scheme":${q(r.scheme)},"startTime":${Date.now()},"consumer":${consumer === null ? 'null' : q({ id: consumer.id, username: consumer.username, custom_id: consumer.custom_id })},"credential":${credential === null ? 'null' : q({ id: credential.id, identifier: credential.identifier })},"route":${entityView(ctx.route)},"service":${entityView(ctx.service)}}`
+  return `{"method":${q(r.method)},"path":${q(r.path)},"query":${q(r.query)},"headers":${q(r.headers())},"clientIp":${q(r.clientIp)},"scheme":${q(r.scheme)},"startTime":${Date.now()},"consumer":${consumer === null ? 'null' : q({ id: consumer.id, username: consumer.username, custom_id: consumer.custom_id })},"credential":${credential === null ? 'null' : q({ id: credential.id, identifier: credential.identifier })},"route":${entityView(ctx.route)},"service":${entityView(ctx.service)}}`
 }
 
 /** The request view as JSON (the copy that crosses into the isolate). */
@@ -461,11 +460,9 @@ function applyAccess(ctx: PluginContext, result: SandboxResult, index: SnapshotI
     consumer = index.consumersById.get(result.auth.consumer) ?? index.consumersByUsername.get(result.auth.consumer) ?? null
     if (consumer === null) throw new ResultError(`authenticate(): no consumer '${result.auth.consumer}' in the config`)
   }
-  if (result.path !== null && ctx.setUpstreamPath === undefined) throw new ResultError('upstreamRequest.setPath() is not supported by this data plane')
-  if (result.query !== null && ctx.setUpstreamQuery === undefined) throw new ResultError('upstreamRequest.setQuery() is not supported by this data plane')
   if (result.upstream !== null) applyHeaderOps(result.upstream, (h) => joined(ctx.request.headerAll(h)), (h, v) => ctx.setUpstreamHeader(h, v))
-  if (result.path !== null) ctx.setUpstreamPath!(result.path)
-  if (result.query !== null) ctx.setUpstreamQuery!(result.query)
+  if (result.path !== null) ctx.setUpstreamPath(result.path)
+  if (result.query !== null) ctx.setUpstreamQuery(result.query)
   applyShared(ctx, result)
   if (consumer !== null && result.auth !== null) {
     ctx.consumer = consumer

@@ -4,7 +4,7 @@
  * Why not isolated-vm's per-call `timeout`: each call arms a timer on isolated-vm's timer thread,
  * and a finished call's timer stays queued until its deadline, so that thread wakes once per call.
  * Measured in a gateway worker (interleaved A/B, sandbox-noop, 50 connections): 9 µs more CPU per
- * request with the timeout than without (bench/README, third session).
+ * request with the timeout than without (bench/README.md).
  *
  * How: one watchdog per process, an isolated-vm isolate of its own whose loop runs on isolated-vm's
  * thread pool (so it runs while the main thread is stuck in a slice). It shares a SharedArrayBuffer

@@ -1,20 +1,29 @@
 /**
- * Validation of what a plugin hands back (catalog S-08, S-11, S-12). The result arrives as a JSON
- * string of bounded size; it is parsed here and rebuilt field by field into null-prototype objects,
- * keeping only known keys, valid header names/values (no CR/LF), bounded lists and depths, and no
- * gateway-owned headers. Anything else makes the whole result invalid: a plugin bug is the request's
- * failure, never a half-applied rewrite.
+ * Validation of what a plugin hands back: the `WireOutput` of @bouncer/sdk/wire, as JSON of bounded
+ * size. It is parsed here and rebuilt field by field into null-prototype objects, keeping only known
+ * keys, header names and values that pass @bouncer/sdk/header-rules, bounded lists and depths, and no
+ * gateway-owned headers (docs/security.md, "Header names and values"). Anything else makes the whole result
+ * invalid: a plugin bug is the request's failure, never a half-applied rewrite
+ * (test/sandbox/sandbox.test.ts).
  */
+import { isHeaderName, isHeaderValue } from '@bouncer/sdk/header-rules'
+import {
+  HEADER_OPS,
+  METRIC_NAME_PATTERN,
+  UPSTREAM_PATH_PATTERN,
+  UPSTREAM_QUERY_PATTERN,
+  WIRE_OUTPUT_KEYS,
+  type HeaderOp as WireHeaderOp,
+  type WireOutput,
+} from '@bouncer/sdk/wire'
+import type { Json } from '@bouncer/sdk'
 
-export type HeaderOp = readonly ['set' | 'add' | 'clear', string, string]
+/** A validated header edit (`HeaderOp` of @bouncer/sdk/wire; the name lower-cased). */
+export type HeaderOp = Readonly<WireHeaderOp>
 
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
+export type JsonValue = Json
 
-export interface SandboxExit {
-  status: number
-  body?: string | Record<string, JsonValue>
-  headers?: Record<string, string>
-}
+export type SandboxExit = NonNullable<WireOutput['exit']>
 
 export interface SandboxResult {
   exit: SandboxExit | null
@@ -38,19 +47,16 @@ export class ResultError extends Error {
   }
 }
 
-const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-// visible ASCII, space, tab and obs-text; never CR, LF or NUL
-const HEADER_VALUE_RE = /^[\t\x20-\x7e\x80-\xff]*$/
-const METRIC_NAME_RE = /^[a-z_][a-z0-9_]*$/
 const LEVELS = new Set(['debug', 'info', 'warn', 'error'])
-const TOP_KEYS = new Set(['exit', 'upstream', 'path', 'query', 'responseHeaders', 'shared', 'sharedDeleted', 'auth', 'logs', 'metrics', 'error'])
+const TOP_KEYS: ReadonlySet<string> = new Set(WIRE_OUTPUT_KEYS)
+const OPS: ReadonlySet<unknown> = new Set(HEADER_OPS)
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
 
 /**
- * Headers the gateway owns: identity headers (set only through `authenticate()`, catalog H-13/S-12)
- * and framing / hop-by-hop headers (catalog H-31).
+ * Headers the gateway owns: identity headers (set only through `authenticate()`, docs/security.md
+ * H-13) and framing / hop-by-hop headers (test/integration/sandbox-faults.test.ts).
  */
-export const GATEWAY_OWNED_HEADERS: ReadonlySet<string> = new Set([
+const GATEWAY_OWNED_HEADERS: ReadonlySet<string> = new Set([
   'x-consumer-id', 'x-consumer-custom-id', 'x-consumer-username', 'x-consumer-groups', 'x-credential-identifier',
   'x-anonymous-consumer', 'x-anonymous-groups', 'x-authenticated-groups', 'x-authenticated-scope', 'x-authenticated-userid',
   'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-connection',
@@ -73,15 +79,15 @@ function str(v: unknown, what: string, max: number): string {
 }
 
 export function checkHeaderName(name: unknown, what: string): string {
-  if (typeof name !== 'string' || name.length > 256 || !HEADER_NAME_RE.test(name)) throw new ResultError(`${what}: invalid header name ${JSON.stringify(String(name)).slice(0, 80)}`)
+  if (typeof name !== 'string' || name.length > 256 || !isHeaderName(name)) throw new ResultError(`${what}: invalid header name ${JSON.stringify(String(name)).slice(0, 80)}`)
   const lower = name.toLowerCase()
   if (GATEWAY_OWNED_HEADERS.has(lower)) throw new ResultError(`${what}: header '${lower}' is owned by the gateway (use authenticate() for identity)`)
   return lower
 }
 
 export function checkHeaderValue(value: unknown, what: string): string {
-  if (typeof value !== 'string' || value.length > MAX_VALUE || !HEADER_VALUE_RE.test(value)) {
-    throw new ResultError(`${what}: header values are strings of at most ${MAX_VALUE} characters without CR, LF or control characters`)
+  if (typeof value !== 'string' || value.length > MAX_VALUE || !isHeaderValue(value)) {
+    throw new ResultError(`${what}: header values are strings of at most ${MAX_VALUE} characters without CR, LF, other control characters or DEL`)
   }
   return value
 }
@@ -91,8 +97,8 @@ function headerOps(v: unknown, what: string): HeaderOp[] {
   return v.map((op, i) => {
     if (!Array.isArray(op) || op.length !== 3) throw new ResultError(`${what}[${i}] must be [op, name, value]`)
     const kind = op[0]
-    if (kind !== 'set' && kind !== 'add' && kind !== 'clear') throw new ResultError(`${what}[${i}]: unknown operation`)
-    return [kind, checkHeaderName(op[1], `${what}[${i}]`), kind === 'clear' ? '' : checkHeaderValue(op[2], `${what}[${i}]`)] as const
+    if (!OPS.has(kind)) throw new ResultError(`${what}[${i}]: unknown operation`)
+    return [kind as HeaderOp[0], checkHeaderName(op[1], `${what}[${i}]`), kind === 'clear' ? '' : checkHeaderValue(op[2], `${what}[${i}]`)] as const
   })
 }
 
@@ -106,7 +112,7 @@ function headerRecord(v: unknown, what: string): Record<string, string> {
 }
 
 /** A deep copy of JSON data into null-prototype objects, bounded in depth and width. */
-export function copyJson(v: unknown, what: string, depth = 0): JsonValue {
+function copyJson(v: unknown, what: string, depth = 0): JsonValue {
   if (depth > MAX_DEPTH) throw new ResultError(`${what} is nested deeper than ${MAX_DEPTH}`)
   if (v === null || typeof v === 'boolean' || typeof v === 'string') return v
   if (typeof v === 'number') {
@@ -180,14 +186,14 @@ export function validateResult(json: string, phase: 'access' | 'response' | 'log
     result.metrics = v['metrics'].map((m, i) => {
       if (!Array.isArray(m) || m.length < 3 || m.length > 4 || (m[0] !== 'counter' && m[0] !== 'histogram')) throw new ResultError(`metrics[${i}] must be [type, name, value, labels?]`)
       const name = str(m[1], `metrics[${i}] name`, 100)
-      if (!METRIC_NAME_RE.test(name)) throw new ResultError(`metrics[${i}]: invalid name`)
+      if (!METRIC_NAME_PATTERN.test(name)) throw new ResultError(`metrics[${i}]: invalid name`)
       if (typeof m[2] !== 'number' || !Number.isFinite(m[2])) throw new ResultError(`metrics[${i}]: value must be a finite number`)
       let labels: Record<string, string> | null = null
       if (m[3] !== undefined) {
         if (!isPlainObject(m[3]) || Object.keys(m[3]).length > 10) throw new ResultError(`metrics[${i}]: labels must be an object of at most 10 strings`)
         labels = Object.create(null) as Record<string, string>
         for (const [k, lv] of Object.entries(m[3])) {
-          if (!METRIC_NAME_RE.test(k)) throw new ResultError(`metrics[${i}]: invalid label name`)
+          if (!METRIC_NAME_PATTERN.test(k)) throw new ResultError(`metrics[${i}]: invalid label name`)
           labels[k] = str(lv, `metrics[${i}] label ${k}`, 200)
         }
       }
@@ -217,13 +223,13 @@ export function validateResult(json: string, phase: 'access' | 'response' | 'log
   if (v['path'] !== undefined) {
     if (phase !== 'access') throw new ResultError(`a path change in the ${phase} phase`)
     const p = str(v['path'], 'path', MAX_VALUE)
-    if (!/^\/[^\s#?\x00-\x1f\x7f]*$/.test(p)) throw new ResultError("path must start with '/' and contain no spaces, '?', '#' or control characters")
+    if (!UPSTREAM_PATH_PATTERN.test(p)) throw new ResultError("path must start with '/' and contain no spaces, '?', '#' or control characters")
     result.path = p
   }
   if (v['query'] !== undefined) {
     if (phase !== 'access') throw new ResultError(`a query change in the ${phase} phase`)
     const q = str(v['query'], 'query', MAX_VALUE)
-    if (!/^[^\s#\x00-\x1f\x7f]*$/.test(q)) throw new ResultError("query must contain no spaces, '#' or control characters")
+    if (!UPSTREAM_QUERY_PATTERN.test(q)) throw new ResultError("query must contain no spaces, '#' or control characters")
     result.query = q
   }
   if (v['responseHeaders'] !== undefined) {

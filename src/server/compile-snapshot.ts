@@ -1,5 +1,5 @@
 /**
- * Compile a Snapshot into what the request path needs, once per config (house style §1): the router,
+ * Compile a Snapshot into what the request path needs, once per config (docs/architecture.md): the router,
  * and per route its service's balancer, pools, Host headers and timeouts, plus the https-only
  * decision. Requests carry a reference to the CompiledSnapshot they started with, so a swap never
  * mixes two configs within one request; the pools of a retired snapshot are released when its last

@@ -1,6 +1,6 @@
 /**
  * Request framing checks the gateway makes itself, because the pinned uWS (v20.30) predates the
- * parser fixes (catalog §0.1/§2.1): it accepts differing duplicate Content-Length (using the first),
+ * parser fixes (test/proxy/request-framing.test.ts): it accepts differing duplicate Content-Length (using the first),
  * an empty Content-Length, and any Transfer-Encoding value as chunked. An ambiguous message is
  * answered 400 and its connection closed, so no leftover byte is ever parsed as a new request and
  * nothing reaches an upstream.

@@ -41,6 +41,3 @@ function loadNative(): UwsModule {
 }
 
 export const uws: UwsModule = loadNative()
-
-/** uWS listen option: refuse to share the port (no SO_REUSEPORT with a foreign process). */
-export const LIBUS_LISTEN_EXCLUSIVE_PORT = 1

@@ -1,11 +1,12 @@
 /**
  * `bouncer quickstart` (what `npm start` runs): demo upstream + gateway with
- * examples/quickstart/kong.yml, ready to curl; SIGINT stops both.
+ * examples/quickstart/kong.yml, ready to curl; SIGINT stops both. The demo upstream runs on free
+ * ports (`--upstream-ports 0,0`), so the test never depends on 3000/3001 being free.
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import net from 'node:net'
-import { BOUNCER_BIN, freePort, httpGet, waitFor } from '../helpers/gateway.js'
+import { BOUNCER_BIN, freePort, httpGet, runCli, waitFor } from '../helpers/gateway.js'
 
 function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -16,17 +17,13 @@ function portFree(port: number): Promise<boolean> {
 }
 
 t.test('quickstart serves the example routes and Ctrl-C stops the gateway and the demo upstream', async (t) => {
-  if (!(await portFree(3000)) || !(await portFree(3001))) {
-    t.skip('ports 3000/3001 are busy on this machine (the demo upstream needs them)')
-    return
-  }
   const proxyPort = await freePort()
   const statusPort = await freePort()
   const env = { ...process.env }
   delete env.NODE_OPTIONS
   const child = spawn(
     process.execPath,
-    [BOUNCER_BIN, 'quickstart', '--workers', '1', '--proxy-listen', `127.0.0.1:${proxyPort}`, '--status-listen', `127.0.0.1:${statusPort}`],
+    [BOUNCER_BIN, 'quickstart', '--workers', '1', '--proxy-listen', `127.0.0.1:${proxyPort}`, '--status-listen', `127.0.0.1:${statusPort}`, '--upstream-ports', '0,0'],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   let stdout = ''
@@ -42,16 +39,20 @@ t.test('quickstart serves the example routes and Ctrl-C stops the gateway and th
   t.match(stdout, `curl -s '127.0.0.1:${proxyPort}/echo/hello?x=1'`, 'the banner shows what to try')
   t.match(stdout, `curl -si 127.0.0.1:${proxyPort}/echo/x`, 'including the SDK plugin')
   t.match(stdout, `curl -s -H 'apikey: demo-key' 127.0.0.1:${proxyPort}/private`, 'and the key-auth route')
+  const shown = /demo upstream {2}http:\/\/127\.0\.0\.1:(\d+) and :(\d+)/.exec(stdout)
+  t.ok(shown, 'the banner shows where the demo upstream listens')
+  const [a, b] = [Number(shown![1]), Number(shown![2])]
+  t.ok(a > 0 && b > 0 && a !== b, `two free ports: ${a}, ${b}`)
 
   const echo = JSON.parse((await httpGet(`http://127.0.0.1:${proxyPort}/echo/hello?x=1`)).body)
   t.match(echo, { method: 'GET', path: '/hello', query: { x: '1' } }, 'strip_path removes /echo')
   const keep = JSON.parse((await httpGet(`http://127.0.0.1:${proxyPort}/keep/me`)).body)
   t.equal(keep.path, '/base/keep/me', 'strip_path off keeps the path under the service path')
   const host = JSON.parse((await httpGet(`http://127.0.0.1:${proxyPort}/anything`, { host: 'api.example.test' })).body)
-  t.equal(host.served_by, '127.0.0.1:3001', 'the host route goes to :3001')
+  t.equal(host.served_by, `127.0.0.1:${b}`, 'the host route goes to the second port')
   const servedBy = new Set<string>()
   for (let i = 0; i < 4; i++) servedBy.add(JSON.parse((await httpGet(`http://127.0.0.1:${proxyPort}/balanced`)).body).served_by)
-  t.same([...servedBy].sort(), ['127.0.0.1:3000', '127.0.0.1:3001'], 'the upstream balances over both targets')
+  t.same([...servedBy].sort(), [`127.0.0.1:${a}`, `127.0.0.1:${b}`].sort(), 'the upstream balances over both targets')
   t.equal((await httpGet(`http://127.0.0.1:${proxyPort}/nothing-here`)).statusCode, 404)
   const secured = await httpGet(`http://127.0.0.1:${proxyPort}/echo/x`)
   t.equal(secured.statusCode, 200)
@@ -74,6 +75,21 @@ t.test('quickstart serves the example routes and Ctrl-C stops the gateway and th
 
   child.kill('SIGINT')
   t.equal(await exited, 0, 'Ctrl-C drains and exits 0')
-  await waitFor(async () => (await portFree(3000)) && (await portFree(3001)), 5000, 'the demo upstream to stop')
+  await waitFor(async () => (await portFree(a)) && (await portFree(b)), 5000, 'the demo upstream to stop')
   t.pass('the demo upstream stopped with the gateway')
+})
+
+t.test('quickstart --upstream-ports refuses what is not two different ports, naming where it came from', async (t) => {
+  for (const [args, env, from] of [
+    [['--upstream-ports', '3000'], {}, '--upstream-ports'],
+    [['--upstream-ports', '4000,4000'], {}, '--upstream-ports'],
+    [['--upstream-ports', 'a,b'], {}, '--upstream-ports'],
+    [[], { BOUNCER_QUICKSTART_UPSTREAM_PORTS: '1,70000' }, 'BOUNCER_QUICKSTART_UPSTREAM_PORTS'],
+  ] as const) {
+    const r = await runCli(['quickstart', ...args], env)
+    t.equal(r.code, 2, `${args.join(' ')} ${JSON.stringify(env)}`)
+    t.match(r.stderr, `invalid ${from}`)
+  }
+  const help = await runCli(['quickstart', '--help'])
+  t.match(help.stdout, /--upstream-ports PORT,PORT/, '--help documents the option')
 })

@@ -1,7 +1,6 @@
 /**
  * Kong parity: every case of kong-router-cases.json (Kong 3.10 traditional_compatible, path_handling
- * v0), table-driven. A copy of shared/fixtures/kong-router-cases.json lives beside this file so CI does
- * not depend on ../shared.
+ * v0), table-driven, from the cases file beside this test.
  */
 import t from 'tap'
 import { readFileSync } from 'node:fs'

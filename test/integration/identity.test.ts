@@ -1,9 +1,9 @@
 /**
  * Identity at the door, through HTTP: a real gateway (2 workers) in front of an echo upstream. Every
- * row of the Kong tables for jwt (§1.3), key-auth (§1.4) and acl (§1.5) is a case here, checking the
+ * row of Kong's documented behaviour for jwt, key-auth and acl (the "§1.n" in the test names) is a case here, checking the
  * status, the body, WWW-Authenticate and what the upstream saw; then anonymous OR/AND across jwt and
  * key-auth, precedence across scopes, ACL method rules, hide_credentials, and client-sent identity
- * headers never reaching the upstream (catalog H-13).
+ * headers never reaching the upstream (docs/security.md H-13).
  *
  * Needs `npx tsc -p .` first (the gateway runs dist/).
  */

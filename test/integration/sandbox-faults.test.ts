@@ -1,5 +1,5 @@
 /**
- * Catalog §4 through a running gateway: a misbehaving SDK plugin costs its own requests only (5xx, or
+ * The sandbox cases of test/sandbox/sandbox.test.ts through a running gateway: a misbehaving SDK plugin costs its own requests only (5xx, or
  * 403 in an auth position) while other routes keep answering 200 and every worker stays alive (or is
  * replaced); identity headers cannot be set by a plugin; repeated faults quarantine the plugin; and a
  * plugin reloads (config or bundle) under load without a failed request.

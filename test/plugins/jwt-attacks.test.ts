@@ -1,6 +1,6 @@
 /**
- * The starred JWT attack cases of the reliability catalog (§1: J-01, J-02, J-03, J-05, J-06, J-13,
- * J-17) and a property test that mutates valid tokens at random.
+ * The JWT attack cases of docs/security.md (J-01, J-02, J-03, J-05, J-06, J-13, J-17) and a
+ * property test that mutates valid tokens at random.
  */
 import t, { type Test } from 'tap'
 import fc from 'fast-check'

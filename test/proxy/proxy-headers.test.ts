@@ -1,5 +1,5 @@
 /**
- * What crosses the gateway in headers, both ways (catalog §2.2, §2.4; Kong upstream headers spec).
+ * What crosses the gateway in headers, both ways (docs/security.md, "Identity and forwarding headers"; Kong's upstream headers).
  */
 import t from 'tap'
 import { createTestUpstream, rawResponse } from '../helpers/upstream.js'

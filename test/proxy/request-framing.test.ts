@@ -1,5 +1,5 @@
 /**
- * Smuggling cases on raw sockets (catalog §2.1). The pinned uWS v20.30 rejects some of these itself
+ * Smuggling cases on raw sockets (docs/security.md; src/server/request-framing.ts). The pinned uWS v20.30 rejects some of these itself
  * (it closes without a response), the gateway rejects the rest with 400 + close. Either way the
  * upstream must record nothing, and a probe on a fresh connection must still work.
  */

@@ -1,5 +1,5 @@
 /**
- * Upstream faults (catalog §3): refusals, timeouts, resets, bad framing, retries that never
+ * Upstream faults (docs/security.md, "Upstream responses"): refusals, timeouts, resets, bad framing, retries that never
  * duplicate a non-idempotent request, and clients that give up at every stage.
  */
 import t from 'tap'

@@ -1,7 +1,7 @@
 /**
- * The sandbox host against reliability-catalog §4.3: every misbehaviour fails only its request (500,
- * or 403 for an auth plugin, or nothing with fail_open), the worker keeps serving, and repeated
- * resource faults quarantine the plugin.
+ * The sandbox host against every plugin misbehaviour we know of (the S-nn cases below): each fails
+ * only its request (500, or 403 for an auth plugin, or nothing with fail_open), the worker keeps
+ * serving, and repeated resource faults quarantine the plugin.
  */
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'

@@ -2,7 +2,8 @@
  * `bouncer plugin new` and `bouncer plugin build`, and the example plugins built and run in real
  * isolates through the plugin chain (the same path the gateway takes).
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
@@ -102,4 +103,60 @@ t.test('the four example plugins run in isolates through the chain', async (t) =
   t.match(await chain.runAccess(again), { status: 429, body: 'Quota exceeded' }, 'the kv quota holds across requests')
   t.match(await chain.runAccess(context({ path: '/orders' })), { status: 401 }, 'unsigned requests stop at the auth plugin')
   chains.dispose()
+})
+
+t.test('a plugin outside the repo may import the SDK subpaths; plugin build bundles them and the plugin runs in an isolate', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bouncer-subpath-'))
+  writeFileSync(
+    path.join(dir, 'index.ts'),
+    `import { definePlugin, Type } from '@bouncer/sdk'
+import { isHeaderValue } from '@bouncer/sdk/header-rules'
+export default definePlugin({
+  name: 'echo-checked', version: '1.0.0', priority: 1, schema: Type.Object({}),
+  access(ctx) {
+    const v = ctx.request.header('x-in') ?? ''
+    ctx.upstreamRequest.setHeader('x-out', isHeaderValue(v) ? v : 'refused')
+  },
+})
+`,
+  )
+  const result = await buildPlugin(dir, { outDir: path.join(dir, 'dist') })
+  t.equal(result.manifest.name, 'echo-checked')
+  const sb = createSandbox({ paths: [path.join(dir, 'dist')] })
+  t.teardown(() => sb.dispose())
+  const chains = compileChains(snap([{ name: 'echo-checked', config: {} }]), sb.factories)
+  const ctx = context({ headers: { 'x-in': 'caf\u00e9' } })
+  t.equal(await chains.forRoute('r1').runAccess(ctx), undefined)
+  t.equal(ctx.upstream.get('x-out'), 'caf\u00e9', 'obs-text passes the bundled header rule')
+  chains.dispose()
+})
+
+t.test('the packed SDK works for a plugin author outside the repo: every export resolves from its built files', (t) => {
+  const sdk = path.join(repoRoot, 'sdk')
+  const work = mkdtempSync(path.join(tmpdir(), 'bouncer-packed-sdk-'))
+  const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', work], { cwd: sdk, encoding: 'utf8' }).trim().split('\n').pop()!
+  const installed = path.join(work, 'node_modules', '@bouncer', 'sdk')
+  mkdirSync(installed, { recursive: true })
+  execFileSync('tar', ['-xzf', path.join(work, packed), '-C', installed, '--strip-components=1'])
+  // typebox is the SDK's peer dependency: the author's project has it
+  symlinkSync(path.join(repoRoot, 'node_modules', 'typebox'), path.join(work, 'node_modules', 'typebox'), 'dir')
+  const exportsField = JSON.parse(readFileSync(path.join(installed, 'package.json'), 'utf8')).exports as Record<string, unknown>
+  const specifiers = Object.keys(exportsField).map((k) => (k === '.' ? '@bouncer/sdk' : `@bouncer/sdk/${k.slice(2)}`))
+  t.ok(specifiers.includes('@bouncer/sdk/header-rules') && specifiers.includes('@bouncer/sdk/wire'), specifiers.join(', '))
+  writeFileSync(
+    path.join(work, 'check.mjs'),
+    `${specifiers.map((s, i) => `import * as m${i} from '${s}'`).join('\n')}
+const { definePlugin, Type } = m0
+const { testPlugin } = await import('@bouncer/sdk/testing')
+const { isHeaderName, isHeaderValue } = await import('@bouncer/sdk/header-rules')
+const plugin = definePlugin({ name: 'p', version: '1.0.0', priority: 1, schema: Type.Object({}), access(ctx) { ctx.upstreamRequest.setHeader('x-a', 'b') } })
+const out = await testPlugin(plugin).access({})
+console.log(JSON.stringify({ loaded: ${specifiers.length}, header: out.upstream.headers['x-a'], name: isHeaderName('x-a'), value: isHeaderValue('a\\r\\nb') }))
+`,
+  )
+  // no --conditions=bouncer-source here: an author's Node loads the package's dist/ files
+  const r = spawnSync(process.execPath, [path.join(work, 'check.mjs')], { cwd: work, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } })
+  t.equal(r.status, 0, r.stderr)
+  t.same(JSON.parse(r.stdout), { loaded: specifiers.length, header: 'b', name: true, value: false })
+  t.end()
 })

@@ -3,7 +3,7 @@
  * `jwt_parser.decode_token`). The pre-parse exists to read the key claim (`iss`, `kid`...) and to give
  * Kong's exact messages; the signature and claims are then checked by fast-jwt, which parses the
  * token again with the same `JSON.parse` (last member wins for duplicate names, on both sides, so the
- * key lookup and the verified claims cannot come from different members: catalog J-08).
+ * key lookup and the verified claims cannot come from different members: docs/security.md J-08).
  */
 import type { JwtSecret } from '../../config/model.js'
 import type { PluginContext } from '../types.js'
@@ -19,7 +19,7 @@ export interface TokenSources {
   uriParamNames: readonly string[]
   cookieNames: readonly string[]
   headerNames: readonly string[]
-  /** longest token accepted, in characters (catalog J-10) */
+  /** longest token accepted, in characters (docs/security.md J-10) */
   maxLength: number
 }
 
@@ -29,14 +29,14 @@ export const TOKEN_TOO_LARGE = 2
 export type RetrieveResult = string | typeof NO_TOKEN | typeof MULTIPLE_TOKENS | typeof TOKEN_TOO_LARGE
 
 // Kong's `\s*[Bb]earer\s+(.+)`, anchored and case-insensitive: the scheme is case-insensitive
-// (RFC 9110 §11.1, catalog J-18) and `Basic Bearer x` must not be read as a bearer token.
+// (RFC 9110 §11.1, docs/security.md J-18) and `Basic Bearer x` must not be read as a bearer token.
 const BEARER = /^\s*bearer\s+(.+)$/i
 
 /**
  * The one distinct token of the request, from query args, then cookies, then headers. Identical
  * tokens found in several places count once (Kong de-duplicates); two distinct ones are an error
  * (RFC 6750 §2). Beyond Kong: a token header sent on several lines is not read as "the first line"
- * (catalog J-17c); every line is a candidate, a line that is not `Bearer <token>` included, so two
+ * (docs/security.md J-17c); every line is a candidate, a line that is not `Bearer <token>` included, so two
  * different lines are `Multiple tokens provided`.
  */
 export function retrieveToken(ctx: PluginContext, sources: TokenSources): RetrieveResult {
@@ -147,7 +147,7 @@ export function isCanonicalBase64url(segment: string): boolean {
 
 /**
  * 9999-12-31T23:59:59Z. A larger exp/nbf (`1e308`) is refused like a non-number: fast-jwt would
- * multiply it into Infinity and treat the token as valid forever (catalog J-13).
+ * multiply it into Infinity and treat the token as valid forever (docs/security.md J-13).
  */
 export const MAX_NUMERIC_DATE = 253402300799
 

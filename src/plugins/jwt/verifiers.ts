@@ -3,9 +3,9 @@
  * built when the Snapshot compiles (the request path only looks up and calls).
  *
  * Every verifier is pinned: `algorithms: [credential.algorithm]` (never the token's), a key that is
- * never empty (catalog J-03), and for asymmetric algorithms a public key that Node parsed and that
+ * never empty (docs/security.md J-03), and for asymmetric algorithms a public key that Node parsed and that
  * matches the algorithm's key type, re-exported as canonical SPKI PEM, so fast-jwt's key sniffing
- * never sees the stored text (catalog J-02: whitespace, junk before `-----BEGIN`, PKCS#1, JWK-as-HMAC).
+ * never sees the stored text (docs/security.md J-02: whitespace, junk before `-----BEGIN`, PKCS#1, JWK-as-HMAC).
  * A credential whose key cannot be used keeps `verify: null` and answers `Invalid key/secret`.
  *
  * Tables are shared by every jwt instance of one Snapshot that verifies the same claims (a WeakMap on
@@ -88,7 +88,7 @@ function buildVerifier(secret: JwtSecret, options: VerifierOptions, cacheSize: n
  * algorithm is pinned by the credential or JWK, never read from the token; exp/nbf are checked only
  * when claims_to_verify lists them, and are then required; no clock tolerance. fast-jwt bounds a
  * cached entry by the token's exp/nbf when it checks them, so a cache hit never outlives the token
- * (fast-jwt >= 6.3.4; catalog J-14); the default cache key hashes the whole token: never replace it
+ * (fast-jwt >= 6.3.4; docs/security.md J-14); the default cache key hashes the whole token: never replace it
  * (J-16). Throws when fast-jwt refuses the key.
  */
 export function pinnedVerifier(

@@ -1,0 +1,47 @@
+/**
+ * `@bouncer/sdk/header-rules`: what a header name and a header value may contain. The one copy of
+ * these rules: the SDK runtime checks them inside the isolate (so a plugin author gets the error at
+ * the line that set the header), the test harness runs the same runtime, and the gateway checks them
+ * again wherever a header is written — the sandbox's result validation, built-in plugins' context,
+ * the response relay and the upstream pool (docs/security.md, "Header names and values").
+ *
+ * It runs inside isolated-vm isolates too, so it uses V8 built-ins only.
+ *
+ * @example
+ * import { isHeaderName, isHeaderValue } from '@bouncer/sdk/header-rules'
+ * isHeaderName('x-tenant')      // true
+ * isHeaderValue('a\r\nb: c')    // false
+ */
+
+/**
+ * A header name is an RFC 9110 `token`: one or more of the visible ASCII letters, digits and
+ * ``!#$%&'*+-.^_`|~``. No space, no separator (`"(),/:;<=>?@[\]{}`), no control character, nothing
+ * above 0x7E.
+ */
+export const HEADER_NAME_PATTERN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+/**
+ * What a header value must not contain: every control character but HTAB (NUL, CR, LF and the other
+ * 0x00–0x1F), DEL (0x7F), and any character above 0xFF. Allowed: HTAB, space, visible ASCII and the
+ * obs-text bytes 0x80–0xFF. A value is written as one byte per character (latin1), so a character
+ * above 0xFF has no single encoding on the wire; CR and LF would end the header line and NUL is cut
+ * by some parsers (the smuggling cases in test/proxy/request-framing.test.ts).
+ */
+export const HEADER_VALUE_FORBIDDEN = /[^\t\x20-\x7e\x80-\xff]/
+
+/**
+ * Whether `name` may be used as a header name (an RFC 9110 token, see `HEADER_NAME_PATTERN`).
+ * Case is not checked: header names are case-insensitive.
+ */
+export function isHeaderName(name: string): boolean {
+  return HEADER_NAME_PATTERN.test(name)
+}
+
+/**
+ * Whether `value` may be used as a header value: HTAB, space, visible ASCII and obs-text
+ * (0x80–0xFF) only; never CR, LF, NUL, another control character, DEL or a character above 0xFF
+ * (see `HEADER_VALUE_FORBIDDEN`). The empty string is a valid value.
+ */
+export function isHeaderValue(value: string): boolean {
+  return !HEADER_VALUE_FORBIDDEN.test(value)
+}
