@@ -17,7 +17,7 @@
  * A process without a primary (tests, a data plane started on its own) uses the same store
  * in-process through `createLocalPluginServices`.
  */
-import { createKvStore, type KvStore } from '@bouncer/sdk/node-host'
+import { createKvStore, type KvStore } from '#sdk/node-host'
 import type { CounterService, PluginServices, SharedKv, TakeResult } from '../plugins/services.js'
 
 /** One operation of a batch (worker → primary). */

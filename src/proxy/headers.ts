@@ -98,7 +98,7 @@ export function connectionListed(values: string | readonly string[]): string[] |
  * The header rules of @bouncer/sdk/header-rules (one copy for the SDK and the gateway; docs/security.md,
  * "Header names and values"), under the names the request path uses.
  */
-export { isHeaderName as isValidHeaderName, isHeaderValue as isValidHeaderValue } from '@bouncer/sdk/header-rules'
+export { isHeaderName as isValidHeaderName, isHeaderValue as isValidHeaderValue } from '#sdk/header-rules'
 
 /** `200 OK`-style status lines for 100..599, rendered once (uWS writeStatus takes the whole line). */
 const STATUS_LINES: string[] = []

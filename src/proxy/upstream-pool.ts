@@ -28,7 +28,7 @@
 import net from 'node:net'
 import tls from 'node:tls'
 import { createRequire } from 'node:module'
-import { isHeaderName, isHeaderValue } from '@bouncer/sdk/header-rules'
+import { isHeaderName, isHeaderValue } from '#sdk/header-rules'
 
 // ------------------------------------------------------------------------------------------ parser
 

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import type { TSchema } from 'typebox'
-import { PHASES as PHASE_LIST, PLUGIN_NAME_PATTERN, type WireManifest } from '@bouncer/sdk/wire'
+import { PHASES as PHASE_LIST, PLUGIN_NAME_PATTERN, type WireManifest } from '#sdk/wire'
 
 export const MANIFEST_FILE = 'manifest.json'
 

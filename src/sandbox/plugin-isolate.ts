@@ -27,8 +27,8 @@
  */
 import ivm from 'isolated-vm'
 import { watchSlices, type SliceGuard } from './slice-watchdog.js'
-import { cryptoOp, type KvStore } from '@bouncer/sdk/node-host'
-import type { PluginRuntime, WireCalloutRequest, WireCalloutResponse } from '@bouncer/sdk/wire'
+import { cryptoOp, type KvStore } from '#sdk/node-host'
+import type { PluginRuntime, WireCalloutRequest, WireCalloutResponse } from '#sdk/wire'
 import type { PluginLimits } from './limits.js'
 import type { PluginManifest } from './manifest.js'
 import type { NodeKvHost } from './node-kv.js'

@@ -6,7 +6,7 @@
  * invalid: a plugin bug is the request's failure, never a half-applied rewrite
  * (test/sandbox/sandbox.test.ts).
  */
-import { isHeaderName, isHeaderValue } from '@bouncer/sdk/header-rules'
+import { isHeaderName, isHeaderValue } from '#sdk/header-rules'
 import {
   HEADER_OPS,
   METRIC_NAME_PATTERN,
@@ -15,7 +15,7 @@ import {
   WIRE_OUTPUT_KEYS,
   type HeaderOp as WireHeaderOp,
   type WireOutput,
-} from '@bouncer/sdk/wire'
+} from '#sdk/wire'
 import type { Json } from '@bouncer/sdk'
 
 /** A validated header edit (`HeaderOp` of @bouncer/sdk/wire; the name lower-cased). */
