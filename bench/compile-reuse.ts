@@ -13,13 +13,16 @@ import { createPoolRegistry } from '../src/proxy/pool-registry.js'
 import { builtinPlugins } from '../src/plugins/builtin.js'
 import { DEFAULT_SETTINGS } from '../src/settings.js'
 import { largeConfig } from './lib/large-config.js'
+import { createBuiltinRegistry } from '../src/plugins/builtin.js'
+
+const builtins = createBuiltinRegistry()
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' }, routes: { type: 'string' } }, strict: true })
 const rounds = Number(values.rounds ?? 7)
 const routes = Number(values.routes ?? 10_000)
 
 function load(consumers: number): Snapshot {
-  const result = parseConfigText(largeConfig(routes, consumers, 20))
+  const result = parseConfigText(largeConfig(routes, consumers, 20), { plugins: builtins })
   if (!result.ok) throw new Error(JSON.stringify(result.issues.slice(0, 3)))
   return result.snapshot
 }

@@ -7,13 +7,8 @@ import type { ConfigIssue, Snapshot } from './model.js'
 import type { ConfigResult, LoadOptions } from './types.js'
 import { parseSource } from './source.js'
 import { buildSnapshot } from './build-snapshot.js'
-import { createBuiltinRegistry } from '../plugins/builtin.js'
-import type { PluginRegistry } from '../plugins/registry.js'
 
-/** The registry for callers that pass none: the built-in plugins only, private to this module. */
-let builtinOnly: PluginRegistry | null = null
-
-export function parseConfigText(text: string, opts: LoadOptions = {}): ConfigResult {
+export function parseConfigText(text: string, opts: LoadOptions): ConfigResult {
   const source = opts.source ?? 'inline'
   const version = opts.version ?? 1
   if (!Number.isSafeInteger(version) || version < 1) {
@@ -23,7 +18,7 @@ export function parseConfigText(text: string, opts: LoadOptions = {}): ConfigRes
   const format = opts.format ?? (body.trimStart().startsWith('{') ? 'json' : 'yaml')
   const parsed = parseSource(body, format)
   if (parsed.issues.length > 0) return { ok: false, issues: parsed.issues }
-  const { snapshot, issues } = buildSnapshot(parsed, { source, version, registry: opts.plugins ?? (builtinOnly ??= createBuiltinRegistry()) })
+  const { snapshot, issues } = buildSnapshot(parsed, { source, version, registry: opts.plugins })
   return snapshot ? { ok: true, snapshot } : { ok: false, issues }
 }
 
@@ -31,17 +26,17 @@ export function parseConfigText(text: string, opts: LoadOptions = {}): ConfigRes
  * A config that arrives as a plain value, with no text behind it (a store's rows, an API body):
  * the same validation and Snapshot as a file, with issues that name the field path only.
  */
-export function loadConfigValue(value: unknown, opts: Omit<LoadOptions, 'format'> = {}): ConfigResult {
+export function loadConfigValue(value: unknown, opts: Omit<LoadOptions, 'format'>): ConfigResult {
   const source = opts.source ?? 'inline'
   const version = opts.version ?? 1
   if (!Number.isSafeInteger(version) || version < 1) {
     return { ok: false, issues: [{ path: '', message: `invalid snapshot version ${String(version)}: expected a positive integer` }] }
   }
-  const { snapshot, issues } = buildSnapshot({ value }, { source, version, registry: opts.plugins ?? (builtinOnly ??= createBuiltinRegistry()) })
+  const { snapshot, issues } = buildSnapshot({ value }, { source, version, registry: opts.plugins })
   return snapshot ? { ok: true, snapshot } : { ok: false, issues }
 }
 
-export async function loadConfigFile(file: string, opts: Omit<LoadOptions, 'source'> = {}): Promise<ConfigResult> {
+export async function loadConfigFile(file: string, opts: Omit<LoadOptions, 'source'>): Promise<ConfigResult> {
   let text: string
   try {
     text = await readFile(file, 'utf8')

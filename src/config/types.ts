@@ -16,18 +16,19 @@ export interface LoadOptions {
   /** force a format; by default JSON when the text starts with `{`, else YAML (YAML is a superset) */
   format?: 'yaml' | 'json'
   /**
-   * the plugins to validate against: the gateway passes its own (built-ins + SDK plugins,
-   * src/sandbox/definitions.ts createGatewayRegistry); default: the built-in plugins only
+   * the plugins to validate against, always given by the caller (config/ knows no plugin itself):
+   * the gateway passes its own (built-ins + SDK plugins, src/sandbox/definitions.ts
+   * createGatewayRegistry); src/plugins/builtin.ts createBuiltinRegistry has the built-ins alone
    */
-  plugins?: PluginRegistry
+  plugins: PluginRegistry
 }
 
 /*
  * ./load.ts exports:
- *   parseConfigText(text: string, opts?: LoadOptions): ConfigResult
- *   loadConfigValue(value: unknown, opts?: Omit<LoadOptions, 'format'>): ConfigResult
+ *   parseConfigText(text: string, opts: LoadOptions): ConfigResult
+ *   loadConfigValue(value: unknown, opts: Omit<LoadOptions, 'format'>): ConfigResult
  *     (a plain value with no text behind it, e.g. a store's rows: issues carry the field path only)
- *   loadConfigFile(file: string, opts?: Omit<LoadOptions, 'source'>): Promise<ConfigResult>
+ *   loadConfigFile(file: string, opts: Omit<LoadOptions, 'source'>): Promise<ConfigResult>
  *     (a missing/unreadable file is an issue with path '' and a clear message, never a throw)
  *   formatIssue(issue: ConfigIssue, source: string): string
  *     e.g. `kong.yml:14:9: services[0].routes[1].paths[0]: invalid regex: ...`

@@ -2,6 +2,9 @@ import t from 'tap'
 import { generateKeyPairSync } from 'node:crypto'
 import { hasIssue, issuesOf, load, V3 } from './fixtures/helpers.js'
 import { parseConfigText } from '../../src/config/load.js'
+import { createBuiltinRegistry } from '../../src/plugins/builtin.js'
+
+const builtins = createBuiltinRegistry()
 
 t.test('a missing or unsupported _format_version is reported', async (t) => {
   hasIssue(t, issuesOf(t, 'services: []\n'), '_format_version', 'required field missing')
@@ -278,7 +281,7 @@ services:
     plugins:
       - { name: jwt, config: { anonymous: no-such-consumer } }
       - { name: key-auth, config: { anonymous: anon-user } }
-`)
+`, { plugins: builtins })
   t.notOk(r.ok)
   if (!r.ok) {
     t.equal(r.issues.length, 1, 'only the dangling one')
@@ -300,7 +303,7 @@ upstreams:
     healthchecks:
       passive:
         unhealthy: { http_statuses: [500] }
-`)
+`, { plugins: builtins })
   t.notOk(r.ok)
   if (!r.ok) {
     t.equal(r.issues.length, 3, 'the algorithm and the two enabled checks; the upstream that only lists statuses is fine')
@@ -320,7 +323,7 @@ services:
     routes:
       - paths: [/ok]
         path_handling: v1
-`)
+`, { plugins: builtins })
   t.notOk(r.ok)
   if (!r.ok) t.match(r.issues, [{ path: 'services[0].routes[0].path_handling', line: 7, message: /'v1' is not supported/ }])
 })

@@ -5,11 +5,14 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { formatIssue, loadConfigFile, parseConfigText, summarize } from '../../src/config/load.js'
 import { load } from './fixtures/helpers.js'
+import { createBuiltinRegistry } from '../../src/plugins/builtin.js'
+
+const builtins = createBuiltinRegistry()
 
 const SEED = fileURLToPath(new URL('../../examples/seed/kong.yml', import.meta.url))
 
 t.test('the seed file loads verbatim with Kong defaults filled in', async (t) => {
-  const r = await loadConfigFile(SEED)
+  const r = await loadConfigFile(SEED, { plugins: builtins })
   if (!r.ok) return t.fail(JSON.stringify(r.issues))
   const s = r.snapshot
   t.equal(s.format_version, '2.1')
@@ -37,8 +40,8 @@ t.test('the seed file loads verbatim with Kong defaults filled in', async (t) =>
 })
 
 t.test('loading the same file twice gives the same ids and hash', async (t) => {
-  const a = await loadConfigFile(SEED)
-  const b = await loadConfigFile(SEED, { version: 7 })
+  const a = await loadConfigFile(SEED, { plugins: builtins })
+  const b = await loadConfigFile(SEED, { plugins: builtins, version: 7 })
   if (!a.ok || !b.ok) return t.fail('seed must load')
   t.equal(b.snapshot.version, 7, 'version comes from the options')
   t.equal(a.snapshot.hash, b.snapshot.hash, 'the hash ignores the version')
@@ -105,7 +108,7 @@ upstreams:
   const { source: _b, ...f } = flat
   t.same(n, f)
   t.equal(nested.hash, flat.hash)
-  const seed = await loadConfigFile(SEED)
+  const seed = await loadConfigFile(SEED, { plugins: builtins })
   if (seed.ok) t.equal(seed.snapshot.services[0]!.id, nested.services[0]!.id, 'a service id depends on its name only')
 })
 
@@ -130,7 +133,7 @@ services:
       - name: r
         service: a
         paths: [/a]
-`)
+`, { plugins: builtins })
   t.notOk(r.ok)
   if (!r.ok) {
     t.equal(r.issues.length, 1)
@@ -218,7 +221,7 @@ consumers:
   - username: alice
     jwt_secrets: [{}]
     keyauth_credentials: [{}]
-`)
+`, { plugins: builtins })
   t.notOk(missing.ok)
   if (!missing.ok) {
     t.match(missing.issues, [
@@ -231,10 +234,10 @@ consumers:
 t.test('JSON input loads and reports positions', async (t) => {
   const s = load(t, JSON.stringify({ _format_version: '3.0', services: [{ name: 's', host: 'h.example', routes: [{ paths: ['/x'] }] }] }, null, 2))
   t.equal(s.routes[0]!.paths![0], '/x')
-  const bad = parseConfigText('{\n  "_format_version": "3.0",\n  "services": [ { "host": "h", "port": "80" } ]\n}')
+  const bad = parseConfigText('{\n  "_format_version": "3.0",\n  "services": [ { "host": "h", "port": "80" } ]\n}', { plugins: builtins })
   t.notOk(bad.ok)
   if (!bad.ok) t.match(bad.issues, [{ path: 'services[0].port', line: 3, message: 'expected an integer, got a string' }])
-  const broken = parseConfigText('{ "_format_version": "3.0", }', { source: 'x.json' })
+  const broken = parseConfigText('{ "_format_version": "3.0", }', { plugins: builtins, source: 'x.json' })
   t.notOk(broken.ok)
   if (!broken.ok) t.match(broken.issues[0], { path: '', line: 1, message: /^invalid JSON/ })
 })
@@ -243,13 +246,13 @@ t.test('a .json file is read as JSON', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'bouncer-config-'))
   const file = join(dir, 'kong.json')
   await writeFile(file, JSON.stringify({ _format_version: '3.0', consumers: [{ username: 'u' }] }))
-  const r = await loadConfigFile(file)
+  const r = await loadConfigFile(file, { plugins: builtins })
   t.ok(r.ok)
   if (r.ok) t.equal(r.snapshot.source, file)
 })
 
 t.test('a missing file is one issue, never a throw', async (t) => {
-  const r = await loadConfigFile('/nonexistent/kong.yml')
+  const r = await loadConfigFile('/nonexistent/kong.yml', { plugins: builtins })
   t.notOk(r.ok)
   if (!r.ok) t.same(r.issues, [{ path: '', message: "cannot read config file '/nonexistent/kong.yml': no such file" }])
 })
@@ -260,12 +263,12 @@ t.test('formatIssue writes file:line:column: path: message', async (t) => {
 })
 
 t.test('invalid YAML is reported with its position', async (t) => {
-  const r = parseConfigText('_format_version: "3.0"\nservices:\n  - name: a\n   host: b\n')
+  const r = parseConfigText('_format_version: "3.0"\nservices:\n  - name: a\n   host: b\n', { plugins: builtins })
   t.notOk(r.ok)
   if (!r.ok) t.match(r.issues[0], { path: '', line: Number, message: /^invalid YAML/ })
-  const dup = parseConfigText('_format_version: "3.0"\n_format_version: "3.0"\n')
+  const dup = parseConfigText('_format_version: "3.0"\n_format_version: "3.0"\n', { plugins: builtins })
   t.notOk(dup.ok, 'duplicate keys are an error, not last-wins')
-  const empty = parseConfigText('')
+  const empty = parseConfigText('', { plugins: builtins })
   t.notOk(empty.ok)
   if (!empty.ok) t.match(empty.issues[0]!.message, /expected a map with '_format_version'/)
 })

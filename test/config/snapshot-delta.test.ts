@@ -8,6 +8,9 @@ import { loadConfigValue } from '../../src/config/load.js'
 import type { Snapshot } from '../../src/config/model.js'
 import { applyDelta, diffSnapshot } from '../../src/config/snapshot-delta.js'
 import { canonicalJson } from '../../src/config/ids.js'
+import { createBuiltinRegistry } from '../../src/plugins/builtin.js'
+
+const builtins = createBuiltinRegistry()
 
 const BASE = `_format_version: "3.0"
 services:
@@ -19,7 +22,7 @@ consumers:
 `
 
 function build(value: unknown, version: number): Snapshot {
-  const r = loadConfigValue(value, { version })
+  const r = loadConfigValue(value, { plugins: builtins, version })
   if (!r.ok) throw new Error(JSON.stringify(r.issues))
   return r.snapshot
 }

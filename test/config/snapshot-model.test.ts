@@ -11,6 +11,9 @@ import { loadConfigValue, parseConfigText } from '../../src/config/load.js'
 import { ENTITY_LISTS, snapshotModel, type Snapshot } from '../../src/config/model.js'
 import { canonicalJson } from '../../src/config/ids.js'
 import { V3, load } from './fixtures/helpers.js'
+import { createBuiltinRegistry } from '../../src/plugins/builtin.js'
+
+const builtins = createBuiltinRegistry()
 
 const checkSnapshot = Compile(snapshotModel)
 const seedText = readFileSync(new URL('../../examples/seed/kong.yml', import.meta.url), 'utf8')
@@ -50,9 +53,9 @@ t.test('the hash is sha256 of the canonical JSON of the entity lists, and each s
 
 t.test('a consumer-only edit changes only the consumer and credential sections', async (t) => {
   const value = parseYaml(seedText) as { consumers: unknown[] }
-  const before = loadConfigValue(value)
+  const before = loadConfigValue(value, { plugins: builtins })
   value.consumers.push({ username: 'zed-the-new', keyauth_credentials: [{ key: 'zed-key-0123456789' }] })
-  const after = loadConfigValue(value)
+  const after = loadConfigValue(value, { plugins: builtins })
   t.ok(before.ok && after.ok)
   if (!before.ok || !after.ok) return
   t.not(after.snapshot.hash, before.snapshot.hash)
@@ -62,7 +65,7 @@ t.test('a consumer-only edit changes only the consumer and credential sections',
 
 t.test('a plain value (no text behind it) builds the same Snapshot as the text', async (t) => {
   const fromText = load(t, seedText)
-  const fromValue = loadConfigValue(parseYaml(seedText) as unknown, { source: 'store' })
+  const fromValue = loadConfigValue(parseYaml(seedText) as unknown, { plugins: builtins, source: 'store' })
   t.ok(fromValue.ok)
   if (!fromValue.ok) return
   t.equal(fromValue.snapshot.hash, fromText.hash, 'same hash')
@@ -72,14 +75,14 @@ t.test('a plain value (no text behind it) builds the same Snapshot as the text',
 
 t.test('issues from a plain value name the field path and no line or column', async (t) => {
   const value = { _format_version: '3.0', services: [{ name: 's', host: 'example.com', port: 'not-a-port', routes: [{ paths: ['no-slash'] }] }] }
-  const result = loadConfigValue(value)
+  const result = loadConfigValue(value, { plugins: builtins })
   t.notOk(result.ok)
   if (result.ok) return
   const port = result.issues.find((i) => i.path === 'services[0].port')
   t.ok(port, 'the bad port is named by its path')
   t.equal(port?.line, undefined, 'without a line')
   t.equal(port?.column, undefined, 'without a column')
-  const fromText = parseConfigText(JSON.stringify(value))
+  const fromText = parseConfigText(JSON.stringify(value), { plugins: builtins })
   t.same(
     fromText.ok ? [] : fromText.issues.map((i) => [i.path, i.message]),
     result.issues.map((i) => [i.path, i.message]),

@@ -19,6 +19,9 @@ import { sleep, startGateway, waitFor } from '../helpers/gateway.js'
 import { createTestUpstream, echo } from '../helpers/upstream.js'
 import { nowSec, signToken } from '../plugins/fixtures/fixtures.js'
 import { bearer, send } from './fixtures/client.js'
+import { createBuiltinRegistry } from '../../src/plugins/builtin.js'
+
+const builtins = createBuiltinRegistry()
 
 type Mode = 'ok' | 'down' | 'hang' | 'big'
 interface Endpoint {
@@ -263,7 +266,7 @@ t.test('the key-set module', async (t) => {
 
 t.test('config checks for the JWKS fields', async (t) => {
   const load = (config: string) => {
-    const r = parseConfigText(`_format_version: "3.0"\nconsumers: [{ username: u }]\nplugins:\n  - { name: jwt, config: ${config} }\n`)
+    const r = parseConfigText(`_format_version: "3.0"\nconsumers: [{ username: u }]\nplugins:\n  - { name: jwt, config: ${config} }\n`, { plugins: builtins })
     return r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`)
   }
   t.same(load('{ jwks_uri: "https://idp.example/jwks.json", jwks_consumer: u }'), [])

@@ -9,11 +9,14 @@ import { parseConfigText } from '../../src/config/load.js'
 import { builtinPlugins } from '../../src/plugins/builtin.js'
 import { compileChains } from '../../src/plugins/chain.js'
 import { fakeContext, nowSec, signToken } from './fixtures/fixtures.js'
+import { createBuiltinRegistry } from '../../src/plugins/builtin.js'
+
+const builtins = createBuiltinRegistry()
 
 const seedFile = fileURLToPath(new URL('../../examples/seed/kong.yml', import.meta.url))
 
 t.test('the seed config: an HS256 token with kid in the JOSE header and the payload, and exp', async (t) => {
-  const result = parseConfigText(readFileSync(seedFile, 'utf8'))
+  const result = parseConfigText(readFileSync(seedFile, 'utf8'), { plugins: builtins })
   if (!result.ok) throw new Error(JSON.stringify(result.issues))
   const snapshot = result.snapshot
   const chains = compileChains(snapshot, builtinPlugins)
@@ -67,7 +70,7 @@ consumers:
     keyauth_credentials: [{ key: acme-key }]
     acls: [{ group: partners }]
 `
-  const result = parseConfigText(yaml)
+  const result = parseConfigText(yaml, { plugins: builtins })
   if (!result.ok) throw new Error(JSON.stringify(result.issues))
   const chains = compileChains(result.snapshot, builtinPlugins)
   const route = result.snapshot.routes[0]!
@@ -78,6 +81,6 @@ consumers:
   t.equal((await send('POST', '/api/orders'))?.status, 403)
   t.equal((await send('GET', '/api/invoices'))?.status, 403)
 
-  const bad = parseConfigText(yaml.replace('methods: [GET]', 'methods: [get]'))
+  const bad = parseConfigText(yaml.replace('methods: [GET]', 'methods: [get]'), { plugins: builtins })
   t.equal(bad.ok, false, 'the schema refuses a lower-case method')
 })

@@ -12,6 +12,9 @@ import { createPoolRegistry } from '../../src/proxy/pool-registry.js'
 import { builtinPlugins } from '../../src/plugins/builtin.js'
 import { createTestUpstream } from '../helpers/upstream.js'
 import { request, startPlane, testSettings } from './fixtures/harness.js'
+import { createBuiltinRegistry } from '../../src/plugins/builtin.js'
+
+const builtins = createBuiltinRegistry()
 
 interface Shape {
   port: number
@@ -35,7 +38,7 @@ function load({ port, paths = ['/a'], consumers = [{ username: 'alice', key: 'al
     ...consumers.map((c) => `  - { username: ${c.username}, keyauth_credentials: [{ key: ${c.key} }] }`),
     '',
   ].join('\n')
-  const result = parseConfigText(text, { version })
+  const result = parseConfigText(text, { plugins: builtins, version })
   if (!result.ok) throw new Error(JSON.stringify(result.issues))
   return result.snapshot
 }
