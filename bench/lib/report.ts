@@ -129,7 +129,7 @@ function renderTargets(run: BenchResults): string {
   const list = targets(run)
   if (list.length === 0) return ''
   const lines = [
-    '## Targets (issue 5; reported, not asserted)',
+    '## Targets (bench/README.md; reported, not asserted)',
     '',
     'Medians over the rounds; "spread" is max − min over the rounds. A verdict closer to the limit than the spread is marked inconclusive.',
     '',

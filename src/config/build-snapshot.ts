@@ -17,7 +17,8 @@ import { ENTITY_VALIDATORS, type EntityKind } from './schemas.js'
 import { schemaIssues, describeValue } from './schema-issues.js'
 import { formatPath, type ParsedSource, type PathSegment } from './source.js'
 import { canonicalJson, derivedCredential, isUuid, uuidV5 } from './ids.js'
-import { checkRoutePath, hostError, normalizeTarget, routeHostError, sniError, HEADER_NAME } from './route-rules.js'
+import { checkRoutePath, hostError, normalizeTarget, routeHostError, sniError } from './route-rules.js'
+import { isHeaderName } from '#sdk/header-rules'
 
 /** plugin config fields that reference a consumer by id or username (jwt, key-auth: anonymous; jwt: jwks_consumer) */
 const CONSUMER_REF_FIELDS = ['anonymous', 'jwks_consumer'] as const
@@ -309,7 +310,7 @@ class SnapshotBuilder {
       for (const [name, values] of Object.entries(rawHeaders)) {
         const hpath = [...path, 'headers', name]
         const lower = name.toLowerCase()
-        if (!HEADER_NAME.test(name)) { this.fail(item, hpath, `invalid header name '${name}'`, 'key'); continue }
+        if (!isHeaderName(name)) { this.fail(item, hpath, `invalid header name '${name}'`, 'key'); continue }
         if (lower === 'host') { this.fail(item, hpath, "cannot contain 'host' header, which must be specified in the 'hosts' attribute", 'key'); continue }
         if (lower in headers) { this.fail(item, hpath, `duplicate header '${lower}' (header names are case-insensitive)`, 'key'); continue }
         values.forEach((v, i) => {

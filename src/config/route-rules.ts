@@ -156,4 +156,3 @@ export function normalizeTarget(target: string): { ok: true; target: string } | 
   return { ok: true, target: `${host}:${port ?? 8000}` }
 }
 
-export const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/

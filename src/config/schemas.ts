@@ -234,4 +234,3 @@ export const ENTITY_VALIDATORS = Object.fromEntries(
   Object.entries(ENTITY_SCHEMAS).map(([k, s]) => [k, Compile(s as TSchema)]),
 ) as { [K in EntityKind]: ReturnType<typeof Compile> }
 
-export const healthchecksValidator = Compile(healthchecksSchema)

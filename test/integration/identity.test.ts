@@ -1,6 +1,7 @@
 /**
  * Identity at the door, through HTTP: a real gateway (2 workers) in front of an echo upstream. Every
- * row of Kong's documented behaviour for jwt, key-auth and acl (the "§1.n" in the test names) is a case here, checking the
+ * row of Kong's documented behaviour for jwt, key-auth and acl (the tables of docs/jwt-guide.md and
+ * docs/config.md) is a case here, checking the
  * status, the body, WWW-Authenticate and what the upstream saw; then anonymous OR/AND across jwt and
  * key-auth, precedence across scopes, ACL method rules, hide_credentials, and client-sent identity
  * headers never reaching the upstream (docs/security.md H-13).
@@ -97,7 +98,7 @@ const alice = (claims: Record<string, unknown> = {}, header: Record<string, unkn
 
 const BEARER_INVALID = 'Bearer error="invalid_token"'
 
-t.test('jwt: every failure row of Kong §1.3, through HTTP', async (t) => {
+t.test('jwt: every failure row of Kong\'s jwt plugin, through HTTP', async (t) => {
   const rows: Array<[string, string, Array<[string, string]>, number, unknown, string | undefined]> = [
     ['no token anywhere', '/jwt', [], 401, { message: 'Unauthorized' }, 'Bearer'],
     ['two distinct tokens (header and ?jwt=)', `/jwt?jwt=${alice({ n: 1 })}`, [bearer(alice({ n: 2 }))], 401, { message: 'Multiple tokens provided' }, BEARER_INVALID],
@@ -170,7 +171,7 @@ t.test('jwt: anonymous, run_on_preflight and max_token_length', async (t) => {
   t.equal((await call('/jwt', [bearer(long)])).status, 200, 'the default limit (8192) lets it through elsewhere')
 })
 
-t.test('key-auth: every row of Kong §1.4, through HTTP', async (t) => {
+t.test('key-auth: every row of Kong\'s key-auth plugin, through HTTP', async (t) => {
   const rows: Array<[string, string, Array<[string, string]>, number, string, string]> = [
     ['no key', '/key', [], 401, 'No API key found in request', 'Key'],
     ['an empty key', '/key', [['apikey', '']], 401, 'No API key found in request', 'Key'],
@@ -213,7 +214,7 @@ t.test('key-auth hide_credentials removes the key from the header and from the q
   t.equal(q.upstream?.['x-consumer-username'], 'alice')
 })
 
-t.test('acl: every row of Kong §1.5, through HTTP', async (t) => {
+t.test('acl: every row of Kong\'s acl plugin, through HTTP', async (t) => {
   const noAuth = await call('/acl-noauth')
   t.equal(noAuth.status, 401, 'no consumer and no credential: 401')
   t.equal(messageOf(noAuth.body), 'Unauthorized')
@@ -278,7 +279,7 @@ t.test('precedence: a route-level jwt config overrides the service-level one', a
   t.equal((await call('/prec-route', [bearer(alice())])).status, 200)
 })
 
-t.test('client-sent identity headers never reach the upstream (catalog H-13)', async (t) => {
+t.test('client-sent identity headers never reach the upstream (docs/security.md H-13)', async (t) => {
   const spoof: Array<[string, string]> = [
     ['X-Consumer-ID', 'admin-id'],
     ['x-consumer-id', 'admin-id-2'],

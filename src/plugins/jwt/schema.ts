@@ -36,7 +36,7 @@ export const jwtConfigSchema = Type.Object(
     realm: Type.Optional(Type.Union([Type.Null(), Type.String({ minLength: 1 })], {
       default: null, description: 'realm sent in WWW-Authenticate',
     })),
-    // Beyond Kong (catalog J-10): refused before anything is decoded
+    // Beyond Kong (docs/security.md J-10): refused before anything is decoded
     max_token_length: Type.Optional(Type.Integer({
       minimum: 64, maximum: 1048576, default: 8192, description: 'Bouncer extension: longest token accepted, in characters; a longer one is `Bad token; too large`',
     })),
