@@ -21,6 +21,7 @@ import { compileSnapshot, type CompileOptions } from './compile-snapshot.js'
 import { BUILTIN_FACTORIES } from '../plugins/builtin.js'
 import { createPoolRegistry } from '../proxy/pool-registry.js'
 import { createIpMatcher, peerAddressText } from '../proxy/trusted-ips.js'
+import { answerError } from './gateway-answers.js'
 import { ProxyRequest, type Plane } from './proxy-request.js'
 
 /** Set while `req.forEach` runs (synchronously), so the callback needs no closure per request. */
@@ -61,7 +62,7 @@ function onRequest(p: Plane, res: HttpResponse, req: HttpRequest): void {
     // a bug must cost one request, never the worker
     p.log.error({ err, request_id: r.requestId }, 'request failed in the gateway')
     r.current?.cancel()
-    if (!r.headersSent) r.fail('GW_ERR_INTERNAL', true)
+    if (!r.headersSent) answerError(r, 'GW_ERR_INTERNAL', true)
     else r.closeClient()
   }
 }

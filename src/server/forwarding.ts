@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks'
 import { UpstreamError, type UpstreamHandler } from '../proxy/upstream-pool.js'
 import type { IpMatcher } from '../proxy/trusted-ips.js'
 import { connectionListed, REQ_DROP, REQ_FORWARDING, REQ_VIA, REQUEST_HEADER_ACTION } from '../proxy/headers.js'
+import { answerError } from './gateway-answers.js'
 import type { ProxyRequest } from './proxy-request.js'
 
 /** appended to the client's Via on the way up (no version: upstreams need not learn it) */
@@ -175,7 +176,7 @@ export function buildUpstreamHeaders(r: ProxyRequest, preservedHost: string | nu
 export function dispatch(r: ProxyRequest): void {
   const svc = r.route!.service!
   const i = svc.balancer.pick(r.tried)
-  if (i < 0) return r.fail('GW_ERR_UPSTREAM_UNAVAILABLE')
+  if (i < 0) return answerError(r, 'GW_ERR_UPSTREAM_UNAVAILABLE')
   r.target = i
   if (r.hostIndex !== -1) r.upHeaders[r.hostIndex] = svc.hostHeaders[i]!
   const attempt = new UpstreamAttempt(r, i)
@@ -235,7 +236,7 @@ export function upstreamFailed(r: ProxyRequest, attempt: UpstreamAttempt, err: E
     // the client's own request cannot be written as HTTP/1.1 (a header value with a control
     // character uWS let through, such as DEL): the client's fault, and no target would take it
     p.log.info({ request_id: r.requestId, err: err.message }, 'request refused: it cannot be forwarded')
-    return r.fail('GW_ERR_REQUEST_BAD', r.body !== null && !r.body.ended)
+    return answerError(r, 'GW_ERR_REQUEST_BAD', r.body !== null && !r.body.ended)
   }
   const timeout = code === 'UPSTREAM_HEADERS_TIMEOUT' || code === 'UPSTREAM_BODY_TIMEOUT' || code === 'UPSTREAM_CONNECT_TIMEOUT'
   // Nothing reached the upstream when the pool never got the request onto a socket (connect failed
@@ -258,7 +259,7 @@ export function upstreamFailed(r: ProxyRequest, attempt: UpstreamAttempt, err: E
   p.log.warn({ request_id: r.requestId, target: target?.name, err: code || err.message }, 'upstream request failed')
   // with part of the upload still unread, close rather than read the rest for nothing (U-17)
   const unread = r.body !== null && !r.body.ended
-  r.fail(timeout ? 'GW_ERR_UPSTREAM_TIMEOUT' : 'GW_ERR_UPSTREAM_INVALID_RESPONSE', unread)
+  answerError(r, timeout ? 'GW_ERR_UPSTREAM_TIMEOUT' : 'GW_ERR_UPSTREAM_INVALID_RESPONSE', unread)
 }
 
 /** The Host header without its port (X-Forwarded-Host; the https redirect's Location). */

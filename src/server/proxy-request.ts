@@ -16,8 +16,6 @@
 import { performance } from 'node:perf_hooks'
 import type { HttpResponse } from './uws.js'
 import type { RouteRequest } from '../router/types.js'
-import { errorResponse, type ErrorCode } from '../errors.js'
-import { BOUNCER_VERSION } from './version.js'
 import { checkFraming, FRAMING_CHUNKED, FRAMING_ERROR, FRAMING_NO_BODY } from './request-framing.js'
 import type { CompiledRoute, CompiledSnapshot, CompileOptions } from './compile-snapshot.js'
 import { RequestContext } from './plugin-context.js'
@@ -36,11 +34,10 @@ import {
 } from '../proxy/headers.js'
 import type { Settings } from '../settings.js'
 import type { Logger } from '../observability/logger.js'
-import { buildUpstreamHeaders, CANCELLED, dispatch, stripPort, type UpstreamAttempt } from './forwarding.js'
+import { buildUpstreamHeaders, CANCELLED, dispatch, type UpstreamAttempt } from './forwarding.js'
+import { answerError, answerErrorAndClose, answerHttpsRequired, answerPluginExit, SERVER_TOKEN } from './gateway-answers.js'
 
-const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
 const EMPTY = ''
-const SERVER_TOKEN = `bouncer/${BOUNCER_VERSION}`
 const VIA_CLIENT = `1.1 ${SERVER_TOKEN}`
 const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx']
 
@@ -71,9 +68,6 @@ export interface Plane {
   readonly errors: Record<string, number>
   drainWaiters: Array<() => void>
 }
-
-/** ms between pausing an unfinished upload and answering-and-closing (see afterCloseGrace) */
-const CLOSE_GRACE_MS = 50
 
 /** Set while a response chunk is corked out (synchronous), to avoid a closure per chunk. */
 let corkReq: ProxyRequest | null = null
@@ -138,8 +132,8 @@ export class ProxyRequest implements RouteRequest, BodyOwner {
   contentLength: string[] | null = null
   transferEncoding: string[] | null = null
   expect: string | null = null
-  /** afterCloseGrace ran: answer now */
-  private graceDone = false
+  /** afterCloseGrace ran: answer now (gateway-answers.ts) */
+  graceDone = false
 
   // --- per request state
   readonly compiled: CompiledSnapshot
@@ -219,25 +213,25 @@ export class ProxyRequest implements RouteRequest, BodyOwner {
     this.requestId = p.requestIdPrefix + (p.requestCounter++).toString(36)
 
     const framing = checkFraming(this.contentLength, this.transferEncoding)
-    if (framing === FRAMING_ERROR) return this.failAndClose('GW_ERR_REQUEST_FRAMING')
+    if (framing === FRAMING_ERROR) return answerErrorAndClose(this, 'GW_ERR_REQUEST_FRAMING')
     const m = this.method
     if (m === 'TRACE' || m === 'TRACK' || m === 'CONNECT') {
-      return framing === FRAMING_NO_BODY ? this.fail('GW_ERR_REQUEST_METHOD') : this.failAndClose('GW_ERR_REQUEST_METHOD')
+      return framing === FRAMING_NO_BODY ? answerError(this, 'GW_ERR_REQUEST_METHOD') : answerErrorAndClose(this, 'GW_ERR_REQUEST_METHOD')
     }
     // uWS already answered `100 Continue` for exactly `100-continue`; anything else is refused
-    if (this.expect !== null && this.expect.toLowerCase() !== '100-continue') return this.failAndClose('GW_ERR_REQUEST_EXPECT')
-    if (framing > 0 && p.maxBody > 0 && framing > p.maxBody) return this.failAndClose('GW_ERR_REQUEST_TOO_LARGE', true)
+    if (this.expect !== null && this.expect.toLowerCase() !== '100-continue') return answerErrorAndClose(this, 'GW_ERR_REQUEST_EXPECT')
+    if (framing > 0 && p.maxBody > 0 && framing > p.maxBody) return answerErrorAndClose(this, 'GW_ERR_REQUEST_TOO_LARGE', true)
 
     const result = this.compiled.router.match(this)
-    if (result.kind === 'none') return this.fail('GW_ERR_ROUTER_NO_ROUTE')
-    if (result.kind === 'bad_request') return this.fail('GW_ERR_REQUEST_BAD')
+    if (result.kind === 'none') return answerError(this, 'GW_ERR_ROUTER_NO_ROUTE')
+    if (result.kind === 'bad_request') return answerError(this, 'GW_ERR_REQUEST_BAD')
     const match = result.match
     const route = this.compiled.routes.get(match.route)
-    if (route === undefined) return this.fail('GW_ERR_INTERNAL')
+    if (route === undefined) return answerError(this, 'GW_ERR_INTERNAL')
     this.route = route
-    if (!route.acceptsHttp) return this.httpsRequired(route)
+    if (!route.acceptsHttp) return answerHttpsRequired(this, route)
     const svc = route.service
-    if (svc === null) return this.fail('GW_ERR_ROUTER_NO_SERVICE')
+    if (svc === null) return answerError(this, 'GW_ERR_ROUTER_NO_SERVICE')
 
     this.upstreamPath = match.upstreamPath
     buildUpstreamHeaders(this, match.upstreamHost, match.strippedPrefix, framing)
@@ -265,7 +259,7 @@ export class ProxyRequest implements RouteRequest, BodyOwner {
         },
         (err: unknown) => {
           this.plane.log.error({ err, request_id: this.requestId }, 'request body buffering failed')
-          this.fail('GW_ERR_INTERNAL', true)
+          answerError(this, 'GW_ERR_INTERNAL', true)
         },
       )
       return
@@ -284,7 +278,7 @@ export class ProxyRequest implements RouteRequest, BodyOwner {
       for await (const chunk of this.body!) {
         size += chunk.length
         if (size > BUFFERED_BODY_LIMIT) {
-          this.fail('GW_ERR_REQUEST_TOO_LARGE', true)
+          answerError(this, 'GW_ERR_REQUEST_TOO_LARGE', true)
           return false
         }
         chunks.push(chunk)
@@ -301,58 +295,19 @@ export class ProxyRequest implements RouteRequest, BodyOwner {
     const result = chain.runAccess(ctx)
     // synchronous handlers (the built-in auth plugins) answer without a Promise or a microtask
     if (result === undefined) return dispatch(this)
-    if (typeof (result as Promise<unknown>).then !== 'function') return this.exit(result as PluginExit)
+    if (typeof (result as Promise<unknown>).then !== 'function') return answerPluginExit(this, result as PluginExit)
     ;(result as Promise<PluginExit | undefined>).then(
       (exit) => {
         if (this.resDone) return
-        if (exit !== undefined) return this.exit(exit)
+        if (exit !== undefined) return answerPluginExit(this, exit)
         dispatch(this)
       },
       (err: unknown) => {
         // runAccess never rejects by contract; if it ever does, it costs this request only
         this.plane.log.error({ err, request_id: this.requestId }, 'plugin chain failed')
-        this.fail('GW_ERR_INTERNAL', this.body !== null && !this.body.ended)
+        answerError(this, 'GW_ERR_INTERNAL', this.body !== null && !this.body.ended)
       },
     )
-  }
-
-  /**
-   * A plugin short-circuited the request (Kong `kong.response.exit`): a string body becomes
-   * {"message": …}; `error: true` (Kong `kong.response.error`) adds the request id. The connection is
-   * closed when part of the request body was never read.
-   */
-  private exit(exit: PluginExit): void {
-    if (this.resDone) return
-    const p = this.plane
-    this.status = exit.status
-    const body =
-      exit.body === undefined
-        ? EMPTY
-        : typeof exit.body === 'string'
-          ? JSON.stringify(exit.error === true ? { message: exit.body, request_id: this.requestId } : { message: exit.body })
-          : JSON.stringify(exit.error === true ? { ...exit.body, request_id: this.requestId } : exit.body)
-    const close = p.draining || (this.body !== null && !this.body.ended)
-    this.releaseClient()
-    const res = this.res
-    const ctx = this.ctx
-    res.cork(() => {
-      res.writeStatus(statusLineFor(exit.status))
-      if (body !== EMPTY) res.writeHeader('Content-Type', JSON_CONTENT_TYPE)
-      if (exit.headers !== undefined) {
-        for (const name in exit.headers) {
-          const value = exit.headers[name]!
-          if (isValidHeaderName(name.toLowerCase()) && isValidHeaderValue(value)) res.writeHeader(name, value)
-        }
-      }
-      if (ctx !== null) for (const [n, v] of ctx.finalResponseHeaders()) res.writeHeader(n, v)
-      if (p.headersOn) {
-        res.writeHeader('Server', SERVER_TOKEN)
-        res.writeHeader('X-Bouncer-Response-Latency', String(Math.round(performance.now() - this.startedAt)))
-        res.writeHeader('X-Bouncer-Request-Id', this.requestId)
-      }
-      res.end(body, close)
-    })
-    this.responseEnded()
   }
 
   // ---------------------------------------------------------------- upstream → client
@@ -576,7 +531,7 @@ export class ProxyRequest implements RouteRequest, BodyOwner {
   }
 
   /** Before the final write of a response: a paused client socket must be resumed while `res` is valid. */
-  private releaseClient(): void {
+  releaseClient(): void {
     if (this.body !== null && !this.body.ended) this.body.release()
   }
 
@@ -588,7 +543,7 @@ export class ProxyRequest implements RouteRequest, BodyOwner {
     this.current = null
     this.body?.fail(CANCELLED)
     if (this.resDone) return
-    if (!this.headersSent) this.fail('GW_ERR_UPSTREAM_TIMEOUT', true)
+    if (!this.headersSent) answerError(this, 'GW_ERR_UPSTREAM_TIMEOUT', true)
     else this.closeClient()
   }
 
@@ -597,7 +552,7 @@ export class ProxyRequest implements RouteRequest, BodyOwner {
     this.current = null
     this.body?.fail(CANCELLED)
     if (this.resDone) return
-    if (!this.headersSent) this.fail('GW_ERR_REQUEST_TOO_LARGE', true)
+    if (!this.headersSent) answerError(this, 'GW_ERR_REQUEST_TOO_LARGE', true)
     else this.closeClient()
   }
 
@@ -611,109 +566,6 @@ export class ProxyRequest implements RouteRequest, BodyOwner {
     this.current = null
     this.body?.fail(CANCELLED)
     this.finish()
-  }
-
-  /** A gateway-generated error response (pre-rendered body), optionally closing the connection. */
-  fail(code: ErrorCode, close = false): void {
-    if (this.resDone) return
-    if (close && !this.graceDone && this.uploading()) return this.afterCloseGrace(() => this.fail(code, true))
-    const r = errorResponse(code)
-    this.countError(r.status, code)
-    this.releaseClient()
-    const res = this.res
-    const closeConn = close || this.plane.draining
-    res.cork(() => {
-      this.writeErrorHead(r.statusLine)
-      res.end(r.body, closeConn)
-    })
-    this.responseEnded()
-  }
-
-  /**
-   * An error after which the connection must not carry another request (bad framing, an unread
-   * body). Sent after the handler returns, on purpose: uWS v20.30 honours `end(…, close)` only after
-   * it has parsed every byte already read, so a corked answer here would let a request smuggled
-   * behind this one be routed. Uncorked, `end` closes right after the write; and a request
-   * pipelined behind this one makes uWS close the socket at once (it refuses a new request while
-   * a response is pending), so nothing behind it is ever routed.
-   */
-  private failAndClose(code: ErrorCode, uploadPending = false): void {
-    setImmediate(() => {
-      if (this.resDone) return
-      if (!this.graceDone && (uploadPending || this.uploading())) return this.afterCloseGrace(() => this.failAndClose(code))
-      const r = errorResponse(code)
-      this.countError(r.status, code)
-      this.res.cork(() => this.writeErrorHead(r.statusLine))
-      this.res.end(r.body, true)
-      this.responseEnded()
-    })
-  }
-
-  /** The client may still be sending its body (over the limit or not). */
-  private uploading(): boolean {
-    return this.body !== null && !this.body.clientDone
-  }
-
-  /**
-   * Before answering and closing while the client is still uploading. uWS closes right after the
-   * answer, and closing a socket with unread bytes makes the kernel send a reset; a client that is
-   * busy writing then gets the reset before it reads the answer, and sees "connection reset" instead
-   * of our 4xx/5xx (nginx avoids this with its lingering close, which uWS does not offer). So stop
-   * reading first and answer a moment later: by then the client's buffers are full and it is
-   * waiting to write, so it reads the answer before the reset. What arrives meanwhile is dropped.
-   */
-  private afterCloseGrace(then: () => void): void {
-    this.graceDone = true
-    this.body?.fail(CANCELLED)
-    this.res.pause()
-    setTimeout(() => {
-      if (!this.resDone) then()
-    }, CLOSE_GRACE_MS)
-  }
-
-  private countError(status: number, code: ErrorCode): void {
-    const errors = this.plane.errors
-    this.status = status
-    errors[code] = (errors[code] ?? 0) + 1
-  }
-
-  private writeErrorHead(statusLine: string): void {
-    const res = this.res
-    res.writeStatus(statusLine)
-    res.writeHeader('Content-Type', JSON_CONTENT_TYPE)
-    if (this.plane.headersOn) {
-      res.writeHeader('Server', SERVER_TOKEN)
-      res.writeHeader('X-Bouncer-Request-Id', this.requestId)
-    }
-  }
-
-  private httpsRequired(route: CompiledRoute): void {
-    const status = route.route.https_redirect_status_code
-    if (status === 426) {
-      if (this.resDone) return
-      const r = errorResponse('GW_ERR_PROTOCOL_HTTPS_REQUIRED')
-      this.countError(r.status, r.code)
-      this.res.cork(() => {
-        this.writeErrorHead(r.statusLine)
-        this.res.writeHeader('Upgrade', 'TLS/1.2, HTTP/1.1')
-        this.res.end(r.body, this.plane.draining)
-      })
-      this.responseEnded()
-      return
-    }
-    const location = `https://${stripPort(this.host)}${this.path}${this.query === '' ? '' : `?${this.query}`}`
-    if (!isValidHeaderValue(location)) return this.fail('GW_ERR_REQUEST_BAD')
-    this.status = status
-    this.res.cork(() => {
-      this.res.writeStatus(statusLineFor(status))
-      this.res.writeHeader('Location', location)
-      if (this.plane.headersOn) {
-        this.res.writeHeader('Server', SERVER_TOKEN)
-        this.res.writeHeader('X-Bouncer-Request-Id', this.requestId)
-      }
-      this.res.end(EMPTY, this.plane.draining)
-    })
-    this.responseEnded()
   }
 
   /** Abort the client connection (a response that cannot be completed must not look complete). */
