@@ -54,7 +54,7 @@ export class UpstreamAttempt implements UpstreamHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.cancelled) return false
-    return this.req.upstreamData(chunk)
+    return this.req.relayData(chunk)
   }
 
   onComplete(): void {

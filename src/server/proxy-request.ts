@@ -23,30 +23,17 @@ import type { PluginExit } from '../plugins/types.js'
 import type { PoolRegistry } from '../proxy/pool-registry.js'
 import type { IpMatcher } from '../proxy/trusted-ips.js'
 import { RequestBody, type BodyOwner } from '../proxy/request-body.js'
-import {
-  connectionListed,
-  isValidHeaderName,
-  isValidHeaderValue,
-  RES_DROP,
-  RES_VIA,
-  RESPONSE_HEADER_ACTION,
-  statusLineFor,
-} from '../proxy/headers.js'
 import type { Settings } from '../settings.js'
 import type { Logger } from '../observability/logger.js'
 import { buildUpstreamHeaders, CANCELLED, dispatch, type UpstreamAttempt } from './forwarding.js'
+import { ResponseRelay, type HeadBlock } from './response-relay.js'
 import { answerError, answerErrorAndClose, answerHttpsRequired, answerPluginExit, SERVER_TOKEN } from './gateway-answers.js'
 
-const EMPTY = ''
 const VIA_CLIENT = `1.1 ${SERVER_TOKEN}`
 const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx']
 
 /** largest request body buffered for plugins that read it (key-auth key_in_body); larger → 413 */
 const BUFFERED_BODY_LIMIT = 10 * 1024 * 1024
-
-const MODE_NONE = 0
-const MODE_LENGTH = 1
-const MODE_CHUNKED = 2
 
 /** State shared by every request of this worker (data-plane.ts creates it). */
 export interface Plane {
@@ -69,58 +56,7 @@ export interface Plane {
   drainWaiters: Array<() => void>
 }
 
-/** Set while a response chunk is corked out (synchronous), to avoid a closure per chunk. */
-let corkReq: ProxyRequest | null = null
-let corkChunk: Buffer | null = null
-let corkResult = true
-function corkedWrite(): void {
-  const r = corkReq!
-  if (r.headPending) r.writeHead()
-  if (r.mode === MODE_LENGTH) {
-    const [ok, done] = r.res.tryEnd(corkChunk!, r.total)
-    corkResult = ok
-    if (done) r.responseEnded()
-  } else {
-    corkResult = r.res.write(corkChunk!)
-  }
-}
-
-/**
- * Response heads waiting for their first body chunk (see ProxyRequest.headPending). One microtask
- * per batch, not a microtask and a closure per response: the pool usually delivers the body in the
- * same read, and then the head has already gone out with it when this runs.
- */
-let headsWaiting: ProxyRequest[] = []
-function flushWaitingHeads(): void {
-  const list = headsWaiting
-  headsWaiting = []
-  for (const r of list) if (r.headPending && !r.resDone) r.res.cork(() => r.writeHead())
-}
-
-/**
- * Response headers collected for one uWS writeHeader call (see ProxyRequest.writeHead): the first
- * header's name, then its value followed by the other lines. Values must already be CR/LF-free.
- */
-class HeadBlock {
-  private first: string | null = null
-  private text = ''
-
-  add(name: string, value: string): this {
-    if (this.first === null) {
-      this.first = name
-      this.text = value
-    } else {
-      this.text += `\r\n${name}: ${value}`
-    }
-    return this
-  }
-
-  writeTo(res: HttpResponse): void {
-    if (this.first !== null) res.writeHeader(this.first, this.text)
-  }
-}
-
-export class ProxyRequest implements RouteRequest, BodyOwner {
+export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwner {
   // --- read from uWS at the top of the handler
   method = ''
   path = ''
@@ -154,39 +90,16 @@ export class ProxyRequest implements RouteRequest, BodyOwner {
   target = -1
   dispatchedAt = 0
 
-  // --- response state
+  // --- response state (the rest is the relay's, response-relay.ts)
   aborted = false
-  /** the uWS response ended, was closed or aborted: `res` must not be touched */
-  resDone = false
-  headersSent = false
   finished = false
-  status = 0
-  mode = MODE_NONE
-  total = 0
-  /** response body bytes received from the upstream */
-  relayed = 0
-  /**
-   * The response head waits for the first body chunk so both leave in one send (the pool delivers a
-   * small response's headers and body in the same tick); a microtask flushes it alone otherwise.
-   */
-  headPending = false
-  private headRaw: string[] | null = null
-  /** lower-cased response header names, index-aligned with the pairs in headRaw */
-  private headNames: string[] | null = null
-  /** the same names as the upstream spelled them (decoded once) */
-  private headOrig: string[] | null = null
-  private headListed: string[] | null = null
-  private headEdited: Set<string> | null = null
-  private headAt = 0
-  private pending: Buffer | null = null
-  private pendingOffset = 0
-  private resumeUpstream: (() => void) | null = null
-  private upstreamPaused = false
+  headAt = 0
 
   constructor(
     readonly plane: Plane,
-    readonly res: HttpResponse,
+    res: HttpResponse,
   ) {
+    super(res)
     this.compiled = plane.compiled
     this.port = plane.port
   }
@@ -315,39 +228,16 @@ export class ProxyRequest implements RouteRequest, BodyOwner {
   onUpstreamHeaders(attempt: UpstreamAttempt, status: number, raw: string[], resume: () => void): boolean {
     if (this.resDone || attempt !== this.current) return false
     this.headAt = performance.now()
-    this.headersSent = true
-    this.status = status
-    this.resumeUpstream = resume
-
-    // names decoded once (as spelled, and lower-cased); Connection-listed names are found before
-    // anything is written
-    const n = raw.length
-    const names = new Array<string>(n >> 1)
-    const orig = new Array<string>(n >> 1)
-    let listed: string[] | null = null
-    let contentLength = -1
-    for (let i = 0, j = 0; i < n; i += 2, j++) {
-      const spelled = raw[i]!
-      const name = spelled.toLowerCase()
-      orig[j] = spelled
-      names[j] = name
-      if (name === 'connection') {
-        const l = connectionListed(raw[i + 1]!)
-        if (l !== null) (listed ??= []).push(...l)
-      } else if (name === 'content-length') {
-        contentLength = Number(raw[i + 1]!)
-      }
-    }
-
+    this.takeHead(status, raw, resume)
     // response phase: the route's plugin chain sees status + headers before they are written; the
     // headers it sets replace the upstream's copies.
     const ctx = this.ctx
-    let edited: Set<string> | null = null
     if (ctx !== null) {
       const chain = this.route!.chain!
       if (chain.hasResponse) {
+        const names = this.headNames!
         const view: Record<string, string | string[]> = Object.create(null)
-        for (let i = 0, j = 0; i < n; i += 2, j++) {
+        for (let i = 0, j = 0; i < raw.length; i += 2, j++) {
           const name = names[j]!
           const value = raw[i + 1]!
           const prev = view[name]
@@ -355,93 +245,29 @@ export class ProxyRequest implements RouteRequest, BodyOwner {
         }
         chain.runResponse(ctx, status, view)
       }
-      edited = ctx.editedResponseNames()
+      this.headEdited = ctx.editedResponseNames()
     }
-
-    const head = this.method === 'HEAD'
-    const noBody = head || status === 204 || status === 304 || status < 200
-    this.mode = noBody ? MODE_NONE : contentLength >= 0 ? MODE_LENGTH : MODE_CHUNKED
-    this.total = contentLength
-    this.headRaw = raw
-    this.headNames = names
-    this.headOrig = orig
-    this.headListed = listed
-    this.headEdited = edited
-    const res = this.res
-
-    if (this.mode !== MODE_NONE && contentLength !== 0) {
-      // a body follows: send the head with its first chunk (see headPending)
-      this.headPending = true
-      if (headsWaiting.push(this) === 1) queueMicrotask(flushWaitingHeads)
-      return true
-    }
-    const closeAfter = this.plane.draining || (this.body !== null && !this.body.ended)
-    this.releaseClient()
-    res.cork(() => {
-      this.writeHead(false)
-      if (this.mode === MODE_NONE) {
-        // HEAD keeps the upstream's Content-Length; 204 never has one (RFC 9110 §8.6)
-        // (uWS v20.30 quirk: `endWithoutBody(undefined)` reports a garbage Content-Length)
-        if ((head || status === 304) && contentLength >= 0) {
-          res.endWithoutBody(contentLength, closeAfter)
-        } else {
-          if (closeAfter) res.writeHeader('Connection', 'close')
-          res.endWithoutBody()
-        }
-      } else {
-        res.end(EMPTY, closeAfter)
-      }
-    })
-    this.responseEnded()
+    this.sendHead(this.method === 'HEAD')
     return true
   }
 
-  /**
-   * Write the status line and headers (inside a cork). `announceClose` adds `Connection: close` when
-   * the connection must not be reused after a streamed body: when draining, or when the upstream
-   * answered before the whole request body arrived (the rest will not be read). uWS can close by
-   * itself only when the response ends in the same call; a streamed one carries the header and the
-   * client closes. (uWS v20.30 quirk: `end(…, true)` after `write()` emits the Connection header
-   * inside the chunked body, so it is never used for streamed bodies.)
-   */
-  writeHead(announceClose = true): void {
-    this.headPending = false
-    const res = this.res
-    const p = this.plane
-    const raw = this.headRaw!
-    const names = this.headNames!
-    const orig = this.headOrig!
-    const listed = this.headListed
-    const edited = this.headEdited
-    res.writeStatus(statusLineFor(this.status))
-    // Every header goes to uWS in one writeHeader call: the first header's value carries the other
-    // lines after it ("v1\r\nName2: v2…"). uWS v20.30 writes `key: value\r\n` verbatim, and each call
-    // costs a crossing into C++ plus two string conversions (a uWS handler writing six headers:
-    // 1.5 → 1.1 µs per response head, measured). Safe for the same reason separate calls were: every
-    // value has passed isValidHeaderValue (no CR/LF) — here for the upstream's, in
-    // RequestContext.setResponseHeader for the plugins' — or is the gateway's own.
-    const block = new HeadBlock()
-    let via: string | null = null
-    for (let i = 0, j = 0; i < raw.length; i += 2, j++) {
-      const name = names[j]!
-      const action = RESPONSE_HEADER_ACTION.get(name)
-      if (action === RES_DROP) continue
-      if (listed !== null && listed.includes(name)) continue
-      if (edited !== null && edited.has(name)) continue
-      const value = raw[i + 1]!
-      // llhttp already refuses CR/LF from upstreams; checked again because uWS checks nothing
-      if (!isValidHeaderValue(value)) continue
-      if (action === RES_VIA) {
-        via = via === null ? value : `${via}, ${value}`
-        continue
-      }
-      if (!isValidHeaderName(name)) continue
-      block.add(orig[j]!, value)
-    }
-    if (edited !== null) {
+  upstreamComplete(attempt: UpstreamAttempt): void {
+    if (attempt !== this.current) return
+    this.current = null
+    if (this.resDone) return
+    this.relayComplete()
+  }
+
+  closeAfterResponse(): boolean {
+    return this.plane.draining || (this.body !== null && !this.body.ended)
+  }
+
+  /** The plugins' response headers, then Via and the X-Bouncer-* headers (unless settings turn them off). */
+  addOwnHeaders(block: HeadBlock, via: string | null): void {
+    if (this.headEdited !== null) {
       for (const [hn, hv] of this.ctx!.finalResponseHeaders()) block.add(hn, hv)
     }
-    if (p.headersOn) {
+    if (this.plane.headersOn) {
       block
         .add('Via', via === null ? VIA_CLIENT : `${via}, ${VIA_CLIENT}`)
         .add('X-Bouncer-Upstream-Latency', String(Math.round(this.headAt - this.dispatchedAt)))
@@ -449,74 +275,6 @@ export class ProxyRequest implements RouteRequest, BodyOwner {
         .add('X-Bouncer-Request-Id', this.requestId)
     } else if (via !== null) {
       block.add('Via', via)
-    }
-    if (announceClose && (p.draining || (this.body !== null && !this.body.ended))) block.add('Connection', 'close')
-    block.writeTo(res)
-    this.headRaw = null
-  }
-
-  upstreamData(chunk: Buffer): boolean {
-    if (this.resDone) return true // a HEAD/204 body, or the client is gone: let the pool drain it
-    this.relayed += chunk.length
-    if (this.mode === MODE_LENGTH && this.relayed >= this.total) this.releaseClient()
-    corkReq = this
-    corkChunk = chunk
-    const lastOffset = this.mode === MODE_LENGTH ? this.res.getWriteOffset() : 0
-    this.res.cork(corkedWrite)
-    corkReq = null
-    corkChunk = null
-    if (corkResult || this.resDone) return true
-    // The client is slower than the upstream: hold this chunk, pause the upstream (return false) and
-    // resume it from onWritable once the client drained.
-    this.upstreamPaused = true
-    if (this.mode === MODE_LENGTH) {
-      this.pending = chunk
-      this.pendingOffset = lastOffset
-    }
-    this.res.onWritable((offset) => this.writable(offset))
-    return false
-  }
-
-  private writable(offset: number): boolean {
-    if (this.resDone) return true
-    if (this.mode === MODE_LENGTH && this.pending !== null) {
-      const [ok, done] = this.res.tryEnd(this.pending.subarray(offset - this.pendingOffset), this.total)
-      if (done) {
-        this.pending = null
-        this.responseEnded()
-        // that chunk completed the body, so the paused pool holds the response's end: let it
-        // finish, or the upstream connection is never released (nor timed out)
-        this.resumePausedUpstream()
-        return true
-      }
-      if (!ok) return false
-      this.pending = null
-    }
-    this.resumePausedUpstream()
-    return true
-  }
-
-  private resumePausedUpstream(): void {
-    if (!this.upstreamPaused) return
-    this.upstreamPaused = false
-    this.resumeUpstream?.()
-  }
-
-  upstreamComplete(attempt: UpstreamAttempt): void {
-    if (attempt !== this.current) return
-    this.current = null
-    if (this.resDone) return
-    if (this.mode === MODE_CHUNKED) {
-      // never `end(…, true)` here (see onUpstreamHeaders): Connection: close went out with the head
-      this.releaseClient()
-      this.res.cork(() => {
-        if (this.headPending) this.writeHead()
-        this.res.end(EMPTY)
-      })
-      this.responseEnded()
-    } else {
-      // a length-delimited body that did not reach its Content-Length (the parser normally errors first)
-      this.closeClient()
     }
   }
 
