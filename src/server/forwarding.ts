@@ -19,6 +19,7 @@ import type { ProxyRequest } from './proxy-request.js'
 const VIA_UPSTREAM = '1.1 bouncer'
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 
+/** Why the gateway stops an attempt or a request body (client gone, timed out, answered early). */
 export const CANCELLED = new UpstreamError('UPSTREAM_ABORTED', 'upstream request cancelled by the gateway')
 
 /** One upstream dispatch. A retry makes a new one, so late callbacks of an old attempt are ignored. */

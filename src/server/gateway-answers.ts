@@ -14,6 +14,7 @@ import { errorResponse, type ErrorCode } from '../errors.js'
 import type { PluginExit } from '../plugins/types.js'
 import { isValidHeaderName, isValidHeaderValue, statusLineFor } from '../proxy/headers.js'
 import type { CompiledRoute } from './compile-snapshot.js'
+// forwarding.ts imports this module too: each uses the other's exports only inside functions
 import { CANCELLED, stripPort } from './forwarding.js'
 import type { ProxyRequest } from './proxy-request.js'
 import { BOUNCER_VERSION } from './version.js'
