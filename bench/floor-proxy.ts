@@ -17,8 +17,9 @@
  * reads the peer address, a `getpeername` per request in the gateway), its own Via and X-Bouncer-*
  * headers (the relay as with `headers: false`), request ids, retries, timeouts beyond the pool's
  * (connect, headers and body gaps at Kong's 60 s service default), request header validation beyond
- * what llhttp and the pool do, draining, stats and logs. Requests with a body are answered 501: it forwards requests without a body only.
- * It is a measuring instrument, not something to put in front of a service.
+ * what llhttp and the pool do, draining, stats and logs. Requests with a body are answered 501: it
+ * forwards requests without a body only. It is a measuring instrument, not something to put in
+ * front of a service.
  *
  * `node dist/bench/floor-proxy.js --port 0 --upstream http://127.0.0.1:PORT --workers N`: the
  * primary picks a free port (for `--port 0`), forks N workers of this same file that each listen
