@@ -2,9 +2,10 @@
  * The floor: the least a proxy built from Bouncer's own parts does, as a bench reference
  * (`--with floor`). It runs the same uWS server (src/server/uws.ts), the same upstream client pool
  * (src/proxy/upstream-pool.ts, one per worker, with the gateway's default pool settings) and the
- * same response path as the data plane (head and first body chunk in one cork, `tryEnd` for a
- * length-delimited body, `write`/`end` for a chunked one, backpressure through `onWritable`), and
- * nothing else.
+ * data plane's own response path, the code itself and not a copy (src/server/response-relay.ts:
+ * head and first body chunk in one cork, the head's headers filtered and checked and written in one
+ * call, `tryEnd` for a length-delimited body, `write`/`end` for a chunked one, backpressure through
+ * `onWritable`), and nothing else.
  *
  * Why: Bouncer's CPU per request is the sum of what the stack costs (uWS, llhttp, the pool, the two
  * syscalls per request, Node itself) and what Bouncer's own per-request logic costs. Measured in the
@@ -13,11 +14,12 @@
  *
  * What it deliberately leaves out, so that it stays a floor rather than a second gateway: routing
  * (every path goes to the one upstream, unchanged), plugins, X-Forwarded-* / X-Real-IP (so it never
- * reads the peer address, a `getpeername` per request in the gateway), Via and X-Bouncer-* headers,
- * request ids, retries, timeouts beyond the pool's (connect, headers and body gaps at Kong's 60 s
- * service default), header name/value validation beyond what llhttp and the pool do, draining,
- * stats and logs. Requests with a body are answered 501: it forwards requests without a body only.
- * It is a measuring instrument, not something to put in front of a service.
+ * reads the peer address, a `getpeername` per request in the gateway), its own Via and X-Bouncer-*
+ * headers (the relay as with `headers: false`), request ids, retries, timeouts beyond the pool's
+ * (connect, headers and body gaps at Kong's 60 s service default), request header validation beyond
+ * what llhttp and the pool do, draining, stats and logs. Requests with a body are answered 501: it
+ * forwards requests without a body only. It is a measuring instrument, not something to put in
+ * front of a service.
  *
  * `node dist/bench/floor-proxy.js --port 0 --upstream http://127.0.0.1:PORT --workers N`: the
  * primary picks a free port (for `--port 0`), forks N workers of this same file that each listen
@@ -28,8 +30,9 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { connectionListed, statusLineFor } from '../src/proxy/headers.js'
+import { connectionListed } from '../src/proxy/headers.js'
 import { UpstreamPool, type UpstreamHandler } from '../src/proxy/upstream-pool.js'
+import { ResponseRelay, type HeadBlock } from '../src/server/response-relay.js'
 import { uws, type HttpRequest, type HttpResponse } from '../src/server/uws.js'
 import { DEFAULT_SETTINGS } from '../src/settings.js'
 import { freePort } from './lib/processes.js'
@@ -100,62 +103,30 @@ function dropRequestHeader(name: string): boolean {
   return false
 }
 
-/** Response headers never copied: hop-by-hop, and the framing and Date that uWS writes itself. */
-function dropResponseHeader(name: string): boolean {
-  switch (name) {
-    case 'connection':
-    case 'keep-alive':
-    case 'proxy-connection':
-    case 'te':
-    case 'transfer-encoding':
-    case 'upgrade':
-    case 'trailer':
-    case 'content-length':
-    case 'date':
-      return true
-  }
-  return false
-}
-
-const MODE_NONE = 0
-const MODE_LENGTH = 1
-const MODE_CHUNKED = 2
-
 class ClientGone extends Error {}
 const CLIENT_GONE = new ClientGone('the client went away')
 
-/** One proxied request: the pool's handler, and the only holder of its uWS response. */
-class FloorRequest implements UpstreamHandler {
-  /** the client aborted, or the response was ended: `res` is never touched again */
-  done = false
+/**
+ * One proxied request: the pool's handler, and the only holder of its uWS response. The response
+ * path is the gateway's own (src/server/response-relay.ts); this class adds only the pool's
+ * callbacks and the relay's hooks in their barest form: no request body to release or to close
+ * for, no headers of its own (Via as the upstream sent it, merged), an ending that just marks `res`.
+ */
+class FloorRequest extends ResponseRelay implements UpstreamHandler {
   /** the client aborted (the upstream request is cancelled) */
   aborted = false
-  /** something was written to `res`: an error can no longer become a 502 */
-  started = false
-  /** head waits to leave with the first body chunk (one cork, one send) */
-  headPending = false
-  status = 0
-  mode = MODE_NONE
-  /** Content-Length of a length-delimited body */
-  total = 0
-  headRaw: string[] | null = null
-  headNames: string[] | null = null
-  headListed: string[] | null = null
-  /** a length-delimited chunk uWS could not take whole, and the write offset it started at */
-  pending: Buffer | null = null
-  pendingOffset = 0
-  upstreamPaused = false
-  resumeUpstream: (() => void) | null = null
   abortUpstream: ((err?: Error) => void) | null = null
 
   constructor(
-    readonly res: HttpResponse,
+    res: HttpResponse,
     readonly isHead: boolean,
-  ) {}
+  ) {
+    super(res)
+  }
 
   onAborted(): void {
     this.aborted = true
-    this.done = true
+    this.resDone = true
     if (this.abortUpstream !== null) this.abortUpstream(CLIENT_GONE)
   }
 
@@ -165,155 +136,54 @@ class FloorRequest implements UpstreamHandler {
   }
 
   onHeaders(status: number, raw: string[], resume: () => void): boolean {
-    if (this.done) return true // gone: let the pool read the rest and reuse the connection
-    this.status = status
-    this.resumeUpstream = resume
-    const n = raw.length
-    const names = new Array<string>(n >> 1)
-    let contentLength = -1
-    let listed: string[] | null = null
-    for (let i = 0, j = 0; i < n; i += 2, j++) {
-      const name = raw[i]!.toLowerCase()
-      names[j] = name
-      if (name === 'content-length') contentLength = Number(raw[i + 1]!)
-      else if (name === 'connection') {
-        const l = connectionListed(raw[i + 1]!)
-        if (l !== null) (listed ??= []).push(...l)
-      }
-    }
-    this.headRaw = raw
-    this.headNames = names
-    this.headListed = listed
-    const noBody = this.isHead || status === 204 || status === 304 || status < 200
-    this.mode = noBody ? MODE_NONE : contentLength >= 0 ? MODE_LENGTH : MODE_CHUNKED
-    this.total = contentLength
-    if (this.mode !== MODE_NONE && contentLength !== 0) {
-      // a body follows, normally in this same tick: its first chunk takes the head along; if it
-      // does not come this tick, the head goes out on its own
-      this.headPending = true
-      queueMicrotask(() => {
-        if (this.headPending && !this.done) this.res.cork(() => this.writeHead())
-      })
-      return true
-    }
-    const res = this.res
-    res.cork(() => {
-      this.writeHead()
-      if (this.mode === MODE_NONE) {
-        // HEAD and 304 keep the upstream's Content-Length (uWS v20.30: endWithoutBody(undefined)
-        // reports a garbage length, so it is only passed when known)
-        if ((this.isHead || status === 304) && contentLength >= 0) res.endWithoutBody(contentLength)
-        else res.endWithoutBody()
-      } else {
-        res.end()
-      }
-    })
-    this.done = true
+    if (this.resDone) return true // gone: let the pool read the rest and reuse the connection
+    this.takeHead(status, raw, resume)
+    this.sendHead(this.isHead)
     return true
-  }
-
-  /** Status line and the upstream's headers (inside a cork). */
-  writeHead(): void {
-    this.headPending = false
-    this.started = true
-    const res = this.res
-    const raw = this.headRaw!
-    const names = this.headNames!
-    const listed = this.headListed
-    res.writeStatus(statusLineFor(this.status))
-    for (let i = 0, j = 0; i < raw.length; i += 2, j++) {
-      const name = names[j]!
-      if (dropResponseHeader(name) || (listed !== null && listed.includes(name))) continue
-      res.writeHeader(raw[i]!, raw[i + 1]!)
-    }
-    this.headRaw = null
-    this.headNames = null
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.done) return true // the client is gone (or a HEAD's body): let the pool drain it
-    corkReq = this
-    corkChunk = chunk
-    const lastOffset = this.mode === MODE_LENGTH ? this.res.getWriteOffset() : 0
-    this.res.cork(corkedWrite)
-    corkReq = null
-    corkChunk = null
-    if (corkResult || this.done) return true
-    // The client is slower than the upstream: keep what uWS did not take, pause the upstream
-    // (return false) and resume it once the client drained.
-    this.upstreamPaused = true
-    if (this.mode === MODE_LENGTH) {
-      this.pending = chunk
-      this.pendingOffset = lastOffset
-    }
-    this.res.onWritable((offset) => this.writable(offset))
-    return false
-  }
-
-  private writable(offset: number): boolean {
-    if (this.done) return true
-    if (this.mode === MODE_LENGTH && this.pending !== null) {
-      const [ok, ended] = this.res.tryEnd(this.pending.subarray(offset - this.pendingOffset), this.total)
-      if (ended) this.done = true
-      if (!ok && !ended) return false
-      this.pending = null
-    }
-    // resumed even when the response just ended: the pool holds the upstream's message-complete
-    // while paused, and only a resume lets it reuse the connection
-    if (this.upstreamPaused) {
-      this.upstreamPaused = false
-      this.resumeUpstream?.()
-    }
-    return true
+    return this.relayData(chunk)
   }
 
   onComplete(): void {
-    if (this.done) return
-    if (this.mode === MODE_CHUNKED) {
-      this.res.cork(() => {
-        if (this.headPending) this.writeHead()
-        this.res.end()
-      })
-      this.done = true
-    } else {
-      // a length-delimited body that ended short of its Content-Length (llhttp normally errors first)
-      this.closeClient()
-    }
+    if (!this.resDone) this.relayComplete()
   }
 
   onError(err: Error): void {
-    if (this.done) return
-    if (this.started) {
-      // part of the response is out: ending it would make a truncated response look whole
+    if (this.resDone) return
+    if (this.headersSent) {
+      // part of the response is on its way: ending it would make a truncated response look whole
       this.closeClient()
       return
     }
-    this.done = true
+    this.resDone = true
     const res = this.res
     res.cork(() => {
       res.writeStatus('502 Bad Gateway').writeHeader('Content-Type', 'text/plain').end(`floor proxy: upstream failed: ${err.message}\n`)
     })
   }
 
-  private closeClient(): void {
-    this.done = true
-    this.res.close() // runs onAborted, which finds the request done
-  }
-}
+  // ---------------------------------------------------------------- the relay's hooks
 
-/** Set while a chunk is corked out (synchronously), so a chunk costs no closure. */
-let corkReq: FloorRequest | null = null
-let corkChunk: Buffer | null = null
-let corkResult = true
-function corkedWrite(): void {
-  const r = corkReq!
-  if (r.headPending) r.writeHead()
-  if (r.mode === MODE_LENGTH) {
-    const [ok, ended] = r.res.tryEnd(corkChunk!, r.total)
-    corkResult = ok
-    if (ended) r.done = true
-  } else {
-    corkResult = r.res.write(corkChunk!)
+  releaseClient(): void {}
+
+  closeAfterResponse(): boolean {
+    return false
+  }
+
+  addOwnHeaders(block: HeadBlock, via: string | null): void {
+    if (via !== null) block.add('Via', via)
+  }
+
+  responseEnded(): void {
+    this.resDone = true
+  }
+
+  closeClient(): void {
+    if (this.resDone) return
+    this.resDone = true
+    this.res.close() // runs onAborted
   }
 }
 
@@ -365,7 +235,7 @@ function runWorker(o: FloorOptions): void {
     collecting = []
     if (hasBody) {
       // and close: the body it did not read must not be taken for a next request
-      r.done = true
+      r.resDone = true
       res.writeStatus('501 Not Implemented').writeHeader('Content-Type', 'text/plain').end(NO_BODY_501, true)
       return
     }

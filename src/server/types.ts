@@ -27,7 +27,10 @@ export interface DataPlaneStats {
   in_flight: number
   /** responses by status class: {"2xx": n, "3xx": n, "4xx": n, "5xx": n} */
   responses: Record<string, number>
-  /** responses the gateway generated itself, by error code */
+  /**
+   * responses the gateway generated itself: by error code (GW_ERR_*, docs/errors.md), and a plugin's
+   * answers by status (PLUGIN_EXIT_401, …)
+   */
   errors: Record<string, number>
   started_at: string
 }
