@@ -9,18 +9,16 @@
  * stays one object per request and each concern stays in its own file.
  */
 import { performance } from 'node:perf_hooks'
-import { UpstreamError, type UpstreamHandler } from '../proxy/upstream-pool.js'
+import type { UpstreamHandler } from '../proxy/upstream-pool.js'
 import type { IpMatcher } from '../proxy/trusted-ips.js'
 import { connectionListed, REQ_DROP, REQ_FORWARDING, REQ_VIA, REQUEST_HEADER_ACTION } from '../proxy/headers.js'
-import { answerError } from './gateway-answers.js'
+import { answerError, CANCELLED, stripPort } from './gateway-answers.js'
 import type { ProxyRequest } from './proxy-request.js'
 
 /** appended to the client's Via on the way up (no version: upstreams need not learn it) */
 const VIA_UPSTREAM = '1.1 bouncer'
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 
-/** Why the gateway stops an attempt or a request body (client gone, timed out, answered early). */
-export const CANCELLED = new UpstreamError('UPSTREAM_ABORTED', 'upstream request cancelled by the gateway')
 
 /** One upstream dispatch. A retry makes a new one, so late callbacks of an old attempt are ignored. */
 export class UpstreamAttempt implements UpstreamHandler {
@@ -263,15 +261,6 @@ export function upstreamFailed(r: ProxyRequest, attempt: UpstreamAttempt, err: E
   answerError(r, timeout ? 'GW_ERR_UPSTREAM_TIMEOUT' : 'GW_ERR_UPSTREAM_INVALID_RESPONSE', unread)
 }
 
-/** The Host header without its port (X-Forwarded-Host; the https redirect's Location). */
-export function stripPort(host: string): string {
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']')
-    return end === -1 ? host : host.slice(0, end + 1)
-  }
-  const colon = host.indexOf(':')
-  return colon === -1 ? host : host.slice(0, colon)
-}
 
 /** From a trusted peer: the rightmost X-Forwarded-For entry that is not itself trusted. */
 function clientIpFromChain(xff: string | null, peer: string, isTrusted: IpMatcher): string {
@@ -289,4 +278,3 @@ const IPV4 = /^(?:\d{1,3}\.){3}\d{1,3}$/
 function isValidIp(ip: string): boolean {
   return IPV4.test(ip) || (ip.includes(':') && /^[0-9a-fA-F:.]+$/.test(ip))
 }
-

@@ -14,10 +14,12 @@ import { errorResponse, type ErrorCode } from '../errors.js'
 import type { PluginExit } from '../plugins/types.js'
 import { isValidHeaderName, isValidHeaderValue, statusLineFor } from '../proxy/headers.js'
 import type { CompiledRoute } from './compile-snapshot.js'
-// forwarding.ts imports this module too: each uses the other's exports only inside functions
-import { CANCELLED, stripPort } from './forwarding.js'
 import type { ProxyRequest } from './proxy-request.js'
 import { BOUNCER_VERSION } from './version.js'
+import { UpstreamError } from '../proxy/upstream-pool.js'
+
+/** Why the gateway stops an attempt or a request body (client gone, timed out, answered early). */
+export const CANCELLED = new UpstreamError('UPSTREAM_ABORTED', 'upstream request cancelled by the gateway')
 
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
 const EMPTY = ''
@@ -181,4 +183,14 @@ function writeIdentity(r: ProxyRequest, latency: boolean): void {
   res.writeHeader('Server', SERVER_TOKEN)
   if (latency) res.writeHeader('X-Bouncer-Response-Latency', String(Math.round(performance.now() - r.startedAt)))
   res.writeHeader('X-Bouncer-Request-Id', r.requestId)
+}
+
+/** The Host header without its port (X-Forwarded-Host; the https redirect's Location). */
+export function stripPort(host: string): string {
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']')
+    return end === -1 ? host : host.slice(0, end + 1)
+  }
+  const colon = host.indexOf(':')
+  return colon === -1 ? host : host.slice(0, colon)
 }

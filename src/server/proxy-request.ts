@@ -25,9 +25,9 @@ import type { IpMatcher } from '../proxy/trusted-ips.js'
 import { RequestBody, type BodyOwner } from '../proxy/request-body.js'
 import type { Settings } from '../settings.js'
 import type { Logger } from '../observability/logger.js'
-import { buildUpstreamHeaders, CANCELLED, dispatch, type UpstreamAttempt } from './forwarding.js'
+import { buildUpstreamHeaders, dispatch, type UpstreamAttempt } from './forwarding.js'
 import { ResponseRelay, type HeadBlock } from './response-relay.js'
-import { answerError, answerErrorAndClose, answerHttpsRequired, answerPluginExit, SERVER_TOKEN } from './gateway-answers.js'
+import { answerError, answerErrorAndClose, answerHttpsRequired, answerPluginExit, CANCELLED, SERVER_TOKEN } from './gateway-answers.js'
 
 const VIA_CLIENT = `1.1 ${SERVER_TOKEN}`
 const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx']
