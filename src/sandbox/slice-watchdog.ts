@@ -99,6 +99,9 @@ class SliceWatchdog {
   private readonly watched = new Map<number, { isolate: ivm.Isolate; periodMs: number }>()
   private readonly free: number[] = []
   private generation = 0
+  /** watchdog loops started and not yet over (an ended loop's isolate is disposed asynchronously) */
+  private running = 0
+  private idleWaiters: Array<() => void> = []
 
   constructor() {
     for (let i = MAX_SLOTS - 1; i >= 0; i--) this.free.push(i)
@@ -171,16 +174,34 @@ class SliceWatchdog {
     args[1] = period
     const dog = new ivm.Isolate({ memoryLimit: 8 })
     const loop = dog.createContextSync().evalSync(LOOP_SOURCE, { reference: true }) as ivm.Reference<(...a: unknown[]) => void>
-    loop.apply(undefined, args as never[]).then(
-      () => dog.dispose(),
-      () => {
-        if (!dog.isDisposed) dog.dispose()
-      },
-    )
+    this.running++
+    const ended = (): void => {
+      if (!dog.isDisposed) dog.dispose()
+      if (--this.running > 0) return
+      const waiters = this.idleWaiters
+      this.idleWaiters = []
+      for (const w of waiters) w()
+    }
+    loop.apply(undefined, args as never[]).then(ended, ended)
+  }
+
+  /** Resolves once no loop runs (every guard released and every ended loop's isolate disposed). */
+  idle(): Promise<void> {
+    if (this.running === 0) return Promise.resolve()
+    return new Promise((resolve) => this.idleWaiters.push(resolve))
   }
 }
 
 let instance: SliceWatchdog | null = null
+
+/**
+ * Resolves once the watchdog has stopped (every guard released, every ended loop's isolate
+ * disposed): a process that must leave no isolated-vm work running when it exits awaits it after
+ * disposing its sandboxes (test/sandbox/sandbox.test.ts).
+ */
+export function sliceWatchdogIdle(): Promise<void> {
+  return instance === null ? Promise.resolve() : instance.idle()
+}
 
 /** Watch `isolate`: a slice running longer than `limitMs` (wall clock) is stopped. */
 export function watchSlices(isolate: ivm.Isolate, limitMs: number): SliceGuard {
