@@ -297,20 +297,20 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
   writeTimedOut(): void {
     const target = this.current !== null ? this.route!.service!.balancer.targets[this.current.target] : undefined
     this.plane.log.warn({ request_id: this.requestId, target: target?.name }, 'upstream stopped reading the request body (write_timeout)')
-    this.current?.cancel()
-    this.current = null
-    this.body?.fail(CANCELLED)
-    if (this.resDone) return
-    if (!this.headersSent) answerError(this, 'GW_ERR_UPSTREAM_TIMEOUT', true)
-    else this.closeClient()
+    this.abandonUpload('GW_ERR_UPSTREAM_TIMEOUT')
   }
 
   bodyTooLarge(): void {
+    this.abandonUpload('GW_ERR_REQUEST_TOO_LARGE')
+  }
+
+  /** Stop the attempt and the request body; answer `code` and close, or cut the half-sent response. */
+  private abandonUpload(code: 'GW_ERR_UPSTREAM_TIMEOUT' | 'GW_ERR_REQUEST_TOO_LARGE'): void {
     this.current?.cancel()
     this.current = null
     this.body?.fail(CANCELLED)
     if (this.resDone) return
-    if (!this.headersSent) answerError(this, 'GW_ERR_REQUEST_TOO_LARGE', true)
+    if (!this.headersSent) answerError(this, code, true)
     else this.closeClient()
   }
 

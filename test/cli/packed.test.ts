@@ -6,12 +6,12 @@
  * (`#sdk/*` in package.json → sdk/dist), not through a path that exists only in the clone.
  */
 import t from 'tap'
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { freePort, httpGet, waitFor } from '../helpers/gateway.js'
+import { httpGet, startQuickstart } from '../helpers/gateway.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -44,27 +44,16 @@ t.test('the packed gateway validates and serves, SDK plugin included, with no re
   const validated = execFileSync(process.execPath, [bin, 'validate', config, '--custom-plugins', join(dir, 'built')], { cwd: dir, env, encoding: 'utf8' })
   t.match(validated, /1 service/, `validate prints its summary: ${validated.trim()}`)
 
-  const proxyPort = await freePort()
-  const statusPort = await freePort()
-  const child = spawn(
-    process.execPath,
-    [bin, 'quickstart', '--workers', '1', '--proxy-listen', `127.0.0.1:${proxyPort}`, '--status-listen', `127.0.0.1:${statusPort}`, '--upstream-ports', '0,0'],
-    { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  const qs = await startQuickstart({ bin, cwd: dir, bannerTimeoutMs: 30_000 })
   t.teardown(() => {
-    child.kill('SIGKILL')
+    qs.child.kill('SIGKILL')
   })
-  await waitFor(() => stdout.includes('Bouncer quickstart is running'), 30_000, `the quickstart banner (stderr: ${stderr})`)
+  const { proxyPort, exited } = qs
   const secured = await httpGet(`http://127.0.0.1:${proxyPort}/echo/x`)
   t.equal(secured.statusCode, 200)
   t.equal(secured.headers['x-frame-options'], 'DENY', 'the SDK plugin runs in its sandbox from the packed files')
   const denied = await httpGet(`http://127.0.0.1:${proxyPort}/private`)
   t.equal(denied.statusCode, 401, 'key-auth answers from the packed files')
-  child.kill('SIGINT')
+  qs.child.kill('SIGINT')
   t.equal(await exited, 0, 'Ctrl-C drains and exits 0')
 })

@@ -4,9 +4,8 @@
  * ports (`--upstream-ports 0,0`), so the test never depends on 3000/3001 being free.
  */
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import net from 'node:net'
-import { BOUNCER_BIN, freePort, httpGet, runCli, waitFor } from '../helpers/gateway.js'
+import { httpGet, runCli, startQuickstart, waitFor } from '../helpers/gateway.js'
 
 function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -17,25 +16,12 @@ function portFree(port: number): Promise<boolean> {
 }
 
 t.test('quickstart serves the example routes and Ctrl-C stops the gateway and the demo upstream', async (t) => {
-  const proxyPort = await freePort()
-  const statusPort = await freePort()
-  const env = { ...process.env }
-  delete env.NODE_OPTIONS
-  const child = spawn(
-    process.execPath,
-    [BOUNCER_BIN, 'quickstart', '--workers', '1', '--proxy-listen', `127.0.0.1:${proxyPort}`, '--status-listen', `127.0.0.1:${statusPort}`, '--upstream-ports', '0,0'],
-    { env, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  const qs = await startQuickstart()
   t.teardown(() => {
-    child.kill('SIGKILL')
+    qs.child.kill('SIGKILL')
   })
-
-  await waitFor(() => stdout.includes('Bouncer quickstart is running'), 20_000, `the quickstart banner (stderr: ${stderr})`)
+  const { proxyPort, exited } = qs
+  const stdout = qs.stdout()
   t.match(stdout, `curl -s '127.0.0.1:${proxyPort}/echo/hello?x=1'`, 'the banner shows what to try')
   t.match(stdout, `curl -si 127.0.0.1:${proxyPort}/echo/x`, 'including the SDK plugin')
   t.match(stdout, `curl -s -H 'apikey: demo-key' 127.0.0.1:${proxyPort}/private`, 'and the key-auth route')
@@ -73,7 +59,7 @@ t.test('quickstart serves the example routes and Ctrl-C stops the gateway and th
   t.equal(seen.headers['x-consumer-groups'], 'staff', 'and its groups')
   t.notOk('apikey' in seen.headers, 'hide_credentials keeps the key from the upstream')
 
-  child.kill('SIGINT')
+  qs.child.kill('SIGINT')
   t.equal(await exited, 0, 'Ctrl-C drains and exits 0')
   await waitFor(async () => (await portFree(a)) && (await portFree(b)), 5000, 'the demo upstream to stop')
   t.pass('the demo upstream stopped with the gateway')

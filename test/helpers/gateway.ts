@@ -227,6 +227,45 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
   })
 }
 
+export interface Quickstart {
+  child: ChildProcess
+  proxyPort: number
+  statusPort: number
+  /** everything it printed to stdout so far */
+  stdout(): string
+  /** its exit code, once it exits */
+  exited: Promise<number | null>
+}
+
+/**
+ * Run `bouncer quickstart` (1 worker, free proxy/status ports, the demo upstream on free ports) from
+ * `bin` (default: this repository's) and wait for its banner. The caller kills `child` in teardown.
+ * Without NODE_OPTIONS: tap's loader must not reach the gateway or the demo upstream it forks.
+ */
+export async function startQuickstart(opts: { bin?: string; cwd?: string; bannerTimeoutMs?: number } = {}): Promise<Quickstart> {
+  const proxyPort = await freePort()
+  const statusPort = await freePort()
+  const env = { ...process.env }
+  delete env.NODE_OPTIONS
+  const child = spawn(
+    process.execPath,
+    [opts.bin ?? BOUNCER_BIN, 'quickstart', '--workers', '1', '--proxy-listen', `127.0.0.1:${proxyPort}`, '--status-listen', `127.0.0.1:${statusPort}`, '--upstream-ports', '0,0'],
+    { env, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}) },
+  )
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  try {
+    await waitFor(() => stdout.includes('Bouncer quickstart is running'), opts.bannerTimeoutMs ?? 20_000, `the quickstart banner (stderr: ${stderr})`)
+  } catch (err) {
+    child.kill('SIGKILL')
+    throw err
+  }
+  return { child, proxyPort, statusPort, stdout: () => stdout, exited }
+}
+
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [k, v] of Object.entries(process.env)) {
