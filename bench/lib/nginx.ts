@@ -5,10 +5,10 @@
  * C-proxy counterpart of one Bouncer route with no plugins.
  */
 import { spawnSync } from 'node:child_process'
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { freePort, spawnPinned, stopChild, type Proc } from './processes.js'
+import { findBinary, freePort, spawnPinned, stopChild, type Proc } from './processes.js'
 
 export const NGINX_INSTALL_HINT =
   '--with nginx needs an `nginx` binary on PATH. Debian/Ubuntu: `sudo apt-get install nginx` (or nginx-light); ' +
@@ -17,18 +17,7 @@ export const NGINX_INSTALL_HINT =
 
 /** The nginx binary on PATH (also /usr/sbin, where Debian puts it and which a user PATH may lack), or null. */
 export function findNginx(): string | null {
-  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin']
-  for (const dir of dirs) {
-    if (!dir) continue
-    const file = path.join(dir, 'nginx')
-    try {
-      accessSync(file, constants.X_OK)
-      return file
-    } catch {
-      // not here
-    }
-  }
-  return null
+  return findBinary('nginx', ['/usr/local/nginx/sbin'])
 }
 
 export function nginxVersion(bin: string): string {
