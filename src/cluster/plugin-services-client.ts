@@ -15,7 +15,7 @@
  * If the channel is gone (the primary exited: the worker is about to exit too), every pending and
  * later operation rejects.
  */
-import type { CounterService, PluginServices, SharedKv, TakeResult } from '../plugins/services.js'
+import type { CounterService, PluginServices, PreviousWindow, SharedKv, TakeResult } from '../plugins/services.js'
 import type { PluginFactory } from '../plugins/types.js'
 import { checkTake, type ServiceOp, type ServiceRequest, type ServiceResponse, type ServiceResult } from './plugin-services.js'
 
@@ -55,6 +55,14 @@ interface Lease {
   used: number
   /** the reservation in flight, if any; it resolves to the units granted */
   inflight: Promise<number> | null
+  /** the caller named the window (`take`'s windowStart: months, years) */
+  explicit: boolean
+  /** sliding window: the previous window, sent with every reservation */
+  prev: { start: number; ms: number } | undefined
+  /** the limit the primary checked the last reservation against (sliding: lowered by the previous window) */
+  cap: number
+  /** when an exhausted sliding window may have room again (the carried count decays): ask again then */
+  recheckAt: number
 }
 
 export function createPluginServicesClient(options: PluginServicesClientOptions): PluginServicesClient {
@@ -114,11 +122,12 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
     return r.value
   }
 
-  function leaseFor(key: string, windowStart: number, windowMs: number): Lease {
+  function leaseFor(key: string, windowStart: number, windowMs: number, explicit: boolean, limit: number, slide: PreviousWindow | undefined): Lease {
     let lease = leases.get(key)
     if (lease === undefined || lease.windowStart !== windowStart) {
       // a new window: the old one's unspent units are worth nothing now
-      lease = { windowStart, endsAt: windowStart + windowMs, units: 0, exhausted: false, used: 0, inflight: null }
+      const prev = slide === undefined ? undefined : { start: slide.start ?? windowStart - windowMs, ms: slide.ms ?? windowMs }
+      lease = { windowStart, endsAt: windowStart + windowMs, units: 0, exhausted: false, used: 0, inflight: null, explicit, prev, cap: limit, recheckAt: windowStart + windowMs }
       leases.set(key, lease)
       if (leases.size > sweepAt) sweepLeases()
     }
@@ -136,14 +145,19 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
   function reserve(key: string, lease: Lease, limit: number, windowMs: number, min: number): Promise<number> {
     if (lease.inflight !== null) return lease.inflight
     const want = Math.max(min, blockSize)
-    const p = call({ op: 'reserve', key, limit, windowMs, windowStart: lease.windowStart, want, min }).then(
+    const op: ServiceOp = lease.prev === undefined
+      ? { op: 'reserve', key, limit, windowMs, windowStart: lease.windowStart, want, min }
+      : { op: 'reserve', key, limit, windowMs, windowStart: lease.windowStart, want, min, prev: lease.prev }
+    const p = call(op).then(
       (r) => {
         lease.inflight = null
         if (!r.ok) throw new Error(r.error)
         if (!('granted' in r)) throw new Error('plugin services: unexpected result')
         lease.used = r.used
+        lease.cap = r.limit ?? limit
+        if (r.recheckAt !== undefined) lease.recheckAt = r.recheckAt
         // none left at all (a refused `min` > 1 may still leave smaller takes room)
-        if (r.used >= limit) lease.exhausted = true
+        if (r.used >= lease.cap) lease.exhausted = true
         lease.units += r.granted
         return r.granted
       },
@@ -157,13 +171,16 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
   }
 
   function answer(lease: Lease, limit: number, windowMs: number, allowed: boolean): TakeResult {
-    return { allowed, limit, remaining: lease.exhausted ? 0 : Math.max(0, limit - lease.used) + lease.units, resetAt: lease.windowStart + windowMs }
+    return { allowed, limit, remaining: lease.exhausted ? 0 : Math.max(0, lease.cap - lease.used) + lease.units, resetAt: lease.windowStart + windowMs }
   }
 
-  function take(key: string, limit: number, windowMs: number, cost = 1): TakeResult | Promise<TakeResult> {
+  function take(key: string, limit: number, windowMs: number, cost = 1, start?: number, slide?: PreviousWindow): TakeResult | Promise<TakeResult> {
     checkTake(limit, windowMs, cost)
-    const windowStart = Math.floor(now() / windowMs) * windowMs
-    const lease = leaseFor(key, windowStart, windowMs)
+    const t = now()
+    const windowStart = start ?? Math.floor(t / windowMs) * windowMs
+    const lease = leaseFor(key, windowStart, windowMs, start !== undefined, limit, slide)
+    // a sliding window's limit rises as the previous window's weight decays: ask the primary again
+    if (lease.exhausted && lease.prev !== undefined && t >= lease.recheckAt) lease.exhausted = false
     if (cost === 0) return answer(lease, limit, windowMs, true)
     if (lease.units >= cost) {
       lease.units -= cost
@@ -174,14 +191,20 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
       return answer(lease, limit, windowMs, true)
     }
     if (lease.exhausted || cost > limit) return answer(lease, limit, windowMs, false)
-    return waitAndTake(key, lease, limit, windowMs, cost)
+    return waitAndTake(key, lease, limit, windowMs, cost, slide)
   }
 
-  async function waitAndTake(key: string, lease: Lease, limit: number, windowMs: number, cost: number): Promise<TakeResult> {
+  async function waitAndTake(key: string, lease: Lease, limit: number, windowMs: number, cost: number, slide: PreviousWindow | undefined): Promise<TakeResult> {
     // several requests may wait on one reservation; each re-checks after it lands
     for (;;) {
       const granted = await reserve(key, lease, limit, windowMs, cost - lease.units)
-      if (leases.get(key) !== lease) return take(key, limit, windowMs, cost) // the window turned meanwhile
+      // the window turned meanwhile: take from the one that holds now (an explicit window: the newer lease's)
+      const current = leases.get(key)
+      if (current !== lease) {
+        if (current === undefined || !lease.explicit) return take(key, limit, windowMs, cost, undefined, slide)
+        const next = slide === undefined ? undefined : { start: lease.windowStart, ms: lease.endsAt - lease.windowStart }
+        return take(key, limit, current.endsAt - current.windowStart, cost, current.windowStart, next)
+      }
       if (lease.units >= cost) {
         lease.units -= cost
         return answer(lease, limit, windowMs, true)
@@ -191,8 +214,16 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
     }
   }
 
+  /** a refused request's units go back into this worker's lease: spent again here, no round trip */
+  function give(key: string, windowMs: number, cost = 1, windowStart?: number): void {
+    const lease = leases.get(key)
+    const start = windowStart ?? Math.floor(now() / windowMs) * windowMs
+    if (lease !== undefined && lease.windowStart === start && cost > 0) lease.units += cost
+  }
+
   const counters: CounterService = {
     take,
+    give,
     increment: async (key, by, ttlMs) => Number(await value({ op: 'increment', key, by, ttlMs })),
     read: async (key) => Number(await value({ op: 'read', key })),
   }

@@ -1,0 +1,260 @@
+/**
+ * The `redis` policy: counters in Redis, shared by every node that points at it.
+ *
+ * Every check is one round trip: a Lua script (`CHECK_AND_COUNT`) reads every period's counter, refuses
+ * when one is spent, and otherwise increments them all, atomically on the server, so concurrent
+ * requests from any number of nodes never overshoot (Kong reads, then increments in a timer, and
+ * overshoots under concurrency). Keys are Kong's: `ratelimit:<route>:<service>:<identifier>:<window
+ * start ms>:<period>`, expiring when their window ends (one window later with `window: sliding`).
+ *
+ * `sync_rate` > 0 (Kong's batching): a worker counts locally and, every `sync_rate` seconds, adds its
+ * counts to Redis and reads the totals back in one pipelined round trip per key; between syncs a
+ * request never waits on Redis (and the nodes together may overshoot by what they admit in one
+ * interval, as in Kong). The first request of a key reads its totals first.
+ *
+ * Failure: connect and command time out after `redis.timeout` ms and, with the offline queue off, a
+ * command on a lost connection fails at once; the handler then lets the request through and logs
+ * (`fault_tolerant`) or answers 500. The client reconnects in the background.
+ *
+ * One connection per distinct Redis config per process, shared by every plugin instance that uses it
+ * (reference counted across config reloads).
+ */
+import { Redis } from 'ioredis'
+import type { Outcome, PeriodLimit, RateLimitPolicy } from './policy.js'
+import type { RedisConfig } from './schema.js'
+import { windowAt } from './periods.js'
+
+/**
+ * KEYS: the n current window keys, then (sliding) the n previous window keys.
+ * ARGV: n, sliding (0|1), then per period: limit, pexpire ms, weight of the previous window.
+ * Returns {stop, usage_1..usage_n}: stop is the 1-based period that refused (0: counted); usage is
+ * after this request when counted, before it when refused (⌈⌉ of the sliding estimate).
+ */
+const CHECK_AND_COUNT = `
+local n = tonumber(ARGV[1])
+local sliding = ARGV[2] == '1'
+local used = {}
+local stop = 0
+for i = 1, n do
+  local b = 2 + (i - 1) * 3
+  local u = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if sliding then
+    u = u + tonumber(redis.call('GET', KEYS[n + i]) or '0') * tonumber(ARGV[b + 3])
+  end
+  used[i] = u
+  if u >= tonumber(ARGV[b + 1]) then stop = i end
+end
+if stop == 0 then
+  for i = 1, n do
+    local b = 2 + (i - 1) * 3
+    if redis.call('INCR', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[b + 2]) end
+    used[i] = used[i] + 1
+  end
+end
+local out = { stop }
+for i = 1, n do out[i + 1] = math.ceil(used[i]) end
+return out
+`
+
+/** KEYS: n keys; ARGV: per key the count to add and its pexpire ms. Returns the totals. */
+const ADD_AND_READ = `
+local out = {}
+for i = 1, #KEYS do
+  local by = tonumber(ARGV[i * 2 - 1])
+  local v
+  if by > 0 then
+    v = redis.call('INCRBY', KEYS[i], by)
+    if v == by then redis.call('PEXPIRE', KEYS[i], ARGV[i * 2]) end
+  else
+    v = tonumber(redis.call('GET', KEYS[i]) or '0')
+  end
+  out[i] = v
+end
+return out
+`
+
+interface ScriptedRedis extends Redis {
+  bouncerRateLimit(...args: Array<string | number>): Promise<number[]>
+  bouncerRateLimitSync(...args: Array<string | number>): Promise<number[]>
+}
+
+interface Shared {
+  client: ScriptedRedis
+  refs: number
+}
+const clients = new Map<string, Shared>()
+
+function connect(config: RedisConfig): { client: ScriptedRedis; release(): void } {
+  const id = JSON.stringify([config.host, config.port, config.database, config.username, config.password, config.ssl, config.ssl_verify, config.server_name, config.timeout])
+  let shared = clients.get(id)
+  if (shared === undefined) {
+    const timeout = config.timeout > 0 ? config.timeout : undefined
+    const client = new Redis({
+      host: config.host ?? '127.0.0.1',
+      port: config.port,
+      db: config.database,
+      ...(config.username === null ? {} : { username: config.username }),
+      ...(config.password === null ? {} : { password: config.password }),
+      ...(config.ssl ? { tls: { rejectUnauthorized: config.ssl_verify, ...(config.server_name === null ? {} : { servername: config.server_name }) } } : {}),
+      connectTimeout: timeout ?? 10_000,
+      ...(timeout === undefined ? {} : { commandTimeout: timeout }),
+      // a request never queues behind a lost connection: its command fails at once (fault_tolerant decides)
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: (times) => Math.min(50 * times, 1000),
+      lazyConnect: false,
+    }) as ScriptedRedis
+    client.defineCommand('bouncerRateLimit', { lua: CHECK_AND_COUNT })
+    client.defineCommand('bouncerRateLimitSync', { lua: ADD_AND_READ })
+    // connection errors are reported per command (and logged by the handler); the client reconnects
+    client.on('error', () => {})
+    shared = { client, refs: 0 }
+    clients.set(id, shared)
+  }
+  shared.refs++
+  const s = shared
+  let released = false
+  return {
+    client: s.client,
+    release() {
+      if (released) return
+      released = true
+      if (--s.refs === 0) {
+        clients.delete(id)
+        s.client.disconnect()
+      }
+    },
+  }
+}
+
+/** Kong's key: `<identity>:<window start ms>:<period>` (identity is `ratelimit:<route>:<service>:<identifier>`). */
+const keyOf = (identity: string, start: number, l: PeriodLimit) => `${identity}:${start}:${l.period}`
+
+export function createRedisPolicy(limits: readonly PeriodLimit[], config: RedisConfig, sliding: boolean, syncRate: number): RateLimitPolicy {
+  const conn = connect(config)
+  const n = limits.length
+  if (syncRate > 0) return createBatchedPolicy(limits, conn, syncRate)
+  return {
+    async check(identity, now) {
+      const keys: string[] = new Array(sliding ? 2 * n : n)
+      const args: Array<string | number> = [n, sliding ? 1 : 0]
+      for (let i = 0; i < n; i++) {
+        const l = limits[i]!
+        const w = l.windowAt(now)
+        const len = w.end - w.start
+        keys[i] = keyOf(identity, w.start, l)
+        if (sliding) {
+          const prev = windowAt(l.period, w.start - 1)
+          keys[n + i] = keyOf(identity, prev.start, l)
+          // the previous window's share of the last `len` ms ending now
+          args.push(l.limit, w.end - now + len, Math.max(0, (w.start + (prev.end - prev.start) - now) / (prev.end - prev.start)))
+        } else {
+          args.push(l.limit, w.end - now, 0)
+        }
+      }
+      const out = await conn.client.bouncerRateLimit(keys.length, ...keys, ...args)
+      return outcome(limits, out)
+    },
+    dispose: () => conn.release(),
+  }
+}
+
+function outcome(limits: readonly PeriodLimit[], out: number[]): Outcome {
+  const stop = Number(out[0]) - 1
+  const remaining = new Array<number>(limits.length)
+  for (let i = 0; i < limits.length; i++) remaining[i] = Math.max(0, limits[i]!.limit - Number(out[i + 1]))
+  return { stop, remaining }
+}
+
+/** One key's count in a worker between syncs (sync_rate > 0). */
+interface Batched {
+  /** the Redis total at the last sync */
+  synced: number
+  /** admitted here since the last sync */
+  delta: number
+  /** epoch ms: the window is over */
+  end: number
+  /** the first read of this key, until it lands */
+  loading: Promise<void> | null
+}
+
+function createBatchedPolicy(limits: readonly PeriodLimit[], conn: ReturnType<typeof connect>, syncRate: number): RateLimitPolicy {
+  const n = limits.length
+  const counts = new Map<string, Batched>()
+  let syncing = false
+
+  async function sync(only?: string[]): Promise<void> {
+    const t = Date.now()
+    const keys: string[] = []
+    const args: number[] = []
+    const entries: Batched[] = []
+    for (const key of only ?? counts.keys()) {
+      const c = counts.get(key)!
+      if (c.end <= t && only === undefined) {
+        counts.delete(key)
+        continue
+      }
+      keys.push(key)
+      args.push(c.delta, Math.max(1, c.end - t))
+      entries.push(c)
+    }
+    if (keys.length === 0) return
+    const sent = entries.map((c) => c.delta)
+    const totals = await conn.client.bouncerRateLimitSync(keys.length, ...keys, ...args)
+    entries.forEach((c, i) => {
+      c.delta -= sent[i]!
+      c.synced = Number(totals[i])
+    })
+  }
+
+  const timer = setInterval(() => {
+    if (syncing) return
+    syncing = true
+    sync().catch(() => {}).finally(() => (syncing = false))
+  }, Math.round(syncRate * 1000))
+  timer.unref()
+
+  function entry(key: string, end: number): Batched {
+    let c = counts.get(key)
+    if (c === undefined) {
+      c = { synced: 0, delta: 0, end, loading: null }
+      const fresh = c
+      fresh.loading = sync([key]).finally(() => (fresh.loading = null))
+      counts.set(key, c)
+    }
+    return c
+  }
+
+  function decide(entries: Batched[]): Outcome {
+    let stop = -1
+    for (let i = 0; i < n; i++) if (entries[i]!.synced + entries[i]!.delta >= limits[i]!.limit) stop = i
+    const remaining = new Array<number>(n)
+    for (let i = 0; i < n; i++) {
+      const c = entries[i]!
+      if (stop < 0) c.delta++
+      remaining[i] = Math.max(0, limits[i]!.limit - c.synced - c.delta)
+    }
+    return { stop, remaining }
+  }
+
+  return {
+    check(identity, now) {
+      const entries = new Array<Batched>(n)
+      let loading: Array<Promise<void>> | null = null
+      for (let i = 0; i < n; i++) {
+        const l = limits[i]!
+        const w = l.windowAt(now)
+        const c = entry(keyOf(identity, w.start, l), w.end)
+        entries[i] = c
+        if (c.loading !== null) (loading ??= []).push(c.loading)
+      }
+      if (loading === null) return decide(entries)
+      return Promise.all(loading).then(() => decide(entries))
+    },
+    dispose() {
+      clearInterval(timer)
+      // what this worker counted since the last sync still reaches Redis
+      sync().catch(() => {}).finally(() => conn.release())
+    },
+  }
+}
