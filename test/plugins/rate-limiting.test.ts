@@ -8,58 +8,9 @@ import t from 'tap'
 import { createPluginServicesClient } from '../../src/cluster/plugin-services-client.js'
 import { createLocalPluginServices, createPluginServicesHost, createPluginServicesStore, type ServiceRequest } from '../../src/cluster/plugin-services.js'
 import { builtinPlugins } from '../../src/plugins/builtin.js'
-import { compileChains } from '../../src/plugins/chain.js'
-import { createRateLimitingPlugin } from '../../src/plugins/rate-limiting/index.js'
 import type { PluginServices } from '../../src/plugins/services.js'
-import type { PluginExit } from '../../src/plugins/types.js'
 import { hasIssue, issuesOf, load, V3 } from '../config/fixtures/helpers.js'
-import { fakeContext, makeConsumer, makePlugin, makeRoute, makeService, makeSnapshot, type FakeRequest } from './fixtures/fixtures.js'
-
-const T0 = Date.UTC(2026, 0, 15, 10, 30, 0)
-
-interface Sent {
-  exit: PluginExit | undefined
-  headers: Record<string, string | null>
-  status: number
-}
-
-function rateLimited(config: Record<string, unknown>, opts: { scope?: Parameters<typeof makePlugin>[2]; services?: PluginServices; start?: number; errors?: unknown[] } = {}) {
-  const clock = { t: opts.start ?? T0 }
-  const now = () => clock.t
-  const services = opts.services ?? createLocalPluginServices(createPluginServicesStore({ now }), now)
-  const errors = opts.errors ?? []
-  const plugin = createRateLimitingPlugin({ now, log: { error: (obj) => void errors.push(obj['err']) } })
-  const snapshot = makeSnapshot({
-    services: [makeService('s1'), makeService('s2')],
-    routes: [makeRoute('r1', 's1'), makeRoute('r2', 's1'), makeRoute('r3', 's2')],
-    consumers: [makeConsumer('c1'), makeConsumer('c2')],
-    plugins: [makePlugin('rate-limiting', config, opts.scope ?? {})],
-  })
-  const chains = compileChains(snapshot, [...builtinPlugins.filter((p) => p.name !== 'rate-limiting'), plugin], { services })
-  const routes = new Map(snapshot.routes.map((r) => [r.id, r]))
-  const svc = new Map(snapshot.services.map((s) => [s.id, s]))
-  return {
-    clock,
-    async send(req: FakeRequest & { route?: string; consumer?: string; credential?: string } = {}): Promise<Sent> {
-      const route = routes.get(req.route ?? 'r1')!
-      const ctx = fakeContext(req, route, svc.get(route.service!) ?? null)
-      if (req.consumer !== undefined) ctx.consumer = makeConsumer(req.consumer)
-      if (req.credential !== undefined) ctx.credential = { id: req.credential, consumer_id: req.consumer ?? null, identifier: req.credential }
-      const exit = await chains.forRoute(route.id).runAccess(ctx)
-      const headers: Record<string, string | null> = {}
-      for (const [k, v] of ctx.responseHeaders) headers[k] = v
-      for (const [k, v] of Object.entries(exit?.headers ?? {})) headers[k.toLowerCase()] = v
-      return { exit, headers, status: exit?.status ?? 200 }
-    },
-    dispose: () => chains.dispose(),
-  }
-}
-
-async function statuses(send: () => Promise<Sent>, n: number): Promise<number[]> {
-  const out: number[] = []
-  for (let i = 0; i < n; i++) out.push((await send()).status)
-  return out
-}
+import { rateLimited, statuses, T0 } from './fixtures/rate-limiting.js'
 
 t.test('config: Kong defaults are filled in', async (t) => {
   const s = load(t, `${V3}plugins:\n  - name: rate-limiting\n    config: { minute: 5 }\n`)

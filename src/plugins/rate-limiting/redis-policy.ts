@@ -81,10 +81,23 @@ interface ScriptedRedis extends Redis {
 interface Shared {
   client: ScriptedRedis
   refs: number
+  /** until the first connection is ready: resolves then, rejects after the timeout */
+  first: Promise<void> | null
+}
+
+/** A connection as a policy holds it. */
+interface Connection {
+  client: ScriptedRedis
+  /**
+   * null when commands may be sent now; while the first connection is being made, a promise of it
+   * (requests wait at most the timeout); after that, a lost connection fails at once (never queued)
+   */
+  ready(): Promise<void> | null
+  release(): void
 }
 const clients = new Map<string, Shared>()
 
-function connect(config: RedisConfig): { client: ScriptedRedis; release(): void } {
+function connect(config: RedisConfig): Connection {
   const id = JSON.stringify([config.host, config.port, config.database, config.username, config.password, config.ssl, config.ssl_verify, config.server_name, config.timeout])
   let shared = clients.get(id)
   if (shared === undefined) {
@@ -108,7 +121,16 @@ function connect(config: RedisConfig): { client: ScriptedRedis; release(): void 
     client.defineCommand('bouncerRateLimitSync', { lua: ADD_AND_READ })
     // connection errors are reported per command (and logged by the handler); the client reconnects
     client.on('error', () => {})
-    shared = { client, refs: 0 }
+    const first = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`Redis ${config.host}:${config.port}: not connected after ${config.timeout} ms`)), config.timeout > 0 ? config.timeout : 10_000)
+      client.once('ready', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+    const entry: Shared = { client, refs: 0, first }
+    first.then(() => (entry.first = null), () => (entry.first = null))
+    shared = entry
     clients.set(id, shared)
   }
   shared.refs++
@@ -116,6 +138,7 @@ function connect(config: RedisConfig): { client: ScriptedRedis; release(): void 
   let released = false
   return {
     client: s.client,
+    ready: () => (s.first !== null ? s.first : null),
     release() {
       if (released) return
       released = true
@@ -152,6 +175,8 @@ export function createRedisPolicy(limits: readonly PeriodLimit[], config: RedisC
           args.push(l.limit, w.end - now, 0)
         }
       }
+      const waiting = conn.ready()
+      if (waiting !== null) await waiting
       const out = await conn.client.bouncerRateLimit(keys.length, ...keys, ...args)
       return outcome(limits, out)
     },
@@ -178,7 +203,7 @@ interface Batched {
   loading: Promise<void> | null
 }
 
-function createBatchedPolicy(limits: readonly PeriodLimit[], conn: ReturnType<typeof connect>, syncRate: number): RateLimitPolicy {
+function createBatchedPolicy(limits: readonly PeriodLimit[], conn: Connection, syncRate: number): RateLimitPolicy {
   const n = limits.length
   const counts = new Map<string, Batched>()
   let syncing = false
@@ -200,6 +225,8 @@ function createBatchedPolicy(limits: readonly PeriodLimit[], conn: ReturnType<ty
     }
     if (keys.length === 0) return
     const sent = entries.map((c) => c.delta)
+    const waiting = conn.ready()
+    if (waiting !== null) await waiting
     const totals = await conn.client.bouncerRateLimitSync(keys.length, ...keys, ...args)
     entries.forEach((c, i) => {
       c.delta -= sent[i]!
@@ -219,8 +246,8 @@ function createBatchedPolicy(limits: readonly PeriodLimit[], conn: ReturnType<ty
     if (c === undefined) {
       c = { synced: 0, delta: 0, end, loading: null }
       const fresh = c
-      fresh.loading = sync([key]).finally(() => (fresh.loading = null))
       counts.set(key, c)
+      fresh.loading = sync([key]).finally(() => (fresh.loading = null))
     }
     return c
   }
