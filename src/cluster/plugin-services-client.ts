@@ -22,8 +22,16 @@ import { checkTake, type ServiceOp, type ServiceRequest, type ServiceResponse, t
 export interface PluginServicesClientOptions {
   /** send one batch to the primary; false (or a throw) when the channel is closed */
   send(request: ServiceRequest): boolean
-  /** units asked for per reservation (default 32); the primary may grant fewer near the limit */
+  /**
+   * units asked for per reservation at first (default 32); a lease that spends its block within
+   * `quickMs` asks for twice as much next time, up to `maxBlockSize` (default 1024), so a busy
+   * counter costs a round trip per ~1000 requests, not per 32. The primary may grant fewer near
+   * the limit (never past it).
+   */
   blockSize?: number
+  maxBlockSize?: number
+  /** a block spent faster than this (ms) doubles the next request (default 100) */
+  quickMs?: number
   /** clock, ms (tests) */
   now?: () => number
 }
@@ -57,6 +65,10 @@ interface Lease {
   inflight: Promise<number> | null
   /** the caller named the window (`take`'s windowStart: months, years) */
   explicit: boolean
+  /** units this lease asks for next (doubles while blocks are spent quickly) */
+  want: number
+  /** when the last reservation was sent (ms) */
+  askedAt: number
   /** sliding window: the previous window, sent with every reservation */
   prev: { start: number; ms: number } | undefined
   /** the limit the primary checked the last reservation against (sliding: lowered by the previous window) */
@@ -67,6 +79,8 @@ interface Lease {
 
 export function createPluginServicesClient(options: PluginServicesClientOptions): PluginServicesClient {
   const blockSize = Math.max(1, options.blockSize ?? 32)
+  const maxBlockSize = Math.max(blockSize, options.maxBlockSize ?? 1024)
+  const quickMs = options.quickMs ?? 100
   const now = options.now ?? Date.now
   let queue: ServiceOp[] = []
   let waiting: Pending[] = []
@@ -127,7 +141,9 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
     if (lease === undefined || lease.windowStart !== windowStart) {
       // a new window: the old one's unspent units are worth nothing now
       const prev = slide === undefined ? undefined : { start: slide.start ?? windowStart - windowMs, ms: slide.ms ?? windowMs }
-      lease = { windowStart, endsAt: windowStart + windowMs, units: 0, exhausted: false, used: 0, inflight: null, explicit, prev, cap: limit, recheckAt: windowStart + windowMs }
+      // a new window of a known counter keeps its block size (a busy counter stays busy)
+      const want = lease?.want ?? blockSize
+      lease = { windowStart, endsAt: windowStart + windowMs, units: 0, exhausted: false, used: 0, inflight: null, explicit, prev, cap: limit, recheckAt: windowStart + windowMs, want, askedAt: 0 }
       leases.set(key, lease)
       if (leases.size > sweepAt) sweepLeases()
     }
@@ -144,7 +160,10 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
   /** Reserve more units for `lease` (one reservation in flight per lease). */
   function reserve(key: string, lease: Lease, limit: number, windowMs: number, min: number): Promise<number> {
     if (lease.inflight !== null) return lease.inflight
-    const want = Math.max(min, blockSize)
+    const t = now()
+    if (t - lease.askedAt < quickMs && lease.want < maxBlockSize) lease.want = Math.min(maxBlockSize, lease.want * 2)
+    lease.askedAt = t
+    const want = Math.max(min, lease.want)
     const op: ServiceOp = lease.prev === undefined
       ? { op: 'reserve', key, limit, windowMs, windowStart: lease.windowStart, want, min }
       : { op: 'reserve', key, limit, windowMs, windowStart: lease.windowStart, want, min, prev: lease.prev }
@@ -185,7 +204,7 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
     if (lease.units >= cost) {
       lease.units -= cost
       // running low: fetch the next block before it is needed (never when the window is spent)
-      if (!lease.exhausted && lease.inflight === null && lease.units * 4 <= blockSize) {
+      if (!lease.exhausted && lease.inflight === null && lease.units * 4 <= lease.want) {
         reserve(key, lease, limit, windowMs, 1).catch(() => {})
       }
       return answer(lease, limit, windowMs, true)

@@ -262,3 +262,31 @@ t.test('local: two workers with leases over one primary admit exactly the limit,
   const last = [(await rls[0]!.send()).status, (await rls[1]!.send()).status].sort()
   t.same(last, [200, 429], 'the hour kept its last unit (refused requests gave theirs back), and only that one')
 })
+
+t.test('local sliding window across two workers with leases: exact, and room comes back as the previous window fades', async (t) => {
+  const clock = { t: T0 }
+  const now = () => clock.t
+  const host = createPluginServicesHost({ workers: 2, now })
+  t.teardown(() => host.close())
+  const client = () => {
+    const c = createPluginServicesClient({
+      now,
+      send(request) {
+        const copy = JSON.parse(JSON.stringify(request)) as ServiceRequest
+        setImmediate(() => host.handle(copy, (res) => setImmediate(() => c.handle(JSON.parse(JSON.stringify(res))))))
+        return true
+      },
+    })
+    return c
+  }
+  const rls = [client(), client()].map((services) => rateLimited({ minute: 100, window: 'sliding' }, { services }))
+  const round = async (at: number, each: number) => {
+    for (const rl of rls) rl.clock.t = at
+    clock.t = at
+    const all = await Promise.all(rls.flatMap((rl) => Array.from({ length: each }, () => rl.send())))
+    return all.filter((r) => r.status === 200).length
+  }
+  t.equal(await round(T0 + 1000, 100), 100, 'the first minute: the limit')
+  t.equal(await round(T0 + 90_000, 60), 50, 'half a minute into the next: half the previous minute still counts')
+  t.equal(await round(T0 + 96_000, 30), 10, 'six seconds later a tenth more of it has faded: exhausted workers ask again')
+})
