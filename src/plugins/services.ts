@@ -4,8 +4,8 @@
  * (src/cluster/plugin-services-client.ts); a process without a primary (tests, the floor proxy) uses
  * the same store in-process (`createLocalPluginServices` in src/cluster/plugin-services.ts).
  *
- * Scope: one node (one `bouncer start`), every worker of it. Across nodes nothing is shared yet:
- * N nodes give N independent counters until a Redis policy exists.
+ * Scope: one node (one `bouncer start`), every worker of it. Across nodes nothing is shared here:
+ * N nodes give N independent counters (rate-limiting's `redis` policy counts across nodes).
  */
 
 /** The window before the current one, for a sliding `take` (defaults: the epoch-aligned window before). */
@@ -41,7 +41,8 @@ export interface TakeResult {
  * overshoot). Undershoot: units a worker reserved but did not spend before the window ended (or
  * before it died: a dead worker loses only its unspent reservations) are not admitted anywhere; each
  * worker holds at most two blocks, and a block is at most max(1, ⌊left / (2 × workers)⌋) units of
- * what the window had left when it was granted, so near the limit blocks shrink to single units.
+ * what the window had left when it was granted (and at most the client's largest block, 1,024 by
+ * default), so near the limit blocks shrink to single units.
  */
 export interface CounterService {
   /**

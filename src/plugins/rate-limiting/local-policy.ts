@@ -8,9 +8,9 @@
  * request another period refuses gives its units back (`give`: local to the worker, no round trip).
  *
  * `window: sliding` (beyond Kong): the limit a window's `take` is checked against is lowered by the
- * previous window's count weighted by how much of it still overlaps the last period. The previous
- * count is read once per window and key from the primary (the store keeps a window's counter one
- * window past its end), so it costs one round trip per key and window.
+ * previous window's count weighted by how much of it still overlaps the last period. The primary
+ * applies the weight when it grants a block (it keeps a sliding window's counter one window past its
+ * end); a worker that found the window spent asks again once the weight has fallen by one request.
  */
 import type { CounterService, PreviousWindow } from '../services.js'
 import { windowAt, type Window } from './periods.js'
