@@ -161,3 +161,28 @@ t.test('fault_tolerant: Redis killed and restarted; a hung Redis answers within 
   t.not(answered, 'hung', 'a request does not wait on a hung Redis past the timeout')
   t.equal(answered !== 'hung' && answered.status, 200)
 })
+
+t.test('batch_size: nodes reserve blocks from Redis and spend them locally, never over the limit', { skip }, async (t) => {
+  const tag = `-${randomUUID()}`
+  const start = Date.now()
+  // three nodes, each with its own connection and its own leases
+  const nodes = [2100, 2101, 2102].map((timeout) => rateLimited(
+    { policy: 'redis', redis: { host: '127.0.0.1', port: shared!.port, database: DB, timeout }, hour: 500, day: 100000, limit_by: 'ip', batch_size: 100 },
+    { scope: R1, tag, start },
+  ))
+  t.teardown(() => nodes.forEach((n) => n.dispose()))
+  const all = await Promise.all(nodes.flatMap((n) => Array.from({ length: 300 }, () => n.send())))
+  const admitted = all.filter((r) => r.status === 200).length
+  t.ok(admitted <= 500, `never over the limit: ${admitted}`)
+  t.ok(admitted >= 500 - 3 * 100, `under it by at most what the nodes hold unspent: ${admitted}`)
+  const db = new Redis({ port: shared!.port, db: DB })
+  t.teardown(() => db.disconnect())
+  const hourStart = Math.floor(start / 3_600_000) * 3_600_000
+  const granted = Number(await db.get(`ratelimit:r1${tag}:00000000-0000-0000-0000-000000000000:127.0.0.1:${hourStart}:hour`))
+  t.ok(granted <= 500 && granted >= admitted, `Redis granted ${granted} units in blocks, under Kong's key`)
+  t.equal(all.find((r) => r.status === 429)?.headers['x-ratelimit-remaining-hour'], '0')
+
+  const sliding = rateLimited({ policy: 'redis', redis: { host: '127.0.0.1', port: shared!.port, database: DB }, minute: 10, batch_size: 4, window: 'sliding' }, { scope: R1, tag: `${tag}-s`, start })
+  t.teardown(() => sliding.dispose())
+  t.same(await statuses(() => sliding.send(), 11), [...Array(10).fill(200), 429], 'with a sliding window too')
+})

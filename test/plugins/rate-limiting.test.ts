@@ -18,7 +18,7 @@ t.test('config: Kong defaults are filled in', async (t) => {
     second: null, minute: 5, hour: null, day: null, month: null, year: null, limit_by: 'consumer', header_name: null, path: null,
     policy: 'local', fault_tolerant: true,
     redis: { host: null, port: 6379, timeout: 2000, username: null, password: null, database: 0, ssl: false, ssl_verify: false, server_name: null },
-    hide_client_headers: false, error_code: 429, error_message: 'API rate limit exceeded', sync_rate: -1, window: 'fixed',
+    hide_client_headers: false, error_code: 429, error_message: 'API rate limit exceeded', sync_rate: -1, batch_size: 0, window: 'fixed',
     redis_host: null, redis_port: null, redis_password: null, redis_username: null, redis_ssl: null, redis_ssl_verify: null,
     redis_server_name: null, redis_timeout: null, redis_database: null,
   })
@@ -51,6 +51,8 @@ t.test('config: every Kong rule, with its message and location', async (t) => {
   hasIssue(t, one('{ minute: 5, fault_tolerant: maybe }'), 'plugins[0].config.fault_tolerant', 'expected a boolean')
   hasIssue(t, one('{ minute: 5, window: rolling }'), 'plugins[0].config.window', 'expected one of: fixed, sliding')
   hasIssue(t, one('{ minute: 5, per_minute: 5 }'), 'plugins[0].config.per_minute', 'unknown field')
+  hasIssue(t, one('{ minute: 5, batch_size: 10 }'), 'plugins[0].config.batch_size', 'batch_size can only be used with the redis policy')
+  hasIssue(t, one('{ minute: 5, policy: redis, redis: { host: r }, sync_rate: 1, batch_size: 10 }'), 'plugins[0].config.batch_size', 'batch_size and sync_rate cannot be used together')
 
   const ok = (config: string) => load(t, `${V3}plugins:\n  - name: rate-limiting\n    config: ${config}\n`).plugins[0]!.config
   t.equal(ok('{ minute: 5, policy: redis, redis_host: r.local, redis_port: 6380 }')['redis_host'], 'r.local', "Kong's deprecated redis_* shorthands satisfy redis.host")

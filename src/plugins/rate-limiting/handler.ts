@@ -41,7 +41,7 @@ export function createRateLimitingInstance(config: RateLimitingConfig, plugin: P
   const prefix = `ratelimit:${plugin.route ?? EMPTY_UUID}:${plugin.service ?? EMPTY_UUID}:`
   const sliding = config.window === 'sliding'
   const policy: RateLimitPolicy = config.policy === 'redis'
-    ? createRedisPolicy(limits, resolveRedisConfig(config as unknown as Record<string, unknown>), sliding, config.sync_rate)
+    ? createRedisPolicy(limits, resolveRedisConfig(config as unknown as Record<string, unknown>), sliding, config.sync_rate, config.batch_size)
     : createLocalPolicy(limits, services.counters, sliding)
   const { now, log } = options
   const hide = config.hide_client_headers

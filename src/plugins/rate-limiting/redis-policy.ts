@@ -23,6 +23,9 @@ import { Redis } from 'ioredis'
 import type { Outcome, PeriodLimit, RateLimitPolicy } from './policy.js'
 import type { RedisConfig } from './schema.js'
 import { windowAt } from './periods.js'
+import { createPluginServicesClient } from '../../cluster/plugin-services-client.js'
+import type { ServiceOp, ServiceResponse, ServiceResult } from '../../cluster/plugin-services.js'
+import { createLocalPolicy } from './local-policy.js'
 
 /**
  * KEYS: the n current window keys, then (sliding) the n previous window keys.
@@ -73,9 +76,36 @@ end
 return out
 `
 
+/**
+ * A block of one window's units for a node (`batch_size`): KEYS[1] the window's counter, KEYS[2] the
+ * previous window's (sliding; else unused). ARGV: limit, want, min, pexpire ms, weight of the previous
+ * window, spread. Grants min(want, left, max(min, ⌊left / spread⌋)), or nothing when fewer than `min`
+ * are left. Returns {granted, used, limit applied, previous count}.
+ */
+const RESERVE = `
+local limit = tonumber(ARGV[1])
+local before = 0
+local weight = tonumber(ARGV[5])
+if weight > 0 then
+  before = tonumber(redis.call('GET', KEYS[2]) or '0')
+  limit = math.max(0, limit - math.ceil(before * weight))
+end
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local left = math.max(0, limit - used)
+local min = tonumber(ARGV[3])
+local granted = 0
+if left >= min then
+  granted = math.min(tonumber(ARGV[2]), left, math.max(min, math.floor(left / tonumber(ARGV[6]))))
+  used = redis.call('INCRBY', KEYS[1], granted)
+  if used == granted then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+end
+return { granted, used, limit, before }
+`
+
 interface ScriptedRedis extends Redis {
   bouncerRateLimit(...args: Array<string | number>): Promise<number[]>
   bouncerRateLimitSync(...args: Array<string | number>): Promise<number[]>
+  bouncerRateLimitReserve(...args: Array<string | number>): Promise<number[]>
 }
 
 interface Shared {
@@ -119,6 +149,7 @@ function connect(config: RedisConfig): Connection {
     }) as ScriptedRedis
     client.defineCommand('bouncerRateLimit', { lua: CHECK_AND_COUNT })
     client.defineCommand('bouncerRateLimitSync', { lua: ADD_AND_READ })
+    client.defineCommand('bouncerRateLimitReserve', { numberOfKeys: 2, lua: RESERVE })
     // connection errors are reported per command (and logged by the handler); the client reconnects
     client.on('error', () => {})
     const first = new Promise<void>((resolve, reject) => {
@@ -153,10 +184,11 @@ function connect(config: RedisConfig): Connection {
 /** Kong's key: `<identity>:<window start ms>:<period>` (identity is `ratelimit:<route>:<service>:<identifier>`). */
 const keyOf = (identity: string, start: number, l: PeriodLimit) => `${identity}:${start}:${l.period}`
 
-export function createRedisPolicy(limits: readonly PeriodLimit[], config: RedisConfig, sliding: boolean, syncRate: number): RateLimitPolicy {
+export function createRedisPolicy(limits: readonly PeriodLimit[], config: RedisConfig, sliding: boolean, syncRate: number, batchSize = 0): RateLimitPolicy {
   const conn = connect(config)
   const n = limits.length
   if (syncRate > 0) return createBatchedPolicy(limits, conn, syncRate)
+  if (batchSize > 0) return createReservingPolicy(limits, conn, sliding, batchSize)
   return {
     async check(identity, now) {
       const keys: string[] = new Array(sliding ? 2 * n : n)
@@ -284,4 +316,47 @@ function createBatchedPolicy(limits: readonly PeriodLimit[], conn: Connection, s
       sync().catch(() => {}).finally(() => conn.release())
     },
   }
+}
+
+/** How many ways the units left are split at most when a block is granted (nodes × workers asking). */
+const SPREAD = 8
+
+/**
+ * `batch_size` (Bouncer extension): the `local` policy's leases with Redis in the primary's place.
+ * A worker reserves a block of a window's units from Redis (the RESERVE script: never past the
+ * limit) and spends it locally, so most requests never wait on Redis; a busy counter's block grows
+ * from 32 up to `batchSize`, and near the limit blocks shrink to max(1, ⌊left / 8⌋). Bound: no
+ * overshoot across any number of nodes; undershoot: the units workers hold unspent when the window
+ * ends. The keys are the `redis` policy's, so nodes with and without `batch_size` share counters.
+ */
+function createReservingPolicy(limits: readonly PeriodLimit[], conn: Connection, sliding: boolean, batchSize: number): RateLimitPolicy {
+  const reserve = async (op: Extract<ServiceOp, { op: 'reserve' }>): Promise<ServiceResult> => {
+    const waiting = conn.ready()
+    if (waiting !== null) await waiting
+    // `<identity>:<period>` → Kong's `<identity>:<window start>:<period>`
+    const cut = op.key.lastIndexOf(':')
+    const redisKey = (start: number) => `${op.key.slice(0, cut)}:${start}:${op.key.slice(cut + 1)}`
+    const t = Date.now()
+    const end = op.windowStart + op.windowMs
+    const prev = op.prev
+    const weight = prev === undefined ? 0 : Math.max(0, Math.min(1, (op.windowStart + prev.ms - t) / prev.ms))
+    const [granted, used, limit, before] = (await conn.client.bouncerRateLimitReserve(
+      redisKey(op.windowStart), redisKey(prev?.start ?? op.windowStart),
+      op.limit, op.want, op.min, Math.max(1, end - t + (prev === undefined ? 0 : op.windowMs)), weight, SPREAD,
+    )).map(Number) as [number, number, number, number]
+    if (prev === undefined) return { ok: true, granted, used }
+    return { ok: true, granted, used, limit, recheckAt: before > 0 ? Math.min(end, t + Math.max(1, Math.ceil(prev.ms / before))) : end }
+  }
+  const client = createPluginServicesClient({
+    maxBlockSize: batchSize,
+    blockSize: Math.min(32, batchSize),
+    send(request) {
+      Promise.all(request.ops.map((op) => (op.op === 'reserve' ? reserve(op) : Promise.resolve<ServiceResult>({ ok: false, error: 'unsupported' }))
+        .catch((err: unknown): ServiceResult => ({ ok: false, error: err instanceof Error ? err.message : String(err) }))))
+        .then((results) => client.handle({ type: 'services', id: request.id, results } as ServiceResponse))
+      return true
+    },
+  })
+  const policy = createLocalPolicy(limits, client.counters, sliding)
+  return { check: policy.check, dispose: () => conn.release() }
 }

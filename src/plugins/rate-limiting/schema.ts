@@ -59,6 +59,11 @@ export const rateLimitingConfigSchema = Type.Object(
     sync_rate: Type.Optional(Type.Number({
       default: -1, description: 'redis: seconds between counter syncs (-1: every request checks Redis; >= 0.02: counts locally and syncs in batches)',
     })),
+    // Beyond Kong (docs/rate-limiting.md): redis counted in blocks each worker reserves
+    batch_size: Type.Optional(Type.Integer({
+      minimum: 0, maximum: 100000, default: 0,
+      description: 'Bouncer extension, redis: 0 checks Redis on every request; > 0: each worker reserves blocks of up to this many units per window from Redis and spends them locally (never over the limit)',
+    })),
     // Beyond Kong (docs/rate-limiting.md): a sliding-window counter instead of fixed windows
     window: Type.Optional(Type.Enum(['fixed', 'sliding'], {
       default: 'fixed', description: "Bouncer extension: 'fixed' calendar windows (Kong), or 'sliding': the previous window's count weighted by how much of it still overlaps the last period",
@@ -117,6 +122,11 @@ export function checkRateLimitingConfig(config: Record<string, unknown>): Plugin
   if (typeof syncRate === 'number') {
     if (policy !== 'redis' && syncRate !== -1) issues.push({ path: [], message: 'sync_rate can only be used with the redis policy' })
     else if (policy === 'redis' && syncRate !== -1 && syncRate < 0.02) issues.push({ path: [], message: 'sync_rate must be greater than 0.02, or -1 to disable' })
+  }
+  const batch = config['batch_size']
+  if (typeof batch === 'number' && batch > 0) {
+    if (policy !== 'redis') issues.push({ path: ['batch_size'], message: 'batch_size can only be used with the redis policy' })
+    else if (syncRate !== -1) issues.push({ path: ['batch_size'], message: 'batch_size and sync_rate cannot be used together' })
   }
   // Kong builds the `policy` field without `cluster` when the node runs without a database (DB-less);
   // Bouncer has no store-backed counters yet, so every node is DB-less here (docs/rate-limiting.md).
