@@ -32,6 +32,17 @@ export function pingRedis(port: number, host = '127.0.0.1', timeoutMs = 500): Pr
   })
 }
 
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port })
+    sock.on('connect', () => {
+      sock.destroy()
+      resolve(true)
+    })
+    sock.on('error', () => resolve(false))
+  })
+}
+
 const SHARED_PORT = Number(process.env['BOUNCER_TEST_REDIS_PORT'] ?? 6379)
 
 export async function findRedis(): Promise<RedisAddress | null> {
@@ -55,14 +66,16 @@ export interface RedisServer {
 }
 
 /** A private redis-server on a free loopback port; null when the binary is not installed. */
-export async function startRedisServer(): Promise<RedisServer | null> {
+export async function startRedisServer(extraArgs: string[] = []): Promise<RedisServer | null> {
   const port = await freePort()
   let child: ChildProcess | null = null
   const start = async () => {
-    const c = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], { stdio: 'ignore' })
+    const c = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes', ...extraArgs], { stdio: 'ignore' })
     const failed = new Promise<boolean>((resolve) => c.once('error', () => resolve(true)))
     child = c
-    const ok = await Promise.race([failed.then(() => false), waitFor(() => pingRedis(port), 5000, `redis-server on ${port}`).then(() => true)])
+    // a server with a password answers PING with -NOAUTH: wait for the port to accept instead
+    const up = extraArgs.length === 0 ? () => pingRedis(port) : () => portOpen(port)
+    const ok = await Promise.race([failed.then(() => false), waitFor(up, 5000, `redis-server on ${port}`).then(() => true)])
     if (!ok) throw new Error('redis-server could not be started')
   }
   const kill = async () => {

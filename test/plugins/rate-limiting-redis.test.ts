@@ -186,3 +186,26 @@ t.test('batch_size: nodes reserve blocks from Redis and spend them locally, neve
   t.teardown(() => sliding.dispose())
   t.same(await statuses(() => sliding.send(), 11), [...Array(10).fill(200), 429], 'with a sliding window too')
 })
+
+t.test('redis.password and redis.username: an authenticated Redis counts, wrong credentials fail like an outage', { skip }, async (t) => {
+  const server = await startRedisServer(['--requirepass', 'rl-secret', '--user', 'limiter', 'on', '>limiter-secret', '~*', '+@all'])
+  if (server === null) {
+    if (process.env['CI'] === 'true') t.fail('CI=true: redis-server is not installed')
+    else t.skip('redis-server is not installed')
+    return
+  }
+  t.teardown(() => server.stop())
+  const tag = `-${randomUUID()}`
+  const redis = (extra: Record<string, unknown>) => ({ policy: 'redis', redis: { host: '127.0.0.1', port: server.port, timeout: 1000, ...extra }, minute: 2 })
+  const withPassword = rateLimited(redis({ password: 'rl-secret' }), { scope: R1, tag })
+  const withUser = rateLimited({ ...redis({}), redis_username: 'limiter', redis_password: 'limiter-secret' }, { scope: R1, tag: `${tag}-u` })
+  const wrong = rateLimited(redis({ password: 'nope' }), { scope: R1, tag: `${tag}-w` })
+  const wrongStrict = rateLimited({ ...redis({ password: 'nope', timeout: 1001 }), fault_tolerant: false }, { scope: R1, tag: `${tag}-ws` })
+  t.teardown(() => [withPassword, withUser, wrong, wrongStrict].forEach((r) => r.dispose()))
+  t.same(await statuses(() => withPassword.send(), 3), [200, 200, 429], 'the default user with requirepass')
+  t.same(await statuses(() => withUser.send(), 3), [200, 200, 429], 'an ACL user through the deprecated redis_username / redis_password shorthands')
+  const r = await wrong.send()
+  t.equal(r.status, 200, 'a wrong password: let through (fault_tolerant)')
+  t.same(r.headers, {}, 'uncounted')
+  t.equal((await wrongStrict.send()).status, 500, 'or 500')
+})
