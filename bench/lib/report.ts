@@ -166,6 +166,7 @@ export function targets(run: BenchResults): Target[] {
   overNoPlugins('sandbox-noop', 'sandboxed no-op plugin: added p50 over no plugins', 5)
   overNoPlugins('sandbox-example', 'security-headers SDK plugin: added p50 over no plugins', 10)
   overNoPlugins('full-chain', 'full chain: added p50 over no plugins', 60)
+  overNoPlugins('rate-limit-local', 'rate-limiting (local) alone: added p50 over no plugins', 10)
   return out
 }
 

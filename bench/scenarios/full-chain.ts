@@ -7,12 +7,11 @@ import type { Scenario } from './types.js'
 
 /**
  * Every kind of plugin Bouncer has today on one route: jwt HS256 + key-auth (both must pass: no
- * anonymous) + acl + one sandboxed SDK plugin (security-headers). The issue's full chain also has
- * rate-limiting; it joins this scenario when it lands.
+ * anonymous) + acl + rate-limiting (local, never refused) + one sandboxed SDK plugin (security-headers).
  */
 export const fullChain: Scenario = {
   name: 'full-chain',
-  description: 'through Bouncer, jwt HS256 + key-auth + acl + security-headers (SDK, sandboxed) on one route',
+  description: 'through Bouncer, jwt HS256 + key-auth + acl + rate-limiting (local) + security-headers (SDK, sandboxed) on one route',
   via: 'bouncer',
   baseline: 'direct',
   reference: 'no-plugins',
@@ -26,6 +25,7 @@ export const fullChain: Scenario = {
           { name: 'jwt', route: 'bench', config: { claims_to_verify: ['exp'] } },
           { name: 'key-auth', route: 'bench' },
           { name: 'acl', route: 'bench', config: { allow: ['bench-group'] } },
+          { name: 'rate-limiting', route: 'bench', config: { minute: 1_000_000_000, policy: 'local' } },
           { name: 'security-headers', route: 'bench' },
         ],
         jwt_secrets: [{ consumer: CONSUMER, key: JWT_KEY, secret: JWT_SECRET, algorithm: 'HS256' }],

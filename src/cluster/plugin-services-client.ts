@@ -15,15 +15,23 @@
  * If the channel is gone (the primary exited: the worker is about to exit too), every pending and
  * later operation rejects.
  */
-import type { CounterService, PluginServices, SharedKv, TakeResult } from '../plugins/services.js'
+import type { CounterService, PluginServices, PreviousWindow, SharedKv, TakeResult } from '../plugins/services.js'
 import type { PluginFactory } from '../plugins/types.js'
 import { checkTake, type ServiceOp, type ServiceRequest, type ServiceResponse, type ServiceResult } from './plugin-services.js'
 
 export interface PluginServicesClientOptions {
   /** send one batch to the primary; false (or a throw) when the channel is closed */
   send(request: ServiceRequest): boolean
-  /** units asked for per reservation (default 32); the primary may grant fewer near the limit */
+  /**
+   * units asked for per reservation at first (default 32); a lease that spends its block within
+   * `quickMs` asks for twice as much next time, up to `maxBlockSize` (default 1024), so a busy
+   * counter costs a round trip per ~1000 requests, not per 32. The primary may grant fewer near
+   * the limit (never past it).
+   */
   blockSize?: number
+  maxBlockSize?: number
+  /** a block spent faster than this (ms) doubles the next request (default 100) */
+  quickMs?: number
   /** clock, ms (tests) */
   now?: () => number
 }
@@ -55,10 +63,24 @@ interface Lease {
   used: number
   /** the reservation in flight, if any; it resolves to the units granted */
   inflight: Promise<number> | null
+  /** the caller named the window (`take`'s windowStart: months, years) */
+  explicit: boolean
+  /** units this lease asks for next (doubles while blocks are spent quickly) */
+  want: number
+  /** when the last reservation was sent (ms) */
+  askedAt: number
+  /** sliding window: the previous window, sent with every reservation */
+  prev: { start: number; ms: number } | undefined
+  /** the limit the primary checked the last reservation against (sliding: lowered by the previous window) */
+  cap: number
+  /** when an exhausted sliding window may have room again (the carried count decays): ask again then */
+  recheckAt: number
 }
 
 export function createPluginServicesClient(options: PluginServicesClientOptions): PluginServicesClient {
   const blockSize = Math.max(1, options.blockSize ?? 32)
+  const maxBlockSize = Math.max(blockSize, options.maxBlockSize ?? 1024)
+  const quickMs = options.quickMs ?? 100
   const now = options.now ?? Date.now
   let queue: ServiceOp[] = []
   let waiting: Pending[] = []
@@ -114,11 +136,14 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
     return r.value
   }
 
-  function leaseFor(key: string, windowStart: number, windowMs: number): Lease {
+  function leaseFor(key: string, windowStart: number, windowMs: number, explicit: boolean, limit: number, slide: PreviousWindow | undefined): Lease {
     let lease = leases.get(key)
     if (lease === undefined || lease.windowStart !== windowStart) {
       // a new window: the old one's unspent units are worth nothing now
-      lease = { windowStart, endsAt: windowStart + windowMs, units: 0, exhausted: false, used: 0, inflight: null }
+      const prev = slide === undefined ? undefined : { start: slide.start ?? windowStart - windowMs, ms: slide.ms ?? windowMs }
+      // a new window of a known counter keeps its block size (a busy counter stays busy)
+      const want = lease?.want ?? blockSize
+      lease = { windowStart, endsAt: windowStart + windowMs, units: 0, exhausted: false, used: 0, inflight: null, explicit, prev, cap: limit, recheckAt: windowStart + windowMs, want, askedAt: 0 }
       leases.set(key, lease)
       if (leases.size > sweepAt) sweepLeases()
     }
@@ -135,15 +160,23 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
   /** Reserve more units for `lease` (one reservation in flight per lease). */
   function reserve(key: string, lease: Lease, limit: number, windowMs: number, min: number): Promise<number> {
     if (lease.inflight !== null) return lease.inflight
-    const want = Math.max(min, blockSize)
-    const p = call({ op: 'reserve', key, limit, windowMs, windowStart: lease.windowStart, want, min }).then(
+    const t = now()
+    if (t - lease.askedAt < quickMs && lease.want < maxBlockSize) lease.want = Math.min(maxBlockSize, lease.want * 2)
+    lease.askedAt = t
+    const want = Math.max(min, lease.want)
+    const op: ServiceOp = lease.prev === undefined
+      ? { op: 'reserve', key, limit, windowMs, windowStart: lease.windowStart, want, min }
+      : { op: 'reserve', key, limit, windowMs, windowStart: lease.windowStart, want, min, prev: lease.prev }
+    const p = call(op).then(
       (r) => {
         lease.inflight = null
         if (!r.ok) throw new Error(r.error)
         if (!('granted' in r)) throw new Error('plugin services: unexpected result')
         lease.used = r.used
+        lease.cap = r.limit ?? limit
+        if (r.recheckAt !== undefined) lease.recheckAt = r.recheckAt
         // none left at all (a refused `min` > 1 may still leave smaller takes room)
-        if (r.used >= limit) lease.exhausted = true
+        if (r.used >= lease.cap) lease.exhausted = true
         lease.units += r.granted
         return r.granted
       },
@@ -157,31 +190,40 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
   }
 
   function answer(lease: Lease, limit: number, windowMs: number, allowed: boolean): TakeResult {
-    return { allowed, limit, remaining: lease.exhausted ? 0 : Math.max(0, limit - lease.used) + lease.units, resetAt: lease.windowStart + windowMs }
+    return { allowed, limit, remaining: lease.exhausted ? 0 : Math.max(0, lease.cap - lease.used) + lease.units, resetAt: lease.windowStart + windowMs }
   }
 
-  function take(key: string, limit: number, windowMs: number, cost = 1): TakeResult | Promise<TakeResult> {
+  function take(key: string, limit: number, windowMs: number, cost = 1, start?: number, slide?: PreviousWindow): TakeResult | Promise<TakeResult> {
     checkTake(limit, windowMs, cost)
-    const windowStart = Math.floor(now() / windowMs) * windowMs
-    const lease = leaseFor(key, windowStart, windowMs)
+    const t = now()
+    const windowStart = start ?? Math.floor(t / windowMs) * windowMs
+    const lease = leaseFor(key, windowStart, windowMs, start !== undefined, limit, slide)
+    // a sliding window's limit rises as the previous window's weight decays: ask the primary again
+    if (lease.exhausted && lease.prev !== undefined && t >= lease.recheckAt) lease.exhausted = false
     if (cost === 0) return answer(lease, limit, windowMs, true)
     if (lease.units >= cost) {
       lease.units -= cost
       // running low: fetch the next block before it is needed (never when the window is spent)
-      if (!lease.exhausted && lease.inflight === null && lease.units * 4 <= blockSize) {
+      if (!lease.exhausted && lease.inflight === null && lease.units * 4 <= lease.want) {
         reserve(key, lease, limit, windowMs, 1).catch(() => {})
       }
       return answer(lease, limit, windowMs, true)
     }
     if (lease.exhausted || cost > limit) return answer(lease, limit, windowMs, false)
-    return waitAndTake(key, lease, limit, windowMs, cost)
+    return waitAndTake(key, lease, limit, windowMs, cost, slide)
   }
 
-  async function waitAndTake(key: string, lease: Lease, limit: number, windowMs: number, cost: number): Promise<TakeResult> {
+  async function waitAndTake(key: string, lease: Lease, limit: number, windowMs: number, cost: number, slide: PreviousWindow | undefined): Promise<TakeResult> {
     // several requests may wait on one reservation; each re-checks after it lands
     for (;;) {
       const granted = await reserve(key, lease, limit, windowMs, cost - lease.units)
-      if (leases.get(key) !== lease) return take(key, limit, windowMs, cost) // the window turned meanwhile
+      // the window turned meanwhile: take from the one that holds now (an explicit window: the newer lease's)
+      const current = leases.get(key)
+      if (current !== lease) {
+        if (current === undefined || !lease.explicit) return take(key, limit, windowMs, cost, undefined, slide)
+        const next = slide === undefined ? undefined : { start: lease.windowStart, ms: lease.endsAt - lease.windowStart }
+        return take(key, limit, current.endsAt - current.windowStart, cost, current.windowStart, next)
+      }
       if (lease.units >= cost) {
         lease.units -= cost
         return answer(lease, limit, windowMs, true)
@@ -191,8 +233,16 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
     }
   }
 
+  /** a refused request's units go back into this worker's lease: spent again here, no round trip */
+  function give(key: string, windowMs: number, cost = 1, windowStart?: number): void {
+    const lease = leases.get(key)
+    const start = windowStart ?? Math.floor(now() / windowMs) * windowMs
+    if (lease !== undefined && lease.windowStart === start && cost > 0) lease.units += cost
+  }
+
   const counters: CounterService = {
     take,
+    give,
     increment: async (key, by, ttlMs) => Number(await value({ op: 'increment', key, by, ttlMs })),
     read: async (key) => Number(await value({ op: 'read', key })),
   }

@@ -18,7 +18,7 @@
  * in-process through `createLocalPluginServices`.
  */
 import { createKvStore, type KvStore } from '#sdk/node-host'
-import type { CounterService, PluginServices, SharedKv, TakeResult } from '../plugins/services.js'
+import type { CounterService, PluginServices, PreviousWindow, SharedKv, TakeResult } from '../plugins/services.js'
 
 /** One operation of a batch (worker → primary). */
 export type ServiceOp =
@@ -26,7 +26,17 @@ export type ServiceOp =
    * reserve up to `want` units of `key`'s window starting at `windowStart` (ms) under `limit`; at
    * least `min` (<= want) or none at all
    */
-  | { op: 'reserve'; key: string; limit: number; windowMs: number; windowStart: number; want: number; min: number }
+  | {
+    op: 'reserve'; key: string; limit: number; windowMs: number; windowStart: number; want: number; min: number
+    /**
+     * sliding window: the previous window of the key ([start, start + ms)); `limit` is then lowered by
+     * its count weighted by how much of it the last `ms` still overlaps, and the window's counter is
+     * kept one window past its end (the next window's previous)
+     */
+    prev?: { start: number; ms: number }
+  }
+  /** give back `units` of `key`'s window starting at `windowStart` (ms), never below 0 */
+  | { op: 'release'; key: string; windowStart: number; units: number }
   | { op: 'increment'; key: string; by: number; ttlMs: number }
   | { op: 'read'; key: string }
   /** the kv bridge protocol of sdk/src/node-host.ts KvStore.op */
@@ -34,8 +44,11 @@ export type ServiceOp =
 
 /** The result of one operation, in the batch's order. */
 export type ServiceResult =
-  /** reserve: units granted, units of the window granted so far (node-wide) */
-  | { ok: true; granted: number; used: number }
+  /**
+   * reserve: units granted, units of the window granted so far (node-wide); a sliding reserve also
+   * says the limit it was checked against and when that limit next rises (epoch ms)
+   */
+  | { ok: true; granted: number; used: number; limit?: number; recheckAt?: number }
   /** increment / read: the value; kv: the bridge protocol's answer */
   | { ok: true; value: number | string }
   | { ok: false; error: string }
@@ -127,12 +140,31 @@ export function createPluginServicesStore(options: PluginServicesStoreOptions = 
           // a window already over: nothing to grant, nothing to store
           if (end <= now()) return { ok: true, granted: 0, used: op.limit }
           const name = `${op.key}\u0000${op.windowStart}`
-          const c = live(name) ?? create(name, end)
-          const left = Math.max(0, op.limit - c.value)
+          const prev = op.prev
+          const c = live(name) ?? create(name, prev === undefined ? end : end + op.windowMs)
+          let limit = op.limit
+          let recheckAt = end
+          if (prev !== undefined) {
+            const before = live(`${op.key}\u0000${prev.start}`)?.value ?? 0
+            const t = now()
+            const weight = Math.max(0, Math.min(1, (op.windowStart + prev.ms - t) / prev.ms))
+            const carried = Math.ceil(before * weight)
+            limit = Math.max(0, op.limit - carried)
+            // the carried count drops by one every prev.ms / before ms
+            if (before > 0) recheckAt = Math.min(end, t + Math.max(1, Math.ceil(prev.ms / before)))
+          }
+          const left = Math.max(0, limit - c.value)
           const block = Math.max(op.min, Math.floor(left / (2 * workers)))
           const granted = left < op.min ? 0 : Math.min(op.want, left, block)
           c.value += granted
-          return { ok: true, granted, used: c.value }
+          return prev === undefined ? { ok: true, granted, used: c.value } : { ok: true, granted, used: c.value, limit, recheckAt }
+        }
+        case 'release': {
+          checkKey(op.key)
+          if (!Number.isSafeInteger(op.units) || op.units < 0) throw new RangeError('release: units must be an integer >= 0')
+          const c = live(`${op.key}\u0000${op.windowStart}`)
+          if (c !== undefined) c.value = Math.max(0, c.value - op.units)
+          return { ok: true, value: c?.value ?? 0 }
         }
         case 'increment': {
           checkKey(op.key)
@@ -193,14 +225,17 @@ export function createPluginServicesHost(options: PluginServicesStoreOptions = {
 }
 
 /** A windowed take against the store directly: exact and synchronous (one process, no leases). */
-export function takeFromStore(store: PluginServicesStore, now: () => number, key: string, limit: number, windowMs: number, cost = 1): TakeResult {
+export function takeFromStore(store: PluginServicesStore, now: () => number, key: string, limit: number, windowMs: number, cost = 1, start?: number, prev?: PreviousWindow): TakeResult {
   checkTake(limit, windowMs, cost)
-  const windowStart = Math.floor(now() / windowMs) * windowMs
+  const windowStart = start ?? Math.floor(now() / windowMs) * windowMs
   const resetAt = windowStart + windowMs
   if (cost === 0) return { allowed: true, limit, remaining: limit, resetAt }
-  const r = store.apply({ op: 'reserve', key, limit, windowMs, windowStart, want: cost, min: cost })
+  const p = prev === undefined ? undefined : { start: prev.start ?? windowStart - windowMs, ms: prev.ms ?? windowMs }
+  const r = store.apply(p === undefined
+    ? { op: 'reserve', key, limit, windowMs, windowStart, want: cost, min: cost }
+    : { op: 'reserve', key, limit, windowMs, windowStart, want: cost, min: cost, prev: p })
   if (!('granted' in r)) throw new Error(r.ok ? 'plugin services: unexpected result' : r.error)
-  return { allowed: r.granted >= cost, limit, remaining: Math.max(0, limit - r.used), resetAt }
+  return { allowed: r.granted >= cost, limit, remaining: Math.max(0, (r.limit ?? limit) - r.used), resetAt }
 }
 
 export function checkTake(limit: number, windowMs: number, cost: number): void {
@@ -221,7 +256,11 @@ export function createLocalPluginServices(store: PluginServicesStore = createPlu
     return r.value
   }
   const counters: CounterService = {
-    take: (key, limit, windowMs, cost = 1) => takeFromStore(store, now, key, limit, windowMs, cost),
+    take: (key, limit, windowMs, cost = 1, windowStart, prev) => takeFromStore(store, now, key, limit, windowMs, cost, windowStart, prev),
+    give(key, windowMs, cost = 1, windowStart) {
+      const start = windowStart ?? Math.floor(now() / windowMs) * windowMs
+      store.apply({ op: 'release', key, windowStart: start, units: cost })
+    },
     increment: async (key, by, ttlMs) => Number(value({ op: 'increment', key, by, ttlMs })),
     read: async (key) => Number(value({ op: 'read', key })),
   }

@@ -13,6 +13,7 @@
 import { startDataPlane } from '../server/data-plane.js'
 import type { DataPlane, DataPlaneStats } from '../server/types.js'
 import { createLogger, type Logger } from '../observability/logger.js'
+import { setRateLimitingLog } from '../plugins/rate-limiting/index.js'
 import { builtinPlugins } from '../plugins/builtin.js'
 import type { PluginFactory } from '../plugins/types.js'
 import type { Sandbox } from '../sandbox/sandbox.js'
@@ -109,6 +110,7 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
   const { settings, snapshot, workerId } = msg
   drainTimeoutMs = settings.drain_timeout
   log = createLogger(settings.log_level, { role: 'worker', worker: workerId })
+  setRateLimitingLog(log)
   try {
     const factories: PluginFactory[] = [...builtinPlugins]
     if (settings.custom_plugins.length > 0 || settings.plugins_dir !== null) {

@@ -8,9 +8,10 @@ import { aclPlugin } from './acl/index.js'
 import type { BuiltinPlugin } from './definition.js'
 import { jwtPlugin } from './jwt/index.js'
 import { keyAuthPlugin } from './key-auth/index.js'
+import { rateLimitingPlugin } from './rate-limiting/index.js'
 import { createPluginRegistry, type PluginRegistry } from './registry.js'
 
-export const builtinPlugins: readonly BuiltinPlugin[] = Object.freeze([jwtPlugin, keyAuthPlugin, aclPlugin])
+export const builtinPlugins: readonly BuiltinPlugin[] = Object.freeze([jwtPlugin, keyAuthPlugin, aclPlugin, rateLimitingPlugin])
 
 /** A fresh registry holding the built-in plugins (register SDK plugins on it, or use it as is). */
 export function createBuiltinRegistry(): PluginRegistry {

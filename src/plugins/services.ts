@@ -4,9 +4,16 @@
  * (src/cluster/plugin-services-client.ts); a process without a primary (tests, the floor proxy) uses
  * the same store in-process (`createLocalPluginServices` in src/cluster/plugin-services.ts).
  *
- * Scope: one node (one `bouncer start`), every worker of it. Across nodes nothing is shared yet:
- * N nodes give N independent counters until a Redis policy exists.
+ * Scope: one node (one `bouncer start`), every worker of it. Across nodes nothing is shared here:
+ * N nodes give N independent counters (rate-limiting's `redis` policy counts across nodes).
  */
+
+/** The window before the current one, for a sliding `take` (defaults: the epoch-aligned window before). */
+export interface PreviousWindow {
+  /** epoch ms */
+  start?: number
+  ms?: number
+}
 
 /** The answer of `CounterService.take`. */
 export interface TakeResult {
@@ -34,15 +41,27 @@ export interface TakeResult {
  * overshoot). Undershoot: units a worker reserved but did not spend before the window ended (or
  * before it died: a dead worker loses only its unspent reservations) are not admitted anywhere; each
  * worker holds at most two blocks, and a block is at most max(1, ⌊left / (2 × workers)⌋) units of
- * what the window had left when it was granted, so near the limit blocks shrink to single units.
+ * what the window had left when it was granted (and at most the client's largest block, 1,024 by
+ * default), so near the limit blocks shrink to single units.
  */
 export interface CounterService {
   /**
    * Take `cost` (default 1) units from the counter `key` in the fixed window of `windowMs` that holds
-   * now (windows are aligned to the epoch: [k × windowMs, (k + 1) × windowMs)). Synchronous when this
+   * now (windows are aligned to the epoch: [k × windowMs, (k + 1) × windowMs)), or, with
+   * `windowStart`, in the window [windowStart, windowStart + windowMs) (calendar months and years,
+   * which the epoch does not align; the caller passes the window that holds now). With `sliding`, a
+   * sliding-window counter: `limit` is lowered by the previous window's count weighted by how much of
+   * it the last `windowMs` still overlaps (the same bound: never more than the limit so estimated).
+   * Synchronous when this
    * worker holds the units or knows the window is spent; a promise when it must ask the primary.
    */
-  take(key: string, limit: number, windowMs: number, cost?: number): TakeResult | Promise<TakeResult>
+  take(key: string, limit: number, windowMs: number, cost?: number, windowStart?: number, sliding?: PreviousWindow): TakeResult | Promise<TakeResult>
+  /**
+   * Give back `cost` units a `take` of the same key and window admitted, for a request that was refused
+   * after all (another limit on it was spent). Synchronous and local: a worker puts them back into its
+   * own lease (no round trip); nothing happens once the window is over.
+   */
+  give(key: string, windowMs: number, cost?: number, windowStart?: number): void
   /** Add `by` to `key` and read the new value, exactly (one batched round trip). A new key expires after `ttlMs`. */
   increment(key: string, by: number, ttlMs: number): Promise<number>
   /** The value of `key` (0 when missing or expired), exactly. */
