@@ -61,6 +61,8 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
   method = ''
   path = ''
   query = ''
+  /** the request target had a `?` (`/request?` keeps its empty query upstream, as Kong does) */
+  hasQuery = false
   host = ''
   port: number
   peer = ''
@@ -127,8 +129,10 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
 
     const framing = checkFraming(this.contentLength, this.transferEncoding)
     if (framing === FRAMING_ERROR) return answerErrorAndClose(this, 'GW_ERR_REQUEST_FRAMING')
-    const m = this.method
-    if (m === 'TRACE' || m === 'TRACK' || m === 'CONNECT') {
+    // Kong proxies TRACE like any other method. CONNECT (authority-form target) is refused, as
+    // nginx does; uWS v20.30 itself closes the connection on a method outside its nine (TRACK,
+    // PURGE, WebDAV's…) before any handler runs (test/proxy/methods.test.ts).
+    if (this.method === 'CONNECT') {
       return framing === FRAMING_NO_BODY ? answerError(this, 'GW_ERR_REQUEST_METHOD') : answerErrorAndClose(this, 'GW_ERR_REQUEST_METHOD')
     }
     // uWS already answered `100 Continue` for exactly `100-continue`; anything else is refused
