@@ -9,8 +9,22 @@ import type { BuiltinPlugin } from './definition.js'
 import { jwtPlugin } from './jwt/index.js'
 import { keyAuthPlugin } from './key-auth/index.js'
 import { createPluginRegistry, type PluginRegistry } from './registry.js'
+import { corsPlugin } from './cors/index.js'
+import { ipRestrictionPlugin } from './ip-restriction/index.js'
+import { requestSizeLimitingPlugin } from './request-size-limiting/index.js'
+import { requestTerminationPlugin } from './request-termination/index.js'
+import { correlationIdPlugin } from './correlation-id/index.js'
 
-export const builtinPlugins: readonly BuiltinPlugin[] = Object.freeze([jwtPlugin, keyAuthPlugin, aclPlugin])
+export const builtinPlugins: readonly BuiltinPlugin[] = Object.freeze([
+  jwtPlugin,
+  keyAuthPlugin,
+  aclPlugin,
+  corsPlugin,
+  ipRestrictionPlugin,
+  requestSizeLimitingPlugin,
+  requestTerminationPlugin,
+  correlationIdPlugin,
+])
 
 /** A fresh registry holding the built-in plugins (register SDK plugins on it, or use it as is). */
 export function createBuiltinRegistry(): PluginRegistry {

@@ -25,6 +25,11 @@ export interface PluginExit {
    * when it has one); absent/false: Kong `kong.response.exit`, the body is sent as given.
    */
   error?: boolean
+  /**
+   * Kong `kong.response.exit(status, "text", headers)`: this text is the body as is (no JSON
+   * wrapping); its Content-Type comes from `headers`. Takes precedence over `body`.
+   */
+  rawBody?: string
 }
 
 /** The authenticated credential (Kong `kong.client.get_credential()`). */
@@ -45,6 +50,9 @@ export interface PluginRequestView {
   /** client IP as the gateway determined it (trusted-proxy rules applied) */
   readonly clientIp: string
   readonly scheme: 'http' | 'https'
+  /** the gateway's listening address and port this request came in on (correlation-id tracker) */
+  readonly serverAddr?: string
+  readonly serverPort?: number
   /** first value of a header, by lower-cased name */
   header(name: string): string | undefined
   /** all values of a header (repeated lines), by lower-cased name */
@@ -95,6 +103,15 @@ export interface PluginContext {
   setUpstreamPath(path: string): void
   /** replace the upstream raw query, without `?` (SDK `upstreamRequest.setQuery`) */
   setUpstreamQuery(query: string): void
+  /**
+   * Cap the request body at `maxBytes` for this request (request-size-limiting): a streamed body
+   * that goes over is stopped as it arrives, answered 413 while the response head is not sent yet
+   * (else the connection is cut). Returns false when the bytes already received are over the cap
+   * (the caller answers itself). Absent where there is no streamed body to watch.
+   */
+  limitRequestBody?(maxBytes: number): boolean
+  /** replace the method of the upstream request (request-transformer `http_method`) */
+  setUpstreamMethod?(method: string): void
 }
 
 /** Precomputed, per-Snapshot lookup tables plugins share (built once by the chain compiler). */

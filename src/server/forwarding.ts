@@ -188,7 +188,7 @@ export function dispatch(r: ProxyRequest): void {
   svc.pools[i]!.pool.dispatch(
     {
       path: r.upstreamPath,
-      method: r.method,
+      method: r.upstreamMethod ?? r.method,
       headers: r.upHeaders,
       body: buffered ?? r.body,
       headersTimeout: svc.headersTimeout,

@@ -10,6 +10,7 @@
 import type { Consumer, Route, Service } from '../config/model.js'
 import type { AuthenticatedCredential, PluginContext, PluginRequestView } from '../plugins/types.js'
 import { isValidHeaderName, isValidHeaderValue } from '../proxy/headers.js'
+import type { RequestBody } from '../proxy/request-body.js'
 
 /** What the context needs from the request that owns it. */
 export interface ContextOwner {
@@ -22,7 +23,17 @@ export interface ContextOwner {
   upstreamPath: string
   /** the Host slot in upHeaders changes position when a header is removed before it */
   hostIndex: number
+  /** the client's streamed request body, or null (no body) */
+  readonly body?: RequestBody | null
+  /** the method sent upstream when a plugin changed it, else null */
+  upstreamMethod?: string | null
+  /** the proxy listener's address and port */
+  readonly serverAddr?: string
+  readonly port?: number
 }
+
+/** RFC 9110 token: what a method may be */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 /** Headers a plugin may not set on the upstream request: the gateway owns the framing and routing. */
 const GATEWAY_OWNED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'x-bouncer-request-id'])
@@ -69,6 +80,14 @@ export class RequestContext implements PluginContext, PluginRequestView {
     return 'http'
   }
 
+  get serverAddr(): string {
+    return this.owner.serverAddr ?? ''
+  }
+
+  get serverPort(): number {
+    return this.owner.port ?? 0
+  }
+
   body(): Buffer | null {
     return this.bufferedBody
   }
@@ -80,6 +99,18 @@ export class RequestContext implements PluginContext, PluginRequestView {
   setUpstreamBody(body: Buffer): void {
     if (!this.buffered) throw new Error('setUpstreamBody: the request body was not buffered for this route (the plugin must declare needsBody)')
     this.upstreamBody = body
+  }
+
+  limitRequestBody(maxBytes: number): boolean {
+    // a body buffered for the access phase is whole already: its length decides
+    if (this.buffered) return (this.bufferedBody?.length ?? 0) <= maxBytes
+    const body = this.owner.body ?? null
+    return body === null || body.capAt(maxBytes)
+  }
+
+  setUpstreamMethod(method: string): void {
+    if (typeof method !== 'string' || !TOKEN.test(method)) throw new Error(`invalid upstream method ${JSON.stringify(method)}`)
+    this.owner.upstreamMethod = method
   }
 
   header(name: string): string | undefined {

@@ -82,6 +82,8 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
   ctx: RequestContext | null = null
   clientIp = ''
   upstreamPath = ''
+  /** the method sent upstream when a plugin changed it (request-transformer), else null */
+  upstreamMethod: string | null = null
   /** flat [name, value, …] list for the upstream pool (no per-request object with dynamic keys) */
   readonly upHeaders: string[] = []
   hostIndex = -1
@@ -104,6 +106,11 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
     super(res)
     this.compiled = plane.compiled
     this.port = plane.port
+  }
+
+  /** the proxy listener's address (correlation-id's tracker) */
+  get serverAddr(): string {
+    return this.plane.settings.proxy_listen.host
   }
 
   /** RouteRequest: header lookup by lower-cased name (only for names some route matches on). */
