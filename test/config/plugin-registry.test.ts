@@ -10,7 +10,7 @@ import { hasIssue, issuesOf, load, V3 } from './fixtures/helpers.js'
 const builtins = createBuiltinRegistry()
 
 t.test('the default registry holds jwt, key-auth and acl with Kong priorities', async (t) => {
-  t.same(defaultPluginRegistry.names(), ['acl', 'jwt', 'key-auth'])
+  for (const name of ['acl', 'jwt', 'key-auth']) t.ok(defaultPluginRegistry.has(name), name)
   t.equal(defaultPluginRegistry.get('jwt')!.priority, 1450)
   t.equal(defaultPluginRegistry.get('key-auth')!.priority, 1250)
   t.equal(defaultPluginRegistry.get('acl')!.priority, 950)

@@ -107,7 +107,8 @@ export function createCorsInstance(config: CorsConfig): PluginInstance {
       }
       if (origin === undefined && !originAbsentOk) return undefined
       const allowed = allowOrigin(origin)
-      if (allowed !== null) ctx.setResponseHeader('Access-Control-Allow-Origin', allowed)
+      // no match: no Allow-Origin at all, not even the upstream's (Kong clears it)
+      ctx.setResponseHeader('Access-Control-Allow-Origin', allowed)
       if (credentialsFor(allowed)) ctx.setResponseHeader('Access-Control-Allow-Credentials', 'true')
       if (exposed !== null) ctx.setResponseHeader('Access-Control-Expose-Headers', exposed)
       ctx.setResponseHeader('Vary', 'Origin')
