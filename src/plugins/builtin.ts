@@ -14,6 +14,8 @@ import { ipRestrictionPlugin } from './ip-restriction/index.js'
 import { requestSizeLimitingPlugin } from './request-size-limiting/index.js'
 import { requestTerminationPlugin } from './request-termination/index.js'
 import { correlationIdPlugin } from './correlation-id/index.js'
+import { requestTransformerPlugin } from './request-transformer/index.js'
+import { responseTransformerPlugin } from './response-transformer/index.js'
 
 export const builtinPlugins: readonly BuiltinPlugin[] = Object.freeze([
   jwtPlugin,
@@ -24,6 +26,8 @@ export const builtinPlugins: readonly BuiltinPlugin[] = Object.freeze([
   requestSizeLimitingPlugin,
   requestTerminationPlugin,
   correlationIdPlugin,
+  requestTransformerPlugin,
+  responseTransformerPlugin,
 ])
 
 /** A fresh registry holding the built-in plugins (register SDK plugins on it, or use it as is). */

@@ -112,6 +112,26 @@ export interface PluginContext {
   limitRequestBody?(maxBytes: number): boolean
   /** replace the method of the upstream request (request-transformer `http_method`) */
   setUpstreamMethod?(method: string): void
+  /** the values of a header as it will go upstream now (after earlier plugins' edits), by any case */
+  upstreamHeaderValues?(name: string): string[]
+  /** add one more line of a header to the upstream request (keeps the ones there) */
+  addUpstreamHeader?(name: string, value: string): void
+  /** replace the Host header sent upstream (request-transformer `replace.headers: [host:…]`) */
+  setUpstreamHost?(value: string): void
+  /** the raw query as it will go upstream now, without `?` */
+  upstreamQuery?(): string
+  /**
+   * Response phase: set a header to several lines (response-transformer `append`); `values` replace
+   * the upstream's copies, like setResponseHeader.
+   */
+  setResponseHeaderValues?(name: string, values: string[]): void
+  /**
+   * Response phase: rewrite the response body. The data plane then buffers the upstream's body (up to
+   * 10 MiB) before the head goes out, calls `transform` with it, and sends what it returns with a new
+   * Content-Length (null: the body unchanged). A body over the bound passes through unchanged, as it
+   * streams, and a warning is logged.
+   */
+  transformResponseBody?(transform: (body: Buffer) => Buffer | null): void
 }
 
 /** Precomputed, per-Snapshot lookup tables plugins share (built once by the chain compiler). */

@@ -53,6 +53,8 @@ export class UpstreamAttempt implements UpstreamHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.cancelled) return false
+    // a plugin rewrites the body (response-transformer): collect it instead of relaying
+    if (this.req.collected !== null) return this.req.collect(chunk)
     return this.req.relayData(chunk)
   }
 

@@ -94,6 +94,10 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
   target = -1
   dispatchedAt = 0
 
+  /** the upstream's body, collected for a plugin's body rewrite (transformResponseBody), else null */
+  collected: Buffer[] | null = null
+  collectedSize = 0
+
   // --- response state (the rest is the relay's, response-relay.ts)
   aborted = false
   finished = false
@@ -257,15 +261,55 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
         chain.runResponse(ctx, status, view)
       }
       this.headEdited = ctx.editedResponseNames()
+      if (ctx.bodyTransforms !== null && this.method !== 'HEAD' && status >= 200 && status !== 204 && status !== 304) {
+        // the head waits for the rewritten body (its Content-Length changes): see collect()
+        this.collected = []
+        return true
+      }
     }
     this.sendHead(this.method === 'HEAD')
     return true
+  }
+
+  /**
+   * A chunk of a body a plugin rewrites: kept until the upstream's body is whole (then
+   * sendTransformed). Over BUFFERED_BODY_LIMIT the body passes through unchanged: the head and what
+   * was collected go out now, the rest streams as usual.
+   */
+  collect(chunk: Buffer): boolean {
+    const list = this.collected!
+    list.push(chunk)
+    this.collectedSize += chunk.length
+    if (this.collectedSize <= BUFFERED_BODY_LIMIT) return true
+    this.plane.log.warn({ request_id: this.requestId, limit: BUFFERED_BODY_LIMIT }, 'response body too large to transform: sent unchanged')
+    this.collected = null
+    this.sendHead(false)
+    return this.relayData(Buffer.concat(list, this.collectedSize))
+  }
+
+  /** The collected body, through the plugins' rewrites, out with its new length. */
+  private sendTransformed(): void {
+    let body: Buffer = Buffer.concat(this.collected!, this.collectedSize)
+    this.collected = null
+    for (const transform of this.ctx!.bodyTransforms!) {
+      try {
+        const next = transform(body)
+        if (next !== null) body = next
+      } catch (err) {
+        this.plane.log.error({ err, request_id: this.requestId }, 'response body transform failed: body sent as it was')
+      }
+    }
+    this.total = body.length
+    this.sendHead(false)
+    // a length-delimited body ends itself (tryEnd), now or from onWritable
+    if (body.length > 0 && !this.resDone) this.relayData(body)
   }
 
   upstreamComplete(attempt: UpstreamAttempt): void {
     if (attempt !== this.current) return
     this.current = null
     if (this.resDone) return
+    if (this.collected !== null) return this.sendTransformed()
     this.relayComplete()
   }
 

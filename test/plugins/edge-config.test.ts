@@ -81,3 +81,37 @@ t.test('correlation-id: defaults and checks', async (t) => {
   hasIssue(t, issuesOf(t, one('correlation-id', '{ header_name: "X Id" }')), 'plugins[0].config.header_name', '')
   hasIssue(t, issuesOf(t, one('correlation-id', '{ header_name: Host }')), 'plugins[0].config.header_name', "'Host' is set by the gateway itself")
 })
+
+t.test('request-transformer: defaults and Kong\'s checks', async (t) => {
+  const empty = { body: [], headers: [], querystring: [] }
+  t.same(configOf(t, 'request-transformer'), { http_method: null, remove: empty, rename: empty, replace: { ...empty, uri: null }, add: empty, append: empty })
+  t.equal(registry.get('request-transformer')?.priority, 801)
+  const bad = (config: string, path: string, message: string) => hasIssue(t, issuesOf(t, one('request-transformer', config)), `plugins[0].config.${path}`, message)
+  bad('{ http_method: get }', 'http_method', '')
+  bad('{ add: { headers: ["x-a"] } }', 'add.headers[0]', 'invalid value: x-a')
+  bad('{ add: { headers: ["bad header:1"] } }', 'add.headers[0]', "'bad header' is not a valid header")
+  bad('{ remove: { headers: ["bad header"] } }', 'remove.headers[0]', "'bad header' is not a valid header")
+  bad('{ rename: { headers: ["x-a:bad header"] } }', 'rename.headers[0]', "'bad header' is not a valid header")
+  bad('{ add: { querystring: ["page"] } }', 'add.querystring[0]', "key 'page' has no value")
+  bad('{ append: { body: ["field:"] } }', 'append.body[0]', "key 'field' has no value")
+  bad('{ add: { headers: ["x-a:$(headers.x"] } }', 'add.headers[0]', "value '$(headers.x' is not in supported format")
+  bad('{ add: { headers: ["x-a:$(os.exit())"] } }', 'add.headers[0]', "value '$(os.exit())' is not in supported format")
+  bad('{ replace: { uri: "/x/$(nope.y)" } }', 'replace.uri', "value '/x/$(nope.y)' is not in supported format")
+  bad('{ add: { cookies: [a] } }', 'add.cookies', 'unknown field')
+  t.same(configOf(t, 'request-transformer', '{ add: { headers: ["x-user:$(headers.x_user or query_params[\'u\'] or \\"anon\\")"] } }')['add'], {
+    body: [], querystring: [], headers: ['x-user:$(headers.x_user or query_params[\'u\'] or "anon")'],
+  })
+})
+
+t.test('response-transformer: defaults and Kong\'s checks', async (t) => {
+  const names = { headers: [], json: [] }
+  const valued = { headers: [], json: [], json_types: [] }
+  t.same(configOf(t, 'response-transformer'), { remove: names, rename: names, replace: valued, add: valued, append: valued })
+  t.equal(registry.get('response-transformer')?.priority, 800)
+  const bad = (config: string, path: string, message: string) => hasIssue(t, issuesOf(t, one('response-transformer', config)), `plugins[0].config.${path}`, message)
+  bad('{ add: { headers: ["x-a"] } }', 'add.headers[0]', 'invalid value: x-a')
+  bad('{ add: { json: ["k"] } }', 'add.json[0]', 'invalid value: k')
+  bad('{ remove: { headers: ["bad header"] } }', 'remove.headers[0]', "'bad header' is not a valid header")
+  bad('{ add: { json: ["k:1"], json_types: [integer] } }', 'add.json_types[0]', 'expected one of: boolean, number, string')
+  bad('{ remove: { querystring: [a] } }', 'remove.querystring', 'unknown field')
+})
