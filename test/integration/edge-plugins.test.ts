@@ -19,6 +19,14 @@ import { messageOf, send } from './fixtures/client.js'
 const behaviour: Behaviour = (req, res, rec) => {
   if (rec.url.includes('vary')) res.setHeader('Vary', 'Accept-Encoding')
   if (rec.url.includes('upstream-acao')) res.setHeader('Access-Control-Allow-Origin', 'https://upstream.example')
+  if (rec.url.includes('early')) {
+    // answer at once, streaming, before the request body is read; end a while later
+    res.writeHead(200, { 'content-type': 'text/plain' })
+    res.write('started\n')
+    const timer = setTimeout(() => res.end('done\n'), 1500)
+    res.on('close', () => clearTimeout(timer))
+    return
+  }
   echo(req, res, rec)
 }
 const upstream = await createTestUpstream(behaviour)
@@ -63,7 +71,7 @@ consumers:
     keyauth_credentials: [{ key: alice-key }]
 `
 
-const gw = await startGateway({ config, workers: 1, logLevel: 'warn', args: ['--trusted-ips', '127.0.0.1,172.16.0.0/12,fd00::/8'] })
+const gw = await startGateway({ config, workers: 1, logLevel: 'warn', readyTimeoutMs: 60_000, args: ['--trusted-ips', '127.0.0.1,172.16.0.0/12,fd00::/8'] })
 t.teardown(() => gw.stop())
 const call = (path: string, headers: Array<[string, string]> = [], method = 'GET') => send(gw.proxyPort, path, { headers, method, timeoutMs: 5000 })
 
@@ -304,6 +312,15 @@ t.test('request-size-limiting', async (t) => {
     t.match(r.data, /"message":"Request size limit exceeded"/)
     t.ok(r.closed, 'the connection is closed')
     t.notMatch(r.data, /HTTP\/1\.1 200/, 'the upstream\'s answer never reaches the client')
+  })
+
+  t.test('over the limit after the upstream\'s head went out: the connection is cut, the response never looks complete', async (t) => {
+    const r = await raw(['POST /rsl/early HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n', chunk(600), chunk(600), chunk(600)], 3000, 300)
+    t.match(r.data, /^HTTP\/1\.1 200 /)
+    t.match(r.data, /started/)
+    t.ok(r.closed, 'closed')
+    t.notMatch(r.data, /done/, 'the rest of the response is not sent')
+    t.notMatch(r.data, /\r\n0\r\n\r\n$/, 'no last chunk')
   })
 
   t.test('require_content_length: 411 without Content-Length, chunked included', async (t) => {

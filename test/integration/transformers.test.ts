@@ -64,7 +64,7 @@ ${route('rt-text', '{ name: response-transformer, config: { remove: { json: [sec
 ${route('rt-big', '{ name: response-transformer, config: { remove: { json: [secret] } } }')}
 `
 
-const gw = await startGateway({ config, workers: 1, logLevel: 'warn' })
+const gw = await startGateway({ config, workers: 1, logLevel: 'warn', readyTimeoutMs: 60_000 })
 t.teardown(() => gw.stop())
 
 interface Got {
