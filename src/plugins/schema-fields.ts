@@ -14,9 +14,7 @@ export function optionalString(description: string, options: Record<string, unkn
   return Type.Optional(Type.Union([Type.Null(), Type.String(options)], { default: null, description }))
 }
 
-/** Kong's `is_present`: not null and not an empty string / list. */
+/** Kong's `is_present`: not null and not an empty string. */
 export function isPresent(v: unknown): boolean {
-  if (v === null || v === undefined) return false
-  if (typeof v === 'string' || Array.isArray(v)) return v.length > 0
-  return true
+  return v !== null && v !== undefined && (typeof v !== 'string' || v.length > 0)
 }

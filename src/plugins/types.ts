@@ -50,6 +50,8 @@ export interface PluginRequestView {
   /** client IP as the gateway determined it (trusted-proxy rules applied) */
   readonly clientIp: string
   readonly scheme: 'http' | 'https'
+  /** the matched regex path's captures, Kong `uri_captures` ({"0": whole, "1": …, name: …}), or null */
+  readonly uriCaptures?: Readonly<Record<string, string>> | null
   /** the gateway's listening address and port this request came in on (correlation-id tracker) */
   readonly serverAddr?: string
   readonly serverPort?: number

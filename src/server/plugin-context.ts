@@ -53,6 +53,8 @@ export class RequestContext implements PluginContext, PluginRequestView {
   upstreamBody: Buffer | null = null
   /** true once the data plane buffered the body for this request */
   buffered = false
+  /** the router's regex captures for this request (Kong uri_captures), or null */
+  uriCaptures: Record<string, string> | null = null
   private args: Record<string, string | string[]> | null = null
   private cookies: Map<string, string> | null = null
   private allHeaders: Record<string, string | string[]> | null = null

@@ -177,6 +177,7 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
     // access phase, before any upstream contact. While it awaits, the request body (if any) is held
     // by RequestBody's backpressure, which pauses the client socket.
     const ctx = new RequestContext(this, route.route, svc.service, match.normalizedPath, this.clientIp)
+    ctx.uriCaptures = match.captures
     this.ctx = ctx
     if (!chain.hasAccess) return dispatch(this)
     if (chain.needsBody && this.body !== null) {

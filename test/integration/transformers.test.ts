@@ -56,6 +56,11 @@ services:
 ${route('q-headers', '{ name: request-transformer, config: { remove: { headers: [x-drop, x-renamed-away] }, rename: { headers: ["x-old:x-new", "x-drop:x-never"] }, replace: { headers: ["x-rep:replaced", "x-absent:never", "host:api.internal"] }, add: { headers: ["x-new:not-added", "x-added:$(headers.x_user or query_params.u or \\"anon\\")"] }, append: { headers: ["x-app:two", "x-app:three"] } } }')}
 ${route('q-query', '{ name: request-transformer, config: { remove: { querystring: [drop] }, rename: { querystring: ["old:new"] }, replace: { querystring: ["rep:R", "absent:never"] }, add: { querystring: ["z:last", "new:not-added", "sp:a b"] }, append: { querystring: ["multi:2"] } } }')}
 ${route('q-body', '{ name: request-transformer, config: { remove: { body: [secret] }, rename: { body: ["old:new"] }, replace: { body: ["rep:R", "absent:never"] }, add: { body: ["added:$(headers.x_user)"] }, append: { body: ["list:b"] } } }')}
+      - name: q-captures
+        strip_path: false
+        paths: ['~/q-captures/(?<user>[a-z]+)/(\\d+)$']
+        plugins:
+          - { name: request-transformer, config: { add: { headers: ["x-user:$(uri_captures.user)", "x-num:$(uri_captures[2])"] } } }
 ${route('q-method', '{ name: request-transformer, config: { http_method: PUT, replace: { uri: "/elsewhere/$(query_params.id)" } } }')}
 ${route('rt-json', '{ name: response-transformer, config: { remove: { headers: [x-remove], json: [secret] }, rename: { headers: ["x-old:x-new"], json: ["old:new"] }, replace: { headers: ["x-replace:after", "x-absent:never"], json: ["count:5", "absent:never"], json_types: [number] }, add: { headers: ["x-exists:not-added", "x-added:yes"], json: ["flag:true", "keep:never"], json_types: [boolean] }, append: { headers: ["x-multi:two"], json: ["list:b"] } } }')}
 ${route('rt-json-bad', '{ name: response-transformer, config: { remove: { json: [secret] } } }')}
@@ -144,6 +149,12 @@ t.test('request-transformer: JSON and urlencoded bodies', async (t) => {
 t.test('request-transformer: body over the 10 MiB bound is refused with 413', async (t) => {
   const g = await req('/q-body', { method: 'POST', headers: [['content-type', 'application/json']], body: bigJson() }).catch((err: Error) => ({ status: -1, text: err.message, headers: {}, rawHeaders: [] }))
   t.equal(g.status, 413, g.text.slice(0, 200))
+})
+
+t.test('request-transformer: templates read the regex path\'s captures', async (t) => {
+  const s = seen(await req('/q-captures/alice/42'))
+  t.equal(s.headers['x-user'], 'alice')
+  t.equal(s.headers['x-num'], '42')
 })
 
 t.test('request-transformer: http_method and replace.uri', async (t) => {

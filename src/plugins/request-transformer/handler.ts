@@ -170,7 +170,7 @@ export function createRequestTransformerInstance(config: RequestTransformerConfi
           const v = req.queryArgs()[name]
           return Array.isArray(v) ? v[0] : v
         },
-        uriCapture: () => undefined,
+        uriCapture: (name) => req.uriCaptures?.[name],
         shared: (name) => ctx.shared[name],
       }
       if (uri !== null) ctx.setUpstreamPath(uri(env).replace(/[\s#?]/g, (c) => encodeURIComponent(c)))
