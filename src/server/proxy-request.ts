@@ -279,7 +279,9 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
    */
   collect(chunk: Buffer): boolean {
     const list = this.collected!
-    list.push(chunk)
+    // the chunk may be a view of the upstream pool's read buffer, valid only during this call
+    // (src/proxy/upstream-pool.ts UpstreamHandler.onData): keep a copy
+    list.push(Buffer.from(chunk))
     this.collectedSize += chunk.length
     if (this.collectedSize <= BUFFERED_BODY_LIMIT) return true
     this.plane.log.warn({ request_id: this.requestId, limit: BUFFERED_BODY_LIMIT }, 'response body too large to transform: sent unchanged')
