@@ -1,6 +1,10 @@
 /**
- * Load measurements: saturation with autocannon, latency at a fixed rate with a paced open-loop
- * generator (default) or autocannon's overallRate.
+ * Load measurements: saturation with wrk (a C load generator, when installed) or autocannon, latency
+ * at a fixed rate with a paced open-loop generator (default) or autocannon's overallRate.
+ *
+ * Why wrk for saturation: on 2 cores the load generator shares the machine with the proxy under
+ * test. autocannon is JavaScript and takes about as much CPU per request as the proxy, which
+ * compresses every difference between proxies; wrk (one thread by default) takes a fraction of it.
  *
  * autocannon's own histogram records whole milliseconds, which hides the sub-millisecond latency a
  * gateway adds, so every latency here goes into a microsecond HDR histogram per response.
@@ -13,6 +17,7 @@
  * seconds (timer granularity ~1 ms, so 2 at a time at 2,000 req/s) over a keep-alive undici Pool and
  * times each from dispatch to the last body byte.
  */
+import { execFile } from 'node:child_process'
 import { performance } from 'node:perf_hooks'
 import autocannon from 'autocannon'
 import * as hdr from 'hdr-histogram-js'
@@ -67,6 +72,51 @@ export async function saturation(o: LoadOptions): Promise<SaturationResult> {
     errors: r.errors + r.timeouts,
     non2xx: r.non2xx,
   }
+}
+
+/** What runs a saturation measurement: autocannon in this process, or a wrk binary with N threads. */
+export type LoadGen = { kind: 'autocannon' } | { kind: 'wrk'; bin: string; threads: number }
+
+/** Saturation with the chosen generator. */
+export function saturationWith(gen: LoadGen, o: LoadOptions): Promise<SaturationResult> {
+  return gen.kind === 'wrk' ? saturationWrk(gen.bin, gen.threads, o) : saturation(o)
+}
+
+/** The numbers of one wrk run, from its text report (wrk 4.x; see the test in test/bench/bench-smoke.test.ts). */
+export function parseWrkOutput(text: string): SaturationResult {
+  const total = /(\d+) requests in ([\d.]+)(us|ms|s|m)\b/.exec(text)
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(text)
+  if (!total || !rps) throw new Error(`wrk printed no result: ${text.trim().slice(-400)}`)
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text)
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(text)
+  return {
+    rps: Number(rps[1]),
+    requests: Number(total[1]),
+    errors: sock ? sock.slice(1, 5).reduce((a, n) => a + Number(n), 0) : 0,
+    non2xx: non2xx ? Number(non2xx[1]) : 0,
+  }
+}
+
+/** wrk's arguments for a keep-alive saturation run (threads never more than connections, as wrk requires). */
+export function wrkArgs(threads: number, o: LoadOptions): string[] {
+  const args = ['-t', String(Math.min(threads, o.connections)), '-c', String(o.connections), '-d', `${o.duration}s`, '--timeout', '10s']
+  for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}: ${v}`)
+  args.push(o.url)
+  return args
+}
+
+/** Maximum throughput at N connections with wrk. */
+export function saturationWrk(bin: string, threads: number, o: LoadOptions): Promise<SaturationResult> {
+  return new Promise((resolve, reject) => {
+    execFile(bin, wrkArgs(threads, o), { timeout: (o.duration + 30) * 1000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`wrk failed: ${err.message} ${String(stderr).trim().slice(-400)}`))
+      try {
+        resolve(parseWrkOutput(String(stdout)))
+      } catch (e) {
+        reject(e)
+      }
+    })
+  })
 }
 
 /** Latency at a fixed total request rate (autocannon overallRate: bursty, see above), recorded per response in µs. */
@@ -169,7 +219,7 @@ export async function latencyAtRatePaced(o: LoadOptions & { rate: number }): Pro
   }
 }
 
-/** A short warm-up (same requests as the measurement) so JIT, caches and connection pools are hot. */
-export async function warmup(o: LoadOptions): Promise<void> {
-  await run({ url: o.url, connections: o.connections, duration: o.duration, headers: o.headers ?? {} })
+/** A short warm-up (same requests and generator as the measurement) so JIT, caches and connection pools are hot. */
+export async function warmup(o: LoadOptions, gen: LoadGen = { kind: 'autocannon' }): Promise<void> {
+  await saturationWith(gen, o)
 }

@@ -4,6 +4,11 @@
  */
 import { parseArgs } from 'node:util'
 import { SCENARIOS, type Scenario } from '../scenarios/index.js'
+import { findBinary } from './processes.js'
+
+export const WRK_INSTALL_HINT =
+  '--loadgen wrk needs a `wrk` binary on PATH. Debian/Ubuntu: `sudo apt-get install wrk`; macOS: `brew install wrk`. ' +
+  'Without it the bench uses autocannon.'
 
 export class BenchUsageError extends Error {}
 
@@ -25,10 +30,16 @@ export function usage(prog: string): string {
                       autocannon's overallRate sends each connection's per-second quota in a burst)
   --repeat N          rounds over all scenarios (default 1); medians are reported and the spread
                       over rounds is the run-to-run noise that --compare uses
-  --with nginx|floor  also run the small and 16 KiB scenarios through nginx (needs nginx on PATH), or
-                      through the floor proxy (bench/floor-proxy.ts: uWS + Bouncer's upstream pool and
-                      nothing else, so no-plugins − floor is Bouncer's own per-request logic). Repeat
-                      it or list both: --with nginx --with floor, --with nginx,floor
+  --with nginx|haproxy|floor
+                      also run the small and 16 KiB scenarios through nginx (needs nginx), through
+                      HAProxy (needs haproxy ≥ 2.5; adds haproxy-jwt, HAProxy's own jwt_verify HS256,
+                      the reference for jwt-hs256), or through the floor proxy (bench/floor-proxy.ts:
+                      uWS + Bouncer's upstream pool and nothing else, so no-plugins − floor is
+                      Bouncer's own per-request logic). Repeat it or list several: --with nginx,haproxy
+  --loadgen wrk|autocannon
+                      the saturation load generator (default: wrk when it is installed, else
+                      autocannon, which shares the cores with the proxy and compresses differences)
+  --wrk-threads N     wrk's threads (default 1)
   --compare baseline|FILE
                       print deltas against bench/results/baseline.json (or a results FILE) and flag
                       regressions beyond the noise
@@ -53,7 +64,10 @@ export interface BenchOptions {
   rateGen: 'paced' | 'autocannon'
   repeat: number
   withNginx: boolean
+  withHaproxy: boolean
   withFloor: boolean
+  /** the saturation load generator; 'wrk' carries the binary found on PATH */
+  loadgen: { kind: 'autocannon' } | { kind: 'wrk'; bin: string; threads: number }
   compare: string | null
   saveBaseline: boolean
   cpuProf: boolean
@@ -72,12 +86,12 @@ function positiveInt(name: string, v: string | undefined, def: number): number {
 }
 
 /** Targets that run only when asked for (`--with`), or when one of their scenarios is named. */
-export const OPTIONAL_TARGETS = ['nginx', 'floor'] as const
+export const OPTIONAL_TARGETS = ['nginx', 'haproxy', 'floor'] as const
 export type OptionalTarget = (typeof OPTIONAL_TARGETS)[number]
 
 /** The chosen scenarios plus what their ratios need (baselines, and references when they can run), in run order. */
 export function selectScenarios(names: string[] | null, optional: Readonly<Record<OptionalTarget, boolean>>): Scenario[] {
-  const runnable = (s: Scenario) => (s.via === 'nginx' || s.via === 'floor' ? optional[s.via] : true)
+  const runnable = (s: Scenario) => (s.via === 'nginx' || s.via === 'haproxy' || s.via === 'floor' ? optional[s.via] : true)
   if (names === null) return SCENARIOS.filter(runnable)
   for (const n of names) {
     if (!SCENARIOS.some((s) => s.name === n)) throw new BenchUsageError(`unknown scenario "${n}" (scenarios: ${SCENARIOS.map((s) => s.name).join(', ')})`)
@@ -86,16 +100,23 @@ export function selectScenarios(names: string[] | null, optional: Readonly<Recor
   for (const n of names) {
     const sc = SCENARIOS.find((s) => s.name === n)!
     if (sc.baseline) want.add(sc.baseline) // a ratio needs its baseline from the same round
-    const ref = sc.reference ? SCENARIOS.find((s) => s.name === sc.reference) : undefined
-    if (ref && runnable(ref)) {
-      want.add(ref.name)
-      if (ref.baseline) want.add(ref.baseline)
+    // its reference, and the peers its targets compare it with, where they can run
+    for (const other of [sc.reference, ...(sc.peers ?? [])]) {
+      const ref = other ? SCENARIOS.find((s) => s.name === other) : undefined
+      if (ref && runnable(ref)) {
+        want.add(ref.name)
+        if (ref.baseline) want.add(ref.baseline)
+      }
     }
   }
   return SCENARIOS.filter((s) => want.has(s.name))
 }
 
-export function parseOptions(argv: string[], defaultOut: string): BenchOptions {
+/**
+ * `findWrk` looks the binary up (bench/lib/processes.ts findBinary); injectable so option parsing can
+ * be tested with and without wrk installed.
+ */
+export function parseOptions(argv: string[], defaultOut: string, findWrk: () => string | null = () => findBinary('wrk')): BenchOptions {
   let v
   try {
     v = parseArgs({
@@ -104,6 +125,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions {
         scenarios: { type: 'string' }, duration: { type: 'string' }, warmup: { type: 'string' },
         connections: { type: 'string' }, workers: { type: 'string' }, rate: { type: 'string' },
         'rate-gen': { type: 'string' }, repeat: { type: 'string' }, with: { type: 'string', multiple: true }, compare: { type: 'string' },
+        loadgen: { type: 'string' }, 'wrk-threads': { type: 'string' },
         'save-baseline': { type: 'boolean' }, 'cpu-prof': { type: 'boolean' }, pin: { type: 'boolean' }, 'no-pin': { type: 'boolean' },
         out: { type: 'string' }, from: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
@@ -116,7 +138,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions {
   const withList = (v.with ?? []).flatMap((w) => w.split(',')).map((w) => w.trim())
   for (const w of withList) {
     if (!(OPTIONAL_TARGETS as readonly string[]).includes(w)) {
-      throw new BenchUsageError(`--with knows ${OPTIONAL_TARGETS.map((t) => `"${t}"`).join(' and ')}, got "${w}"`)
+      throw new BenchUsageError(`--with knows ${OPTIONAL_TARGETS.map((t) => `"${t}"`).join(', ')}, got "${w}"`)
     }
   }
   const names = v.scenarios === undefined ? null : v.scenarios.split(',').map((s) => s.trim()).filter(Boolean)
@@ -124,7 +146,19 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions {
   // naming an nginx (floor) scenario implies --with nginx (floor)
   const wanted = (t: OptionalTarget) => withList.includes(t) || (names ?? []).some((n) => SCENARIOS.find((s) => s.name === n)?.via === t)
   const withNginx = wanted('nginx')
+  const withHaproxy = wanted('haproxy')
   const withFloor = wanted('floor')
+  if (v.loadgen !== undefined && v.loadgen !== 'wrk' && v.loadgen !== 'autocannon') {
+    throw new BenchUsageError(`--loadgen must be wrk or autocannon, got "${v.loadgen}"`)
+  }
+  const wrkThreads = positiveInt('wrk-threads', v['wrk-threads'], 1)
+  let loadgen: BenchOptions['loadgen'] = { kind: 'autocannon' }
+  if (v.loadgen !== 'autocannon') {
+    const bin = findWrk()
+    if (bin) loadgen = { kind: 'wrk', bin, threads: wrkThreads }
+    else if (v.loadgen === 'wrk') throw new BenchUsageError(WRK_INSTALL_HINT)
+  }
+  if (v['wrk-threads'] !== undefined && loadgen.kind !== 'wrk') throw new BenchUsageError('--wrk-threads needs wrk as the load generator')
   let warmup = 2
   if (v.warmup !== undefined) {
     warmup = Number(v.warmup)
@@ -135,7 +169,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions {
   const rateGen = v['rate-gen'] ?? 'paced'
   if (rateGen !== 'paced' && rateGen !== 'autocannon') throw new BenchUsageError(`--rate-gen must be paced or autocannon, got "${rateGen}"`)
   return {
-    scenarios: selectScenarios(names, { nginx: withNginx, floor: withFloor }),
+    scenarios: selectScenarios(names, { nginx: withNginx, haproxy: withHaproxy, floor: withFloor }),
     duration: positiveInt('duration', v.duration, 10),
     warmup,
     connections: positiveInt('connections', v.connections, 50),
@@ -144,7 +178,9 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions {
     rateGen,
     repeat: positiveInt('repeat', v.repeat, 1),
     withNginx,
+    withHaproxy,
     withFloor,
+    loadgen,
     compare: v.compare ?? null,
     saveBaseline: v['save-baseline'] ?? false,
     cpuProf: v['cpu-prof'] ?? false,

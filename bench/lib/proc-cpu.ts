@@ -28,6 +28,8 @@ interface Stat {
   ppid: number
   /** utime + stime, clock ticks */
   ticks: number
+  /** resident set size, pages */
+  rssPages: number
 }
 
 /** Fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses). */
@@ -39,17 +41,15 @@ function readStat(pid: string): Stat | null {
     return null // gone between readdir and read
   }
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ')
-  // rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15
+  // rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15, rss 24
   const ppid = Number(rest[1])
   const ticks = Number(rest[11]) + Number(rest[12])
-  return Number.isFinite(ppid) && Number.isFinite(ticks) ? { ppid, ticks } : null
+  const rssPages = Number(rest[21])
+  return Number.isFinite(ppid) && Number.isFinite(ticks) && Number.isFinite(rssPages) ? { ppid, ticks, rssPages } : null
 }
 
-/**
- * CPU milliseconds spent so far by `rootPid` and every live descendant (a gateway's primary and its
- * workers; nginx's master and workers). null where /proc is not available or the process is gone.
- */
-export function processTreeCpuMs(rootPid: number | undefined): number | null {
+/** The /proc stats of `rootPid` and every live descendant; null where /proc is unavailable or the process is gone. */
+function treeStats(rootPid: number | undefined): Stat[] | null {
   if (rootPid === undefined || process.platform !== 'linux') return null
   let pids: string[]
   try {
@@ -69,14 +69,43 @@ export function processTreeCpuMs(rootPid: number | undefined): number | null {
     if (list) list.push(pid)
     else children.set(s.ppid, [pid])
   }
-  let ticks = 0
+  const out: Stat[] = []
   const todo = [rootPid]
   while (todo.length > 0) {
     const pid = todo.pop()!
-    ticks += stats.get(pid)?.ticks ?? 0
+    const s = stats.get(pid)
+    if (s) out.push(s)
     todo.push(...(children.get(pid) ?? []))
   }
-  return (ticks * 1000) / clockTicks()
+  return out
+}
+
+/**
+ * CPU milliseconds spent so far by `rootPid` and every live descendant (a gateway's primary and its
+ * workers; nginx's master and workers). null where /proc is not available or the process is gone.
+ */
+export function processTreeCpuMs(rootPid: number | undefined): number | null {
+  const tree = treeStats(rootPid)
+  return tree === null ? null : (tree.reduce((a, s) => a + s.ticks, 0) * 1000) / clockTicks()
+}
+
+/** Resident memory (KiB) of `rootPid` and every live descendant; null where /proc is not available. */
+export function processTreeRssKiB(rootPid: number | undefined): number | null {
+  const tree = treeStats(rootPid)
+  return tree === null ? null : tree.reduce((a, s) => a + s.rssPages, 0) * (pageSize() / 1024)
+}
+
+let pageBytes: number | null = null
+
+function pageSize(): number {
+  if (pageBytes === null) {
+    try {
+      pageBytes = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim()) || 4096
+    } catch {
+      pageBytes = 4096
+    }
+  }
+  return pageBytes
 }
 
 /** CPU µs per request over a measurement, from two readings; null when either is missing. */

@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { PACKAGE_ROOT } from './package-root.js'
@@ -20,6 +20,25 @@ export async function freePort(): Promise<number> {
   srv.close()
   await once(srv, 'close')
   return port
+}
+
+/**
+ * An executable named `name` on PATH, or in the sbin folders where Debian puts daemons (nginx,
+ * haproxy) and which a user's PATH may lack; null when there is none.
+ */
+export function findBinary(name: string, extraDirs: string[] = []): string | null {
+  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin', ...extraDirs]
+  for (const dir of dirs) {
+    if (!dir) continue
+    const file = path.join(dir, name)
+    try {
+      accessSync(file, constants.X_OK)
+      return file
+    } catch {
+      // not here
+    }
+  }
+  return null
 }
 
 export interface Proc {

@@ -3,7 +3,7 @@
  * (reported, never asserted: met, or missed by how much) and, with `--with floor`, Bouncer over the
  * floor proxy (what Bouncer's own per-request logic costs on top of its stack).
  */
-import { median, type BenchResults, type Metric, type ScenarioResult } from './results.js'
+import { median, type BenchResults, type Metric, type RunSample, type ScenarioResult } from './results.js'
 
 const f = (n: number | null | undefined, d = 0) => (n === null || n === undefined || Number.isNaN(n) ? '—' : n.toFixed(d))
 
@@ -23,7 +23,8 @@ export function renderMarkdown(run: BenchResults): string {
     '',
     `node ${e.node} on ${e.platform}, ${e.cores} cores (${e.cpu}); gateway: ${e.workers} workers; ${e.connections} connections; ` +
       `${e.duration_s} s per measurement after ${e.warmup_s} s warm-up; fixed rate ${e.rate === 'auto' ? 'auto (50% of direct max)' : `${e.rate} req/s`} (${e.rate_gen}); ` +
-      `${e.rounds} round(s), medians shown; pinning: ${e.pinning}; nginx: ${e.nginx ?? 'not run'}.`,
+      `${e.rounds} round(s), medians shown; pinning: ${e.pinning}; saturation load generator: ${e.loadgen ?? 'autocannon'}; ` +
+      `nginx: ${e.nginx ?? 'not run'}; HAProxy: ${e.haproxy ?? 'not run'}.`,
     '',
     `Load average before ${e.load_before.map((l) => l.toFixed(2)).join(' / ')}, after ${e.load_after.map((l) => l.toFixed(2)).join(' / ')} (1/5/15 min; anything above ~0.3 before the run means other processes shared the machine).`,
     '',
@@ -101,27 +102,70 @@ interface Target {
   unit: string
 }
 
-/** The targets of bench/README.md for what this run measured (a target whose inputs did not run is left out). */
+/**
+ * A value computed from two scenarios within each round (a ratio or a difference), as the median over
+ * the rounds where both ran and its spread (max − min); undefined where they never ran together.
+ */
+export function pairedMetric(
+  run: BenchResults,
+  a: string,
+  b: string,
+  fn: (x: RunSample, y: RunSample) => number | null | undefined,
+): { value: number; spread: number | undefined } | undefined {
+  const sa = run.results.find((r) => r.name === a)
+  const sb = run.results.find((r) => r.name === b)
+  if (!sa || !sb) return undefined
+  const values: number[] = []
+  for (const x of sa.runs) {
+    const y = sb.runs.find((r) => r.round === x.round)
+    const v = y ? fn(x, y) : undefined
+    if (v !== null && v !== undefined && Number.isFinite(v)) values.push(v)
+  }
+  if (values.length === 0) return undefined
+  return { value: median(values), spread: values.length > 1 ? Math.max(...values) - Math.min(...values) : undefined }
+}
+
+const rpsRatio = (x: RunSample, y: RunSample) => (y.saturation.rps > 0 ? x.saturation.rps / y.saturation.rps : null)
+const cpuOver = (x: RunSample, y: RunSample) =>
+  x.cpu_us_per_req !== null && x.cpu_us_per_req !== undefined && y.cpu_us_per_req !== null && y.cpu_us_per_req !== undefined
+    ? x.cpu_us_per_req - y.cpu_us_per_req
+    : null
+
+/**
+ * The targets of bench/README.md ("Targets") for what this run measured; a target whose inputs did
+ * not run is left out. Ratios against another proxy are taken within each round, then the median.
+ */
 export function targets(run: BenchResults): Target[] {
   const get = (name: string) => run.results.find((r) => r.name === name)
-  const np = get('no-plugins')
-  const jwt = get('jwt-hs256')
-  const full = get('full-chain')
-  const big = get('no-plugins-16k')
   const out: Target[] = []
-  const t = (what: string, s: ScenarioResult, metric: Metric, limit: number, atLeast: boolean, unit: string) =>
-    out.push({ what, value: s.metrics[metric], spread: s.noise?.[metric], limit, atLeast, unit })
-  if (np && np.reference === 'nginx') t('no plugins: req/s vs nginx (same workers)', np, 'ref_rps_ratio', 1.0, true, '×')
-  if (np && run.env.rate === 2000) {
-    t('no plugins: added p50 at 2,000 req/s', np, 'added_p50', 120, false, 'µs')
-    t('no plugins: added p99 at 2,000 req/s', np, 'added_p99', 400, false, 'µs')
+  const t = (what: string, s: ScenarioResult | undefined, metric: Metric, limit: number, atLeast: boolean, unit: string) => {
+    if (s) out.push({ what, value: s.metrics[metric], spread: s.noise?.[metric], limit, atLeast, unit })
   }
-  if (jwt && jwt.reference === 'no-plugins') {
-    t('jwt HS256: req/s vs no plugins', jwt, 'ref_rps_ratio', 0.9, true, '×')
-    t('jwt HS256: added p50 over no plugins', jwt, 'ref_added_p50', 20, false, 'µs')
+  const pair = (what: string, a: string, b: string, fn: Parameters<typeof pairedMetric>[3], limit: number, atLeast: boolean, unit: string) => {
+    const m = pairedMetric(run, a, b, fn)
+    if (m) out.push({ what, value: m.value, spread: m.spread, limit, atLeast, unit })
   }
-  if (full && full.reference === 'no-plugins') t('full chain: added p50 over no plugins', full, 'ref_added_p50', 60, false, 'µs')
-  if (big && big.reference === 'nginx-16k') t('16 KiB: req/s vs nginx', big, 'ref_rps_ratio', 0.9, true, '×')
+  const lowLoad = run.env.connections === 1 && run.env.workers === 1
+  pair('no plugins: req/s vs nginx (same workers)', 'no-plugins', 'nginx', rpsRatio, 0.9, true, '×')
+  pair('no plugins: req/s vs HAProxy (same threads)', 'no-plugins', 'haproxy', rpsRatio, 0.9, true, '×')
+  pair(
+    lowLoad ? "Bouncer's own logic at low load (1 connection, 1 worker): CPU over the floor" : "Bouncer's own logic: CPU over the floor",
+    'no-plugins', 'floor', cpuOver, lowLoad ? 10 : 2, false, 'µs/req',
+  )
+  pair('jwt HS256: req/s vs HAProxy jwt_verify HS256', 'jwt-hs256', 'haproxy-jwt', rpsRatio, 1.0, true, '×')
+  pair('16 KiB: req/s vs nginx', 'no-plugins-16k', 'nginx-16k', rpsRatio, 0.95, true, '×')
+  const np = get('no-plugins')
+  if (np?.reference === 'nginx' && run.env.rate === 2000) {
+    t("no plugins at 2,000 req/s: p50 over nginx's", np, 'ref_added_p50', 30, false, 'µs')
+    t("no plugins at 2,000 req/s: p99 over nginx's", np, 'ref_added_p99', 200, false, 'µs')
+  }
+  const overNoPlugins = (name: string, what: string, limit: number) => {
+    const s = get(name)
+    if (s?.reference === 'no-plugins') t(what, s, 'ref_added_p50', limit, false, 'µs')
+  }
+  overNoPlugins('sandbox-noop', 'sandboxed no-op plugin: added p50 over no plugins', 5)
+  overNoPlugins('sandbox-example', 'security-headers SDK plugin: added p50 over no plugins', 10)
+  overNoPlugins('full-chain', 'full chain: added p50 over no plugins', 60)
   return out
 }
 
@@ -137,7 +181,7 @@ function renderTargets(run: BenchResults): string {
     '|---|---:|---:|---:|---|',
   ]
   for (const t of list) {
-    const d = t.unit === '×' ? 2 : 0
+    const d = t.unit === '×' ? 2 : t.unit === 'µs/req' ? 1 : 0
     let verdict = 'not measured'
     if (t.value !== null && t.value !== undefined) {
       const ok = t.atLeast ? t.value >= t.limit : t.value <= t.limit

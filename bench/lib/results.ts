@@ -64,7 +64,7 @@ export type Metric = keyof typeof METRICS
 export interface ScenarioResult {
   name: string
   description: string
-  via: 'direct' | 'bouncer' | 'nginx' | 'floor'
+  via: 'direct' | 'bouncer' | 'nginx' | 'haproxy' | 'floor'
   baseline: string | null
   /** the reference compared with, when it ran in this run (else null) */
   reference: string | null
@@ -98,6 +98,10 @@ export interface BenchEnv {
   rounds: number
   pinning: string
   nginx: string | null
+  /** HAProxy's version when `--with haproxy` ran (absent in runs saved before it existed) */
+  haproxy?: string | null
+  /** the saturation load generator, e.g. "wrk, 1 thread(s)" (absent in runs saved before: autocannon) */
+  loadgen?: string
   /** 1/5/15-minute load averages before and after the run (other processes share the machine) */
   load_before: number[]
   load_after: number[]

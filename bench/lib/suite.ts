@@ -11,7 +11,8 @@ import path from 'node:path'
 import { ScenarioUnavailable, type Prepared, type Scenario } from '../scenarios/index.js'
 import { BASELINE_FILE, compareResults, loadResults, renderComparison, resolveCompareTarget } from './compare.js'
 import { renderProfiles, summarizeProfiles, workerProfiles } from './cpu-profile.js'
-import { latencyAtRateAutocannon, latencyAtRatePaced, saturation, warmup } from './measure.js'
+import { findHaproxy, HAPROXY_INSTALL_HINT, haproxyVersion, startHaproxy } from './haproxy.js'
+import { latencyAtRateAutocannon, latencyAtRatePaced, saturationWith, warmup } from './measure.js'
 import { findNginx, NGINX_INSTALL_HINT, nginxVersion, startNginx } from './nginx.js'
 import { BenchUsageError, type BenchOptions } from './options.js'
 import { cpuPerRequestUs, processTreeCpuMs } from './proc-cpu.js'
@@ -80,6 +81,11 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
     nginxBin = findNginx()
     if (!nginxBin) throw new BenchUsageError(NGINX_INSTALL_HINT)
   }
+  let haproxyBin: string | null = null
+  if (o.withHaproxy) {
+    haproxyBin = findHaproxy()
+    if (!haproxyBin) throw new BenchUsageError(HAPROXY_INSTALL_HINT)
+  }
   // read the comparison target before spending minutes measuring
   const compareFile = o.compare ? resolveCompareTarget(o.compare) : null
   let compareWith: BenchResults | null = null
@@ -111,6 +117,8 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
     rounds: o.repeat,
     pinning: pin.text,
     nginx: nginxBin ? nginxVersion(nginxBin) : null,
+    haproxy: haproxyBin ? haproxyVersion(haproxyBin) : null,
+    loadgen: o.loadgen.kind === 'wrk' ? `wrk, ${o.loadgen.threads} thread(s)` : 'autocannon',
     load_before: os.loadavg(),
     load_after: [],
     date: date.toISOString(),
@@ -120,7 +128,7 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
   const estimate = Math.round((o.scenarios.length * o.repeat * (perRound + 2)) / 60)
   log(
     `bench: ${o.scenarios.length} scenarios × ${o.repeat} round(s), ${o.duration} s per measurement (about ${estimate} min), ` +
-      `${o.connections} connections, ${o.workers} workers, rate ${o.rate}, node ${env.node}, ${env.cores} cores (${env.cpu}), ` +
+      `${o.connections} connections (${env.loadgen}), ${o.workers} workers, rate ${o.rate}, node ${env.node}, ${env.cores} cores (${env.cpu}), ` +
       `load ${env.load_before.map((l) => l.toFixed(2)).join(' ')}; pinning: ${env.pinning}`,
   )
 
@@ -166,6 +174,12 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
           } else if (sc.via === 'nginx') {
             target = await startNginx(nginxBin!, upstream.port, o.workers, pin.gw)
             port = target.port
+          } else if (sc.via === 'haproxy') {
+            target = await startHaproxy(haproxyBin!, {
+              upstreamPort: upstream.port, threads: o.workers, cpus: pin.gw, jwtSecret: prep.haproxyJwtSecret,
+              probe: { path: prep.path, headers: prep.headers ?? {} },
+            })
+            port = target.port
           } else if (sc.via === 'floor') {
             target = await startFloor(upstream.port, o.workers, pin.gw)
             port = target.port
@@ -175,13 +189,13 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
           const check = await fetch(url, { headers })
           const body = await check.text()
           if (check.status !== 200) throw new Error(`${sc.name}: ${url} answered ${check.status}, expected 200: ${body.slice(0, 200)}`)
-          if (o.warmup > 0) await warmup({ url, connections: o.connections, duration: o.warmup, headers })
+          if (o.warmup > 0) await warmup({ url, connections: o.connections, duration: o.warmup, headers }, o.loadgen)
           log(`${tag}: saturation ${o.duration} s`)
           // the CPU the proxy (or, direct, the upstream) spends per request during the saturation run,
           // over its process tree (a gateway's or floor proxy's primary + workers, nginx's master + workers)
           const measuredPid = (target ?? upstream).child.pid
           const cpuBefore = processTreeCpuMs(measuredPid)
-          const sat = await saturation({ url, connections: o.connections, duration: o.duration, headers })
+          const sat = await saturationWith(o.loadgen, { url, connections: o.connections, duration: o.duration, headers })
           const cpuUs = cpuPerRequestUs(cpuBefore, processTreeCpuMs(measuredPid), sat.requests)
           if (rate === 0) rate = Math.max(100, Math.round(sat.rps / 2)) // auto: half the first (direct) max
           log(`${tag}: latency at ${rate} req/s (${o.rateGen}) ${o.duration} s`)

@@ -1,9 +1,10 @@
 /**
  * The scenario list, in run order. Baselines and references come before what is compared with them
- * (direct → nginx → floor → no-plugins → plugin scenarios), so every ratio is against this same round.
+ * (direct → nginx → HAProxy → floor → no-plugins → plugin scenarios), so every ratio is against this same round.
  */
 import { direct, direct16k } from './direct.js'
 import { floor, floor16k } from './floor.js'
+import { haproxy, haproxy16k, haproxyJwt } from './haproxy.js'
 import { fullChain } from './full-chain.js'
 import { jwtAcl } from './jwt-acl.js'
 import { jwtHs256 } from './jwt-hs256.js'
@@ -18,7 +19,7 @@ import { sandboxNoop } from './sandbox-noop.js'
 import type { Scenario } from './types.js'
 
 export const SCENARIOS: Scenario[] = [
-  direct, nginx, floor, noPlugins, jwtHs256, jwtRs256, keyAuth, jwtAcl, sandboxNoop, sandboxExample, fullChain, routes10k,
-  direct16k, nginx16k, floor16k, noPlugins16k,
+  direct, nginx, haproxy, haproxyJwt, floor, noPlugins, jwtHs256, jwtRs256, keyAuth, jwtAcl, sandboxNoop, sandboxExample, fullChain, routes10k,
+  direct16k, nginx16k, haproxy16k, floor16k, noPlugins16k,
 ]
 export { ScenarioUnavailable, type Prepared, type Scenario } from './types.js'

@@ -12,6 +12,7 @@ export const jwtHs256: Scenario = {
   via: 'bouncer',
   baseline: 'direct',
   reference: 'no-plugins',
+  peers: ['haproxy-jwt'],
   prepare: (port) => ({
     path: '/bench',
     headers: { authorization: `Bearer ${signHs256(benchClaims(JWT_KEY), JWT_SECRET)}` },

@@ -8,5 +8,6 @@ export const noPlugins16k: Scenario = {
   via: 'bouncer',
   baseline: 'direct-16k',
   reference: 'nginx-16k',
+  peers: ['floor-16k', 'haproxy-16k'],
   prepare: (port) => ({ path: '/bench/16k', config: benchConfig(port) }),
 }

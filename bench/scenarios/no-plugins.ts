@@ -8,5 +8,6 @@ export const noPlugins: Scenario = {
   via: 'bouncer',
   baseline: 'direct',
   reference: 'nginx',
+  peers: ['floor', 'haproxy'],
   prepare: (port) => ({ path: '/bench', config: benchConfig(port) }),
 }

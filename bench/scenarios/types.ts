@@ -8,6 +8,8 @@ export interface Prepared {
   config?: object
   /** extra `bouncer start` arguments (e.g. --custom-plugins DIR) */
   args?: string[]
+  /** for 'haproxy' scenarios: verify an HS256 bearer token with this secret in HAProxy itself */
+  haproxyJwtSecret?: string
   /** remove what prepare() made (temp folders), after the run */
   cleanup?: () => void
 }
@@ -19,10 +21,10 @@ export interface Scenario {
   name: string
   description: string
   /**
-   * 'direct': the bench upstream itself (a baseline); 'bouncer': through the gateway; 'nginx': the
-   * reference proxy; 'floor': bench/floor-proxy.ts, Bouncer's stack without Bouncer's logic
+   * 'direct': the bench upstream itself (a baseline); 'bouncer': through the gateway; 'nginx' and
+   * 'haproxy': the reference proxies; 'floor': bench/floor-proxy.ts, Bouncer's stack without Bouncer's logic
    */
-  via: 'direct' | 'bouncer' | 'nginx' | 'floor'
+  via: 'direct' | 'bouncer' | 'nginx' | 'haproxy' | 'floor'
   /** the direct scenario this one is compared against (same response size): req/s ratio and added latency */
   baseline?: string
   /**
@@ -30,6 +32,12 @@ export interface Scenario {
    * plugin scenarios vs no-plugins ("added over the no-plugin route")
    */
   reference?: string
+  /**
+   * other scenarios a target compares this one with in the same round (bench/lib/report.ts targets):
+   * run too when they can run here (their optional target was asked for), e.g. no-plugins with the
+   * floor and HAProxy, jwt-hs256 with HAProxy's jwt
+   */
+  peers?: string[]
   /** build the request and config for an upstream on `upstreamPort`; called once per run */
   prepare(upstreamPort: number): Prepared | Promise<Prepared>
 }

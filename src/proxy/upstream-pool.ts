@@ -66,6 +66,7 @@ function loadParser(): LlhttpParserClass {
 
 /** Node's default (`http.maxHeaderSize`); a larger upstream head is an invalid response. */
 const MAX_HEADER_SIZE = 16 * 1024
+const HEAD_END = Buffer.from('\r\n\r\n')
 const PARSER_RESOURCE = Object.freeze({ type: 'bouncer-upstream' })
 
 // ------------------------------------------------------------------------------------------ contract
@@ -75,7 +76,10 @@ export interface UpstreamHandler {
   onConnect(abort: (err?: Error) => void): void
   /** flat [name, value, …] as received; return false to hold the body until `resume()` */
   onHeaders(status: number, headers: string[], resume: () => void): boolean
-  /** return false to hold further chunks until `resume()` */
+  /**
+   * return false to hold further chunks until `resume()`. The chunk is valid only during the call: it
+   * may be a view of the pool's read buffer, which the next socket read overwrites (copy it to keep it)
+   */
   onData(chunk: Buffer): boolean
   onComplete(): void
   onError(err: Error): void
@@ -238,6 +242,18 @@ class Connection {
   private inExecute = false
   /** a byte arrived that belongs to no request: never reuse */
   private poisoned = false
+  /**
+   * Bytes of a Content-Length body still to come past the parser (-1: the parser reads everything).
+   * Node's llhttp binding copies every body chunk into a new Buffer (external memory): 16 KiB per
+   * response that V8 reclaims with mark-compacts once scavenges grow rare (bench/README.md, "16 KiB
+   * and the garbage collector"). A body whose length the head states is handed on as views of the read
+   * buffer instead, and the parser starts over for the next response.
+   */
+  private rawLeft = -1
+  /** set by onHeadersComplete while only a head is being parsed: its Content-Length, when the body may bypass the parser */
+  private rawCandidate = -1
+  /** the parser is being fed a response head alone (see onRead) */
+  private headOnly = false
   private readonly parser: LlhttpParser
   readonly socket: net.Socket
   private idleMs: number
@@ -418,9 +434,27 @@ class Connection {
       this.poisoned = true
       return this.destroy()
     }
+    if (this.rawLeft > 0) return this.onRawBody(data)
+    // A response head that ends inside this read is parsed alone, so that a body of stated length can
+    // bypass the parser (see rawLeft); what follows it is read below.
+    let rest: Buffer | null = null
+    if (!ex.headersDone) {
+      const end = data.indexOf(HEAD_END)
+      if (end >= 0) {
+        rest = data.subarray(end + 4)
+        data = data.subarray(0, end + 4)
+        this.headOnly = true
+      }
+    }
     this.inExecute = true
     const ret = this.parser.execute(data)
     this.inExecute = false
+    this.headOnly = false
+    const raw = this.rawCandidate
+    this.rawCandidate = -1
+    // bytes after a response that the head alone completed (a HEAD answer, no body): as when the
+    // parser reads past a complete response, that response stands and the connection goes
+    if (rest !== null && rest.length > 0 && this.completedInExecute) this.poisoned = true
     if ((this.state as number) === ST_CLOSED) {
       this.parser.close() // deferred by destroy() while the parser ran
       return
@@ -439,7 +473,28 @@ class Connection {
       this.afterComplete()
     } else if (this.poisoned) {
       this.destroy()
+    } else if (rest !== null && this.current === ex && !ex.finished) {
+      if (raw > 0) {
+        this.rawLeft = raw
+        if (rest.length > 0) this.onRawBody(rest)
+      } else if (rest.length > 0) {
+        this.onRead(rest) // an informational head came first, or a body the parser reads (chunked)
+      }
     }
+  }
+
+  /** Bytes of a Content-Length body read past the parser (see rawLeft). */
+  private onRawBody(data: Buffer): void {
+    const n = Math.min(this.rawLeft, data.length)
+    this.rawLeft -= n
+    this.onBody(n === data.length ? data : data.subarray(0, n))
+    if (this.rawLeft > 0 || (this.state as number) === ST_CLOSED) return
+    // the body is whole: the parser, still waiting for it, starts over for the next response
+    this.rawLeft = -1
+    this.parser.initialize(HTTPParser.RESPONSE, PARSER_RESOURCE, MAX_HEADER_SIZE, HTTPParser.kLenientNone)
+    if (n < data.length) this.poisoned = true // bytes after the response: it stands, the connection goes
+    this.onMessageComplete()
+    if (this.poisoned && this.current === null) this.destroy()
   }
 
   private onMessageBegin(): number {
@@ -480,13 +535,22 @@ class Connection {
     }
     ex.headersDone = true
     ex.keepAlive = keepAlive
+    let length = -1
+    let framed = false
     for (let i = 0; i < list.length; i += 2) {
       const n = list[i]!
       if (n.length === 10 && n.toLowerCase() === 'keep-alive') {
         const m = KEEP_ALIVE_TIMEOUT.exec(list[i + 1]!)
         if (m !== null) ex.idleHint = Number(m[1]) * 1000 - 1000
+      } else if (n.length === 14 && n.toLowerCase() === 'content-length') {
+        // llhttp has checked the value (digits; a repeat must agree); a repeat keeps the parser's way
+        framed = framed || length >= 0
+        length = Number(list[i + 1])
+      } else if (n.length === 17 && n.toLowerCase() === 'transfer-encoding') {
+        framed = true
       }
     }
+    if (this.headOnly && !framed && length > 0 && status !== 204 && status !== 304 && ex.req.method !== 'HEAD') this.rawCandidate = length
     this.setDeadline(D_BODY, ex.req.bodyTimeout)
     const goOn = ex.handler.onHeaders(status, list, () => this.resume(ex))
     if (ex.finished) return 1
@@ -498,7 +562,8 @@ class Connection {
     const ex = this.current
     if (ex === null || ex.finished || !ex.headersDone) return
     if (ex.paused) {
-      ;(ex.held ??= []).push(chunk)
+      // kept past this read: a view of the read buffer would be overwritten (see rawLeft)
+      ;(ex.held ??= []).push(this.rawLeft >= 0 ? Buffer.from(chunk) : chunk)
       return
     }
     if (ex.req.bodyTimeout > 0) this.deadline = performance.now() + ex.req.bodyTimeout

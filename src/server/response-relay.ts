@@ -252,7 +252,9 @@ export abstract class ResponseRelay {
     // resume it from onWritable once the client drained.
     this.upstreamPaused = true
     if (this.mode === MODE_LENGTH) {
-      this.pending = chunk
+      // the chunk may be a view of the upstream pool's read buffer, valid only during this call
+      // (src/proxy/upstream-pool.ts UpstreamHandler.onData): keep a copy
+      this.pending = Buffer.from(chunk)
       this.pendingOffset = lastOffset
     }
     this.res.onWritable((offset) => this.writable(offset))

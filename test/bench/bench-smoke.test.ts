@@ -13,8 +13,11 @@ import { compareResults } from '../../bench/lib/compare.js'
 import { decidePinning } from '../../bench/lib/suite.js'
 import { parseOptions } from '../../bench/lib/options.js'
 import { nginxConf } from '../../bench/lib/nginx.js'
-import { renderOverFloor } from '../../bench/lib/report.js'
-import type { BenchResults, ScenarioResult } from '../../bench/lib/results.js'
+import { findHaproxy, haproxyConf } from '../../bench/lib/haproxy.js'
+import { parseWrkOutput, wrkArgs } from '../../bench/lib/measure.js'
+import { findBinary } from '../../bench/lib/processes.js'
+import { renderMarkdown, renderOverFloor, targets } from '../../bench/lib/report.js'
+import type { BenchResults, RunSample, ScenarioResult } from '../../bench/lib/results.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const RUN = path.join(ROOT, 'dist', 'bench', 'run.js')
@@ -181,7 +184,7 @@ t.test('--with floor adds the floor scenarios; --with takes a list or repeats; a
   const named = parseOptions(['--scenarios', 'floor'], 'out')
   t.ok(named.withFloor, 'naming a floor scenario implies --with floor')
   t.same(named.scenarios.map((s) => s.name), ['direct', 'floor'], 'with its baseline')
-  t.throws(() => parseOptions(['--with', 'bogus'], 'out'), /^--with knows "nginx" and "floor", got "bogus"$/)
+  t.throws(() => parseOptions(['--with', 'bogus'], 'out'), /^--with knows "nginx", "haproxy", "floor", got "bogus"$/)
   t.throws(() => parseOptions(['--with', 'nginx,bogus'], 'out'), /got "bogus"/, 'a bad value inside a list too')
 })
 
@@ -231,4 +234,115 @@ t.test('the bench runs the floor proxy end to end: a floor row with req/s, CPU p
   t.match(md, /^\| floor \| \d+ \|/m, 'a table row')
   t.match(md, /floor proxy primary \+ workers/, 'the legend says what the floor\'s CPU covers')
   t.notMatch(md, /Bouncer over the floor/, 'no over-the-floor line without no-plugins')
+})
+
+t.test('wrk: its report parsed into req/s, requests, socket errors and non-2xx; its arguments', async (t) => {
+  const text = `Running 5s test @ http://127.0.0.1:8000/bench
+  1 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.92ms  336.29us   9.70ms   90.15%
+    Req/Sec    26.21k     1.01k   27.65k    84.00%
+  130427 requests in 5.00s, 23.88MB read
+  Socket errors: connect 0, read 2, write 1, timeout 3
+  Non-2xx or 3xx responses: 17
+Requests/sec:  26079.63
+Transfer/sec:      4.78MB
+`
+  t.same(parseWrkOutput(text), { rps: 26079.63, requests: 130427, errors: 6, non2xx: 17 })
+  const clean = text.replace(/ {2}Socket errors.*\n/, '').replace(/ {2}Non-2xx.*\n/, '')
+  t.same(parseWrkOutput(clean), { rps: 26079.63, requests: 130427, errors: 0, non2xx: 0 }, 'the error lines are only printed when there are errors')
+  t.throws(() => parseWrkOutput('unable to connect to 127.0.0.1:1 Connection refused'), /^wrk printed no result: unable to connect/)
+  t.same(
+    wrkArgs(4, { url: 'http://127.0.0.1:1/x', connections: 2, duration: 3, headers: { authorization: 'Bearer a.b.c' } }),
+    ['-t', '2', '-c', '2', '-d', '3s', '--timeout', '10s', '-H', 'authorization: Bearer a.b.c', 'http://127.0.0.1:1/x'],
+    'never more threads than connections (wrk refuses that)',
+  )
+})
+
+t.test('--loadgen: wrk when installed, autocannon otherwise; asking for wrk without it is a usage error', async (t) => {
+  const withWrk = () => '/usr/bin/wrk'
+  const noWrk = () => null
+  t.same(parseOptions([], 'out', withWrk).loadgen, { kind: 'wrk', bin: '/usr/bin/wrk', threads: 1 }, 'wrk by default where it exists')
+  t.same(parseOptions([], 'out', noWrk).loadgen, { kind: 'autocannon' }, 'autocannon where it does not')
+  t.same(parseOptions(['--loadgen', 'autocannon'], 'out', withWrk).loadgen, { kind: 'autocannon' })
+  t.same(parseOptions(['--wrk-threads', '2'], 'out', withWrk).loadgen, { kind: 'wrk', bin: '/usr/bin/wrk', threads: 2 })
+  t.throws(() => parseOptions(['--loadgen', 'wrk'], 'out', noWrk), /^--loadgen wrk needs a `wrk` binary on PATH/)
+  t.throws(() => parseOptions(['--loadgen', 'ab'], 'out', withWrk), /^--loadgen must be wrk or autocannon, got "ab"$/)
+  t.throws(() => parseOptions(['--loadgen', 'autocannon', '--wrk-threads', '2'], 'out', withWrk), /--wrk-threads needs wrk/)
+})
+
+t.test('--with haproxy adds HAProxy beside no-plugins, jwt-hs256 (haproxy-jwt) and the 16 KiB pair', async (t) => {
+  const names = (argv: string[]) => parseOptions(argv, 'out', () => null).scenarios.map((s) => s.name)
+  t.notOk(names([]).some((n) => n.startsWith('haproxy')), 'not by default')
+  const all = names(['--with', 'haproxy'])
+  t.same(all.filter((n) => n.startsWith('haproxy')), ['haproxy', 'haproxy-jwt', 'haproxy-16k'])
+  t.same(names(['--scenarios', 'jwt-hs256', '--with', 'haproxy']), ['direct', 'haproxy-jwt', 'no-plugins', 'jwt-hs256'], 'jwt-hs256 brings its HAProxy peer and its reference')
+  t.same(names(['--scenarios', 'no-plugins', '--with', 'floor']), ['direct', 'floor', 'no-plugins'], 'a peer (the floor) comes when its target was asked for')
+  t.same(names(['--scenarios', 'no-plugins']), ['direct', 'no-plugins'], 'and not otherwise')
+})
+
+t.test('the generated haproxy.cfg: threads, its own pid file, reuse, path rewrite, and jwt_verify only when asked', async (t) => {
+  const plain = haproxyConf({ dir: '/tmp/h', port: 8082, upstreamPort: 9092, threads: 2 })
+  t.match(plain, /nbthread 2\n/)
+  t.match(plain, /pidfile \/tmp\/h\/haproxy\.pid/)
+  t.match(plain, /http-reuse always/)
+  t.match(plain, /bind 127\.0\.0\.1:8082/)
+  t.match(plain, /server up 127\.0\.0\.1:9092/)
+  t.match(plain, /replace-path \^\/bench\/\?\(\.\*\) \/\\1/)
+  t.notMatch(plain, /jwt/)
+  const jwt = haproxyConf({ dir: '/tmp/h', port: 8082, upstreamPort: 9092, threads: 1, jwtSecret: 'se"c$ret' })
+  t.match(jwt, /jwt_verify\(txn\.alg,"se\\"c\\\$ret"\) -m int 1/, 'the secret quoted for HAProxy')
+  t.match(jwt, /var\(txn\.alg\) -m str HS256/, 'the algorithm pinned')
+  t.match(jwt, /var\(txn\.exp\),sub\(txn\.now\) -m int gt 0/, 'exp checked')
+})
+
+t.test('targets: ratios against nginx, HAProxy and the floor taken within each round; low load has its own limit', async (t) => {
+  const sample = (round: number, rps: number, cpu: number): RunSample => ({
+    round, saturation: { rps, requests: 1, errors: 0, non2xx: 0 }, latency: {} as RunSample['latency'], cpu_us_per_req: cpu,
+    rps_ratio: null, added_us: null, reference_rps_ratio: null, reference_added_us: null,
+  })
+  const result = (name: string, runs: RunSample[]): ScenarioResult => ({
+    name, description: '', via: 'bouncer', baseline: 'direct', reference: null, rps: runs[0]!.saturation.rps, rps_ratio: null,
+    latency: { target_rps: 2000, achieved_rps: 2000, requests: 1, errors: 0, non2xx: 0, p50: 1, p90: 1, p99: 1, p999: 1, max: 1, mean: 1 },
+    added_us: null, reference_rps_ratio: null, reference_added_us: null, metrics: {}, noise: null, errors: 0, runs,
+  })
+  const env = { connections: 50, workers: 2, rate: 1000 } as BenchResults['env']
+  const results = [
+    result('haproxy-jwt', [sample(1, 30_000, 20), sample(2, 20_000, 20), sample(3, 30_000, 20)]),
+    // within the round: 0.8, 1.2, 0.9 → median 0.9, spread 0.4 (ratios of the medians would give 27/30)
+    result('jwt-hs256', [sample(1, 24_000, 40), sample(2, 24_000, 40), sample(3, 27_000, 40)]),
+    result('floor', [sample(1, 1, 25), sample(2, 1, 26), sample(3, 1, 24)]),
+    result('no-plugins', [sample(1, 1, 27.5), sample(2, 1, 30), sample(3, 1, 27)]),
+  ]
+  const list = targets({ schema: 'bouncer-bench/1', env, results, skipped: [] })
+  const jwt = list.find((x) => x.what.startsWith('jwt HS256: req/s vs HAProxy'))
+  t.ok(jwt, 'the jwt target against HAProxy')
+  t.equal(jwt!.value, 0.9)
+  t.ok(Math.abs(jwt!.spread! - 0.4) < 1e-9)
+  t.match(list.find((x) => x.what === "Bouncer's own logic: CPU over the floor"), { value: 3, spread: 1.5, limit: 2 }, 'CPU over the floor per round: 2.5, 4, 3 → median 3, spread 1.5')
+  t.notOk(list.some((x) => x.what.includes('nginx')), 'no nginx target without nginx')
+  const low = targets({ schema: 'bouncer-bench/1', env: { ...env, connections: 1, workers: 1 }, results, skipped: [] })
+  t.match(low.find((x) => x.what.startsWith("Bouncer's own logic at low load")), { limit: 10 }, 'at 1 connection and 1 worker the limit is 10 µs')
+  const md = renderMarkdown({ schema: 'bouncer-bench/1', env: { ...env, load_before: [0, 0, 0], load_after: [0, 0, 0] } as BenchResults['env'], results, skipped: [] })
+  t.match(md, /\| jwt HS256: req\/s vs HAProxy jwt_verify HS256 \| 0\.90 × \| 0\.40 × \| ≥ 1 × \| missed by 0\.10 × \(inconclusive: within the spread\) \|/)
+})
+
+t.test('HAProxy and wrk end to end: haproxy-jwt verifies the same token, a target row compares jwt-hs256 with it', async (t) => {
+  if (!findHaproxy() || !findBinary('wrk')) {
+    t.skip('haproxy or wrk is not installed (Debian: apt-get install haproxy wrk); the bench falls back to autocannon and skips HAProxy')
+    return
+  }
+  const out = mkdtempSync(path.join(os.tmpdir(), 'bouncer-bench-haproxy-'))
+  t.teardown(() => rmSync(out, { recursive: true, force: true }))
+  const r = await bench(['--scenarios', 'jwt-hs256', '--with', 'haproxy', '--loadgen', 'wrk', '--duration', '1', '--warmup', '0', '--workers', '1', '--connections', '8', '--rate', '200', '--out', out], 90_000)
+  t.equal(r.code, 0, `exit 0 (stderr: ${r.stderr.slice(-600)})`)
+  const file = readdirSync(out).find((f) => f.endsWith('.json'))
+  const run = JSON.parse(readFileSync(path.join(out, file!), 'utf8')) as BenchResults
+  t.same(run.results.map((s) => s.name), ['direct', 'haproxy-jwt', 'no-plugins', 'jwt-hs256'])
+  t.match(run.env, { loadgen: 'wrk, 1 thread(s)', haproxy: /^haproxy\/2\./ })
+  const hp = run.results.find((s) => s.name === 'haproxy-jwt')!
+  t.equal(hp.via, 'haproxy')
+  t.ok(hp.rps > 0, 'HAProxy served the saturation run')
+  t.equal(hp.errors, 0, 'every request through HAProxy answered 2xx: it verified the bench token')
+  t.match(readFileSync(path.join(out, file!.replace(/\.json$/, '.md')), 'utf8'), /\| jwt HS256: req\/s vs HAProxy jwt_verify HS256 \| \d+\.\d\d × \|/, 'the target row')
 })

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import t from 'tap'
-import { cpuPerRequestUs, processTreeCpuMs } from '../../bench/lib/proc-cpu.js'
+import { cpuPerRequestUs, processTreeCpuMs, processTreeRssKiB } from '../../bench/lib/proc-cpu.js'
 
 t.test('cpuPerRequestUs divides CPU ms into µs per request, null when a reading is missing', async (t) => {
   t.equal(cpuPerRequestUs(100, 150, 1000), 50)
@@ -33,4 +33,23 @@ t.test('processTreeCpuMs counts a busy grandchild in the tree of the process tha
   await once(root.stdout!, 'data')
   const after = processTreeCpuMs(root.pid)
   t.ok(after !== null && after - before! >= 150, `the child's busy loop is counted in the root's tree (${before} → ${after} ms)`)
+})
+
+t.test('processTreeRssKiB counts the resident memory of a grandchild in its root\'s tree', { skip: process.platform !== 'linux' && 'reads /proc (Linux only)' }, async (t) => {
+  t.equal(processTreeRssKiB(undefined), null)
+  t.equal(processTreeRssKiB(2 ** 30), null, 'no such process')
+  // a shell whose node child touches 64 MiB, says so, then idles until killed (or 20 s)
+  const fill = "const b=Buffer.alloc(64*1024*1024,1);console.log('filled',b[7]);setTimeout(()=>{},20000)"
+  const root = spawn('sh', ['-c', `"${process.execPath}" -e "${fill}"; true`], { stdio: ['ignore', 'pipe', 'ignore'], detached: true })
+  t.teardown(() => {
+    try {
+      process.kill(-root.pid!, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+    root.stdout!.destroy()
+  })
+  await once(root.stdout!, 'data')
+  const rss = processTreeRssKiB(root.pid)
+  t.ok(rss !== null && rss >= 64 * 1024, `the child's 64 MiB are in the root's tree (${rss} KiB)`)
 })

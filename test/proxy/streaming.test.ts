@@ -106,6 +106,72 @@ t.test('bodies stream through intact both ways (in process)', async (t) => {
     t.equal(got.sha256, downloadSha256(size))
   })
 
+  t.test('two 8 MiB downloads of different bytes, one held by a client that reads nothing until the other is done, arrive unmixed', async (t) => {
+    // The pool hands Content-Length bodies on as views of one read buffer shared by every upstream
+    // socket (src/proxy/upstream-pool.ts rawLeft); a chunk the slow client cannot take yet is kept,
+    // and must be a copy (src/server/response-relay.ts), or the other download's reads overwrite it.
+    const size = 8 * MiB + 11
+    const block = patternChunk(64 * 1024)
+    const inverted = Buffer.from(block.map((b) => b ^ 0xff))
+    up.behave((req, res, rec) => {
+      const src = req.url === '/down-b' ? inverted : block
+      void rec.done.then(() => {
+        res.writeHead(200, { 'content-length': size })
+        let left = size
+        const pump = (): void => {
+          while (left > 0) {
+            const n = Math.min(left, src.length)
+            left -= n
+            if (!res.write(n === src.length ? src : src.subarray(0, n))) return void res.once('drain', pump)
+          }
+          res.end()
+        }
+        pump()
+      })
+    })
+    const expected = (src: Buffer) => {
+      const h = createHash('sha256')
+      for (let left = size; left > 0; left -= src.length) h.update(left >= src.length ? src : src.subarray(0, left))
+      return h.digest('hex')
+    }
+    // a: a client that reads nothing until b has downloaded everything, so the chunk the gateway
+    // holds for a outlives many reads of b's bytes
+    const sock = net.connect(dp.port, '127.0.0.1')
+    await once(sock, 'connect')
+    sock.pause()
+    sock.write('GET /down-a HTTP/1.1\r\nHost: slow.test\r\n\r\n')
+    await sleep(300)
+    const b = await client.request({ path: '/down-b', method: 'GET' }).then((r) => drain(r.body))
+    const a = await new Promise<{ length: number; sha256: string }>((resolve, reject) => {
+      const h = createHash('sha256')
+      let head = ''
+      let length = -1
+      sock.on('error', reject)
+      sock.on('data', (chunk: Buffer) => {
+        if (length < 0) {
+          head += chunk.toString('latin1')
+          const end = head.indexOf('\r\n\r\n')
+          if (end < 0) return
+          const first = Buffer.from(head.slice(end + 4), 'latin1')
+          h.update(first)
+          length = first.length
+        } else {
+          h.update(chunk)
+          length += chunk.length
+        }
+        if (length >= size) {
+          sock.destroy()
+          resolve({ length, sha256: h.digest('hex') })
+        }
+      })
+      sock.resume()
+    })
+    t.equal(a.length, size)
+    t.equal(b.length, size)
+    t.equal(a.sha256, expected(block), 'download a: its own bytes')
+    t.equal(b.sha256, expected(inverted), 'download b: its own bytes')
+  })
+
   t.test('a 32 MiB chunked download arrives byte for byte', async (t) => {
     const size = 32 * MiB + 3
     up.behave(download(size, { chunked: true }))

@@ -162,6 +162,58 @@ t.test('two sequential requests share one keep-alive connection', async (t) => {
   t.match(pool.stats, { connections: 1, idle: 1, busy: 0, queued: 0 })
 })
 
+t.test('a Content-Length body read past the parser (head and first bytes in one read, the rest later) arrives whole, and the socket parses the next responses', async (t) => {
+  // the pool hands a body of stated length on as views of its read buffer and restarts the parser
+  // after it (src/proxy/upstream-pool.ts rawLeft): the responses after it must still parse, in any framing
+  const body = pattern(40_000)
+  const srv = await serve(t, async (conn) => {
+    await conn.readRequest()
+    conn.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`), body.subarray(0, 3)]))
+    await sleep(5)
+    conn.write(body.subarray(3, 20_000))
+    await sleep(5)
+    conn.write(body.subarray(20_000))
+    await conn.readRequest()
+    conn.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n')
+    await conn.readRequest()
+    conn.write(`HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n`)
+    await sleep(5)
+    conn.write('wxyz')
+  })
+  const pool = makePool(t, srv.origin)
+  const a = await send(pool, { path: '/a' })
+  t.equal(a.error, null)
+  t.ok(a.body.equals(body), 'the 40,000-byte body whole and in order')
+  const b = await send(pool, { path: '/b' })
+  t.equal(b.body.toString(), 'abc', 'a chunked response next on the same socket')
+  const c = await send(pool, { path: '/c' })
+  t.equal(c.body.toString(), 'wxyz', 'a head alone in its read, then its body')
+  t.equal(srv.conns.length, 1, 'one connection for all three')
+})
+
+t.test('bytes after a Content-Length body in the same read: that response stands, the socket is retired', async (t) => {
+  const srv = await serve(t, async (conn) => {
+    if (conn.id === 1) {
+      await conn.readRequest()
+      conn.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirstGARBAGE')
+      for (;;) {
+        await conn.readRequest()
+        conn.write(ok('second-on-the-old-socket'))
+      }
+    }
+    for (;;) {
+      await conn.readRequest()
+      conn.write(ok('fresh'))
+    }
+  })
+  const pool = makePool(t, srv.origin)
+  const first = await send(pool, { path: '/1' })
+  t.equal(first.error, null)
+  t.equal(first.body.toString(), 'first')
+  t.equal((await send(pool, { path: '/2' })).body.toString(), 'fresh')
+  t.equal(srv.conns.length, 2)
+})
+
 t.test('with connections: 2, five concurrent requests use at most two sockets, queue the rest, and all complete', async (t) => {
   const release = deferred()
   let arrived = 0
