@@ -12,6 +12,7 @@ import { startGateway } from '../helpers/gateway.js'
 import { createTestUpstream, echo, type Behaviour } from '../helpers/upstream.js'
 
 const BIG = 10 * 1024 * 1024 + 100
+const largeJson = (): string => JSON.stringify({ secret: 's', rows: Array.from({ length: 40_000 }, (_, i) => `row-${i}`) })
 const bigJson = (): string => JSON.stringify({ secret: 's', pad: 'x'.repeat(BIG) })
 
 // /json*: a JSON answer with some headers; /big: a JSON body over the bound, chunked; else echo
@@ -28,6 +29,16 @@ const behaviour: Behaviour = (req, res, rec) => {
       res.setHeader('X-Exists', 'upstream')
       res.setHeader('X-Multi', 'one')
       res.end(body)
+    })
+    return
+  }
+  if (url.startsWith('/rt-large')) {
+    // a Content-Length body over many socket reads (the pool may hand each as a view of its buffer)
+    void rec.done.then(() => {
+      const body = Buffer.from(largeJson())
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length })
+      for (let i = 0; i < body.length; i += 64 * 1024) res.write(body.subarray(i, i + 64 * 1024))
+      res.end()
     })
     return
   }
@@ -66,6 +77,7 @@ ${route('rt-json', '{ name: response-transformer, config: { remove: { headers: [
 ${route('rt-json-bad', '{ name: response-transformer, config: { remove: { json: [secret] } } }')}
 ${route('rt-gzip', '{ name: response-transformer, config: { remove: { json: [secret] } } }')}
 ${route('rt-text', '{ name: response-transformer, config: { remove: { json: [secret] }, add: { headers: ["x-added:yes"] } } }')}
+${route('rt-large', '{ name: response-transformer, config: { remove: { json: [secret] } } }')}
 ${route('rt-big', '{ name: response-transformer, config: { remove: { json: [secret] } } }')}
 `
 
@@ -189,6 +201,14 @@ t.test('response-transformer: what is left alone', async (t) => {
   const head = await req('/rt-json', { method: 'HEAD' })
   t.equal(head.status, 200)
   t.equal(head.text, '')
+})
+
+t.test('response-transformer: a Content-Length body over many reads is collected intact', async (t) => {
+  const g = await req('/rt-large')
+  const want = JSON.parse(largeJson()) as Record<string, unknown>
+  delete want['secret']
+  t.equal(g.text, JSON.stringify(want), 'every byte, in order, minus the removed field')
+  t.equal(Number(g.headers['content-length']), Buffer.byteLength(g.text))
 })
 
 t.test('response-transformer: a JSON body over the 10 MiB bound passes through unchanged, whole', async (t) => {
