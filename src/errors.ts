@@ -47,7 +47,7 @@ export const ERROR_CODES = {
   GW_ERR_REQUEST_METHOD: {
     status: 405,
     message: 'Method not allowed',
-    description: 'TRACE, TRACK and CONNECT are never proxied.',
+    description: 'CONNECT is never proxied (TRACE is, like any other method).',
   },
   GW_ERR_REQUEST_EXPECT: {
     status: 417,

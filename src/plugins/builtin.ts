@@ -10,8 +10,27 @@ import { jwtPlugin } from './jwt/index.js'
 import { keyAuthPlugin } from './key-auth/index.js'
 import { rateLimitingPlugin } from './rate-limiting/index.js'
 import { createPluginRegistry, type PluginRegistry } from './registry.js'
+import { corsPlugin } from './cors/index.js'
+import { ipRestrictionPlugin } from './ip-restriction/index.js'
+import { requestSizeLimitingPlugin } from './request-size-limiting/index.js'
+import { requestTerminationPlugin } from './request-termination/index.js'
+import { correlationIdPlugin } from './correlation-id/index.js'
+import { requestTransformerPlugin } from './request-transformer/index.js'
+import { responseTransformerPlugin } from './response-transformer/index.js'
 
-export const builtinPlugins: readonly BuiltinPlugin[] = Object.freeze([jwtPlugin, keyAuthPlugin, aclPlugin, rateLimitingPlugin])
+export const builtinPlugins: readonly BuiltinPlugin[] = Object.freeze([
+  jwtPlugin,
+  keyAuthPlugin,
+  aclPlugin,
+  rateLimitingPlugin,
+  corsPlugin,
+  ipRestrictionPlugin,
+  requestSizeLimitingPlugin,
+  requestTerminationPlugin,
+  correlationIdPlugin,
+  requestTransformerPlugin,
+  responseTransformerPlugin,
+])
 
 /** A fresh registry holding the built-in plugins (register SDK plugins on it, or use it as is). */
 export function createBuiltinRegistry(): PluginRegistry {

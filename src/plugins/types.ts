@@ -25,6 +25,11 @@ export interface PluginExit {
    * when it has one); absent/false: Kong `kong.response.exit`, the body is sent as given.
    */
   error?: boolean
+  /**
+   * Kong `kong.response.exit(status, "text", headers)`: this text is the body as is (no JSON
+   * wrapping); its Content-Type comes from `headers`. Takes precedence over `body`.
+   */
+  rawBody?: string
 }
 
 /** The authenticated credential (Kong `kong.client.get_credential()`). */
@@ -45,6 +50,11 @@ export interface PluginRequestView {
   /** client IP as the gateway determined it (trusted-proxy rules applied) */
   readonly clientIp: string
   readonly scheme: 'http' | 'https'
+  /** the matched regex path's captures, Kong `uri_captures` ({"0": whole, "1": …, name: …}), or null */
+  readonly uriCaptures?: Readonly<Record<string, string>> | null
+  /** the gateway's listening address and port this request came in on (correlation-id tracker) */
+  readonly serverAddr?: string
+  readonly serverPort?: number
   /** first value of a header, by lower-cased name */
   header(name: string): string | undefined
   /** all values of a header (repeated lines), by lower-cased name */
@@ -95,6 +105,35 @@ export interface PluginContext {
   setUpstreamPath(path: string): void
   /** replace the upstream raw query, without `?` (SDK `upstreamRequest.setQuery`) */
   setUpstreamQuery(query: string): void
+  /**
+   * Cap the request body at `maxBytes` for this request (request-size-limiting): a streamed body
+   * that goes over is stopped as it arrives, answered 413 while the response head is not sent yet
+   * (else the connection is cut). Returns false when the bytes already received are over the cap
+   * (the caller answers itself). Absent where there is no streamed body to watch.
+   */
+  limitRequestBody?(maxBytes: number): boolean
+  /** replace the method of the upstream request (request-transformer `http_method`) */
+  setUpstreamMethod?(method: string): void
+  /** the values of a header as it will go upstream now (after earlier plugins' edits), by any case */
+  upstreamHeaderValues?(name: string): string[]
+  /** add one more line of a header to the upstream request (keeps the ones there) */
+  addUpstreamHeader?(name: string, value: string): void
+  /** replace the Host header sent upstream (request-transformer `replace.headers: [host:…]`) */
+  setUpstreamHost?(value: string): void
+  /** the raw query as it will go upstream now, without `?` */
+  upstreamQuery?(): string
+  /**
+   * Response phase: set a header to several lines (response-transformer `append`); `values` replace
+   * the upstream's copies, like setResponseHeader.
+   */
+  setResponseHeaderValues?(name: string, values: string[]): void
+  /**
+   * Response phase: rewrite the response body. The data plane then buffers the upstream's body (up to
+   * 10 MiB) before the head goes out, calls `transform` with it, and sends what it returns with a new
+   * Content-Length (null: the body unchanged). A body over the bound passes through unchanged, as it
+   * streams, and a warning is logged.
+   */
+  transformResponseBody?(transform: (body: Buffer) => Buffer | null): void
 }
 
 /** Precomputed, per-Snapshot lookup tables plugins share (built once by the chain compiler). */

@@ -40,6 +40,8 @@ export class RequestBody implements AsyncIterableIterator<Buffer> {
   ended = false
   /** the client's last byte arrived (uWS `isLast`), whether or not it was kept (over the limit) */
   clientDone = false
+  /** a per-request cap below `limit` (request-size-limiting: capAt), in bytes */
+  private cap = Infinity
   private readonly queue: Buffer[] = []
   private queued = 0
   private failed: Error | null = null
@@ -82,7 +84,7 @@ export class RequestBody implements AsyncIterableIterator<Buffer> {
     const n = chunk.byteLength
     if (n > 0) {
       this.received += n
-      if (this.limit > 0 && this.received > this.limit) {
+      if ((this.limit > 0 && this.received > this.limit) || this.received > this.cap) {
         this.ended = true
         this.owner.bodyTooLarge()
         return
@@ -114,6 +116,17 @@ export class RequestBody implements AsyncIterableIterator<Buffer> {
         resolve(DONE)
       }
     }
+  }
+
+  /**
+   * Cap this body at `max` bytes from now on (a plugin's limit, tighter than the gateway's): a chunk
+   * that takes it over ends it through `bodyTooLarge`, like the gateway's own limit. False when the
+   * bytes already received are over `max`.
+   */
+  capAt(max: number): boolean {
+    if (this.received > max) return false
+    if (max < this.cap) this.cap = max
+    return true
   }
 
   /**

@@ -10,7 +10,7 @@ export type IpMatcher = (ip: string) => boolean
 const NEVER: IpMatcher = () => false
 
 /** Throws a clear error naming the offending entry when a CIDR or IP is malformed. */
-export function createIpMatcher(cidrs: readonly string[]): IpMatcher {
+export function createIpMatcher(cidrs: readonly string[], label = 'trusted_ips'): IpMatcher {
   if (cidrs.length === 0) return NEVER
   const list = new net.BlockList()
   for (const entry of cidrs) {
@@ -22,7 +22,7 @@ export function createIpMatcher(cidrs: readonly string[]): IpMatcher {
     const slash = raw.indexOf('/')
     const addr = slash === -1 ? raw : raw.slice(0, slash)
     const family = net.isIP(addr)
-    if (family === 0) throw new Error(`trusted_ips: "${entry}" is not an IP address or CIDR`)
+    if (family === 0) throw new Error(`${label}: "${entry}" is not an IP address or CIDR`)
     const type = family === 4 ? 'ipv4' : 'ipv6'
     if (slash === -1) {
       list.addAddress(addr, type)
@@ -32,7 +32,7 @@ export function createIpMatcher(cidrs: readonly string[]): IpMatcher {
     const bits = Number(bitsText)
     const max = family === 4 ? 32 : 128
     if (!/^\d{1,3}$/.test(bitsText) || bits > max) {
-      throw new Error(`trusted_ips: "${entry}" has an invalid prefix length (0-${max})`)
+      throw new Error(`${label}: "${entry}" has an invalid prefix length (0-${max})`)
     }
     list.addSubnet(addr, bits, type)
   }

@@ -51,7 +51,9 @@ function onRequest(p: Plane, res: HttpResponse, req: HttpRequest): void {
   res.onAborted(() => r.onAborted())
   r.method = req.getCaseSensitiveMethod()
   r.path = req.getUrl()
-  r.query = req.getQuery() ?? ''
+  const query = req.getQuery() // undefined without a `?`, '' for `/request?`
+  r.query = query ?? ''
+  r.hasQuery = query !== undefined
   collecting = r
   req.forEach(collectHeader)
   collecting = null

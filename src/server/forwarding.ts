@@ -53,6 +53,8 @@ export class UpstreamAttempt implements UpstreamHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.cancelled) return false
+    // a plugin rewrites the body (response-transformer): collect it instead of relaying
+    if (this.req.collected !== null) return this.req.collect(chunk)
     return this.req.relayData(chunk)
   }
 
@@ -188,7 +190,7 @@ export function dispatch(r: ProxyRequest): void {
   svc.pools[i]!.pool.dispatch(
     {
       path: r.upstreamPath,
-      method: r.method,
+      method: r.upstreamMethod ?? r.method,
       headers: r.upHeaders,
       body: buffered ?? r.body,
       headersTimeout: svc.headersTimeout,

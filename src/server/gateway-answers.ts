@@ -73,8 +73,10 @@ export function answerPluginExit(r: ProxyRequest, exit: PluginExit): void {
   if (r.resDone) return
   const p = r.plane
   count(r, exit.status, pluginExitKey(exit.status))
-  const body =
-    exit.body === undefined
+  const raw = exit.rawBody !== undefined
+  const body = raw
+    ? exit.rawBody!
+    : exit.body === undefined
       ? EMPTY
       : typeof exit.body === 'string'
         ? JSON.stringify(exit.error === true ? { message: exit.body, request_id: r.requestId } : { message: exit.body })
@@ -85,7 +87,7 @@ export function answerPluginExit(r: ProxyRequest, exit: PluginExit): void {
   const ctx = r.ctx
   res.cork(() => {
     res.writeStatus(statusLineFor(exit.status))
-    if (body !== EMPTY) res.writeHeader('Content-Type', JSON_CONTENT_TYPE)
+    if (body !== EMPTY && !raw) res.writeHeader('Content-Type', JSON_CONTENT_TYPE)
     if (exit.headers !== undefined) {
       for (const name in exit.headers) {
         const value = exit.headers[name]!

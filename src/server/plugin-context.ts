@@ -10,6 +10,7 @@
 import type { Consumer, Route, Service } from '../config/model.js'
 import type { AuthenticatedCredential, PluginContext, PluginRequestView } from '../plugins/types.js'
 import { isValidHeaderName, isValidHeaderValue } from '../proxy/headers.js'
+import type { RequestBody } from '../proxy/request-body.js'
 
 /** What the context needs from the request that owns it. */
 export interface ContextOwner {
@@ -22,7 +23,17 @@ export interface ContextOwner {
   upstreamPath: string
   /** the Host slot in upHeaders changes position when a header is removed before it */
   hostIndex: number
+  /** the client's streamed request body, or null (no body) */
+  readonly body?: RequestBody | null
+  /** the method sent upstream when a plugin changed it, else null */
+  upstreamMethod?: string | null
+  /** the proxy listener's address and port */
+  readonly serverAddr?: string
+  readonly port?: number
 }
+
+/** RFC 9110 token: what a method may be */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 /** Headers a plugin may not set on the upstream request: the gateway owns the framing and routing. */
 const GATEWAY_OWNED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'x-bouncer-request-id'])
@@ -32,14 +43,18 @@ export class RequestContext implements PluginContext, PluginRequestView {
   credential: AuthenticatedCredential | null = null
   authenticatedGroups: string[] | null = null
   readonly shared: Record<string, unknown> = {}
-  /** flat [name, value|null, …] edits to the client response, in order; null = remove */
-  responseEdits: Array<string | null> | null = null
+  /** flat [name, value|values|null, …] edits to the client response, in order; null = remove */
+  responseEdits: Array<string | string[] | null> | null = null
+  /** response body rewrites set in the response phase (response-transformer), in order */
+  bodyTransforms: Array<(body: Buffer) => Buffer | null> | null = null
   /** the buffered request body (routes whose chain `needsBody`), else null */
   bufferedBody: Buffer | null = null
   /** set when a plugin replaced the body sent upstream */
   upstreamBody: Buffer | null = null
   /** true once the data plane buffered the body for this request */
   buffered = false
+  /** the router's regex captures for this request (Kong uri_captures), or null */
+  uriCaptures: Record<string, string> | null = null
   private args: Record<string, string | string[]> | null = null
   private cookies: Map<string, string> | null = null
   private allHeaders: Record<string, string | string[]> | null = null
@@ -69,6 +84,14 @@ export class RequestContext implements PluginContext, PluginRequestView {
     return 'http'
   }
 
+  get serverAddr(): string {
+    return this.owner.serverAddr ?? ''
+  }
+
+  get serverPort(): number {
+    return this.owner.port ?? 0
+  }
+
   body(): Buffer | null {
     return this.bufferedBody
   }
@@ -80,6 +103,18 @@ export class RequestContext implements PluginContext, PluginRequestView {
   setUpstreamBody(body: Buffer): void {
     if (!this.buffered) throw new Error('setUpstreamBody: the request body was not buffered for this route (the plugin must declare needsBody)')
     this.upstreamBody = body
+  }
+
+  limitRequestBody(maxBytes: number): boolean {
+    // a body buffered for the access phase is whole already: its length decides
+    if (this.buffered) return (this.bufferedBody?.length ?? 0) <= maxBytes
+    const body = this.owner.body ?? null
+    return body === null || body.capAt(maxBytes)
+  }
+
+  setUpstreamMethod(method: string): void {
+    if (typeof method !== 'string' || !TOKEN.test(method)) throw new Error(`invalid upstream method ${JSON.stringify(method)}`)
+    this.owner.upstreamMethod = method
   }
 
   header(name: string): string | undefined {
@@ -221,23 +256,72 @@ export class RequestContext implements PluginContext, PluginRequestView {
     ;(this.responseEdits ??= []).push(name, value)
   }
 
+  setResponseHeaderValues(name: string, values: string[]): void {
+    if (!isValidHeaderName(name.toLowerCase())) throw new Error(`invalid header name ${JSON.stringify(name)}`)
+    for (const v of values) if (!isValidHeaderValue(v)) throw new Error(`invalid value for header '${name}'`)
+    ;(this.responseEdits ??= []).push(name, values.length === 0 ? null : [...values])
+  }
+
+  transformResponseBody(transform: (body: Buffer) => Buffer | null): void {
+    ;(this.bodyTransforms ??= []).push(transform)
+  }
+
+  upstreamHeaderValues(name: string): string[] {
+    const lower = name.toLowerCase()
+    const list = this.owner.upHeaders
+    const out: string[] = []
+    for (let i = 0; i < list.length; i += 2) if (list[i]!.toLowerCase() === lower) out.push(list[i + 1]!)
+    return out
+  }
+
+  addUpstreamHeader(name: string, value: string): void {
+    const lower = name.toLowerCase()
+    if (GATEWAY_OWNED.has(lower)) throw new Error(`plugins cannot set the upstream header '${name}'`)
+    if (!isValidHeaderName(lower)) throw new Error(`invalid header name ${JSON.stringify(name)}`)
+    if (!isValidHeaderValue(value)) throw new Error(`invalid value for header '${name}'`)
+    this.owner.upHeaders.push(name, value)
+  }
+
+  setUpstreamHost(value: string): void {
+    if (!isValidHeaderValue(value) || value === '') throw new Error(`invalid upstream Host ${JSON.stringify(value)}`)
+    const list = this.owner.upHeaders
+    for (let i = 0; i < list.length; i += 2) {
+      if (list[i] === 'host') {
+        list[i + 1] = value
+        // the balancer must not put the target's Host back in this slot
+        this.owner.hostIndex = -1
+        return
+      }
+    }
+  }
+
+  upstreamQuery(): string {
+    const path = this.owner.upstreamPath
+    const q = path.indexOf('?')
+    return q === -1 ? '' : path.slice(q + 1)
+  }
+
   /** lower-cased names the plugins set or removed on the response (the upstream's copies are dropped) */
   editedResponseNames(): Set<string> | null {
     const e = this.responseEdits
     if (e === null) return null
     const s = new Set<string>()
-    for (let i = 0; i < e.length; i += 2) s.add(e[i]!.toLowerCase())
+    for (let i = 0; i < e.length; i += 2) s.add((e[i] as string).toLowerCase())
     return s
   }
 
-  /** the final value per edited name (last write wins), for writing */
+  /** the final value(s) per edited name (last write wins), one pair per header line, for writing */
   finalResponseHeaders(): Array<[string, string]> {
     const e = this.responseEdits
     if (e === null) return []
-    const last = new Map<string, [string, string | null]>()
-    for (let i = 0; i < e.length; i += 2) last.set(e[i]!.toLowerCase(), [e[i]!, e[i + 1]!])
+    const last = new Map<string, [string, string | string[] | null]>()
+    for (let i = 0; i < e.length; i += 2) last.set((e[i] as string).toLowerCase(), [e[i] as string, e[i + 1]!])
     const out: Array<[string, string]> = []
-    for (const [n, v] of last.values()) if (v !== null) out.push([n, v])
+    for (const [n, v] of last.values()) {
+      if (v === null) continue
+      if (typeof v === 'string') out.push([n, v])
+      else for (const one of v) out.push([n, one])
+    }
     return out
   }
 }

@@ -61,6 +61,8 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
   method = ''
   path = ''
   query = ''
+  /** the request target had a `?` (`/request?` keeps its empty query upstream, as Kong does) */
+  hasQuery = false
   host = ''
   port: number
   peer = ''
@@ -80,6 +82,8 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
   ctx: RequestContext | null = null
   clientIp = ''
   upstreamPath = ''
+  /** the method sent upstream when a plugin changed it (request-transformer), else null */
+  upstreamMethod: string | null = null
   /** flat [name, value, …] list for the upstream pool (no per-request object with dynamic keys) */
   readonly upHeaders: string[] = []
   hostIndex = -1
@@ -89,6 +93,10 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
   triesLeft = 0
   target = -1
   dispatchedAt = 0
+
+  /** the upstream's body, collected for a plugin's body rewrite (transformResponseBody), else null */
+  collected: Buffer[] | null = null
+  collectedSize = 0
 
   // --- response state (the rest is the relay's, response-relay.ts)
   aborted = false
@@ -102,6 +110,11 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
     super(res)
     this.compiled = plane.compiled
     this.port = plane.port
+  }
+
+  /** the proxy listener's address (correlation-id's tracker) */
+  get serverAddr(): string {
+    return this.plane.settings.proxy_listen.host
   }
 
   /** RouteRequest: header lookup by lower-cased name (only for names some route matches on). */
@@ -127,8 +140,10 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
 
     const framing = checkFraming(this.contentLength, this.transferEncoding)
     if (framing === FRAMING_ERROR) return answerErrorAndClose(this, 'GW_ERR_REQUEST_FRAMING')
-    const m = this.method
-    if (m === 'TRACE' || m === 'TRACK' || m === 'CONNECT') {
+    // Kong proxies TRACE like any other method. CONNECT (authority-form target) is refused, as
+    // nginx does; uWS v20.30 itself closes the connection on a method outside its nine (TRACK,
+    // PURGE, WebDAV's…) before any handler runs (test/proxy/methods.test.ts).
+    if (this.method === 'CONNECT') {
       return framing === FRAMING_NO_BODY ? answerError(this, 'GW_ERR_REQUEST_METHOD') : answerErrorAndClose(this, 'GW_ERR_REQUEST_METHOD')
     }
     // uWS already answered `100 Continue` for exactly `100-continue`; anything else is refused
@@ -162,6 +177,7 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
     // access phase, before any upstream contact. While it awaits, the request body (if any) is held
     // by RequestBody's backpressure, which pauses the client socket.
     const ctx = new RequestContext(this, route.route, svc.service, match.normalizedPath, this.clientIp)
+    ctx.uriCaptures = match.captures
     this.ctx = ctx
     if (!chain.hasAccess) return dispatch(this)
     if (chain.needsBody && this.body !== null) {
@@ -246,15 +262,57 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
         chain.runResponse(ctx, status, view)
       }
       this.headEdited = ctx.editedResponseNames()
+      if (ctx.bodyTransforms !== null && this.method !== 'HEAD' && status >= 200 && status !== 204 && status !== 304) {
+        // the head waits for the rewritten body (its Content-Length changes): see collect()
+        this.collected = []
+        return true
+      }
     }
     this.sendHead(this.method === 'HEAD')
     return true
+  }
+
+  /**
+   * A chunk of a body a plugin rewrites: kept until the upstream's body is whole (then
+   * sendTransformed). Over BUFFERED_BODY_LIMIT the body passes through unchanged: the head and what
+   * was collected go out now, the rest streams as usual.
+   */
+  collect(chunk: Buffer): boolean {
+    const list = this.collected!
+    // the chunk may be a view of the upstream pool's read buffer, valid only during this call
+    // (src/proxy/upstream-pool.ts UpstreamHandler.onData): keep a copy
+    list.push(Buffer.from(chunk))
+    this.collectedSize += chunk.length
+    if (this.collectedSize <= BUFFERED_BODY_LIMIT) return true
+    this.plane.log.warn({ request_id: this.requestId, limit: BUFFERED_BODY_LIMIT }, 'response body too large to transform: sent unchanged')
+    this.collected = null
+    this.sendHead(false)
+    return this.relayData(Buffer.concat(list, this.collectedSize))
+  }
+
+  /** The collected body, through the plugins' rewrites, out with its new length. */
+  private sendTransformed(): void {
+    let body: Buffer = Buffer.concat(this.collected!, this.collectedSize)
+    this.collected = null
+    for (const transform of this.ctx!.bodyTransforms!) {
+      try {
+        const next = transform(body)
+        if (next !== null) body = next
+      } catch (err) {
+        this.plane.log.error({ err, request_id: this.requestId }, 'response body transform failed: body sent as it was')
+      }
+    }
+    this.total = body.length
+    this.sendHead(false)
+    // a length-delimited body ends itself (tryEnd), now or from onWritable
+    if (body.length > 0 && !this.resDone) this.relayData(body)
   }
 
   upstreamComplete(attempt: UpstreamAttempt): void {
     if (attempt !== this.current) return
     this.current = null
     if (this.resDone) return
+    if (this.collected !== null) return this.sendTransformed()
     this.relayComplete()
   }
 

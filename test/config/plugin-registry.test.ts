@@ -9,8 +9,10 @@ import { hasIssue, issuesOf, load, V3 } from './fixtures/helpers.js'
 
 const builtins = createBuiltinRegistry()
 
-t.test('the default registry holds jwt, key-auth, acl and rate-limiting with Kong priorities', async (t) => {
-  t.same(defaultPluginRegistry.names(), ['acl', 'jwt', 'key-auth', 'rate-limiting'])
+t.test('the default registry holds jwt, key-auth, acl, rate-limiting and the edge plugins with Kong priorities', async (t) => {
+  for (const name of ['acl', 'jwt', 'key-auth', 'rate-limiting', 'cors', 'ip-restriction', 'request-size-limiting', 'request-termination', 'correlation-id', 'request-transformer', 'response-transformer']) {
+    t.ok(defaultPluginRegistry.has(name), name)
+  }
   t.equal(defaultPluginRegistry.get('rate-limiting')!.priority, 910)
   t.equal(defaultPluginRegistry.get('jwt')!.priority, 1450)
   t.equal(defaultPluginRegistry.get('key-auth')!.priority, 1250)
