@@ -4,8 +4,9 @@
  */
 import { parseArgs } from 'node:util'
 
-export const PLUGIN_USAGE = `bouncer plugin build DIR [--out DIR]
-  Bundle the SDK plugin in DIR (src/index.ts) into DIR/dist/plugin.js + manifest.json.
+export const PLUGIN_USAGE = `bouncer plugin build DIR [--out DIR] [--no-typecheck]
+  Typecheck the SDK plugin in DIR (src/index.ts) with TypeScript and bundle it into
+  DIR/dist/plugin.js + manifest.json; --no-typecheck only bundles.
 bouncer plugin new NAME
   Scaffold a plugin with a test in ./NAME.`
 
@@ -13,7 +14,7 @@ export async function runPluginCommand(args: string[], out: (s: string) => void 
   const [sub, ...rest] = args
   let parsed
   try {
-    parsed = parseArgs({ args: rest, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+    parsed = parseArgs({ args: rest, options: { out: { type: 'string' }, 'no-typecheck': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
   } catch (e) {
     err(`bouncer plugin: ${(e as Error).message}\n`)
     return 2
@@ -30,8 +31,9 @@ export async function runPluginCommand(args: string[], out: (s: string) => void 
   try {
     if (sub === 'build') {
       const { buildPlugin } = await import('./plugin-build.js')
-      const r = await buildPlugin(target, parsed.values.out === undefined ? {} : { outDir: parsed.values.out })
-      out(`built ${r.manifest.name}@${r.manifest.version}: ${r.bundleFile} (${r.bytes} bytes, sha256 ${r.manifest.sha256.slice(0, 12)}…), ${r.manifestFile}\n`)
+      const r = await buildPlugin(target, { ...(parsed.values.out === undefined ? {} : { outDir: parsed.values.out }), typecheck: parsed.values['no-typecheck'] !== true })
+      const took = `${r.typecheckMs === 0 ? 'not typechecked' : `typechecked in ${ms(r.typecheckMs)}`}, bundled in ${ms(r.bundleMs)}`
+      out(`built ${r.manifest.name}@${r.manifest.version}: ${r.bundleFile} (${r.bytes} bytes, sha256 ${r.manifest.sha256.slice(0, 12)}…), ${r.manifestFile}; ${took}\n`)
       return 0
     }
     if (sub === 'new') {
@@ -46,4 +48,8 @@ export async function runPluginCommand(args: string[], out: (s: string) => void 
   }
   err(`bouncer plugin: unknown subcommand ${JSON.stringify(sub)} (build, new)\n`)
   return 2
+}
+
+function ms(n: number): string {
+  return n >= 1000 ? `${(n / 1000).toFixed(1)} s` : `${Math.round(n)} ms`
 }
