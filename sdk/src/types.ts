@@ -321,10 +321,11 @@ export interface AccessContext<C, S> extends BaseContext<C, S> {
    * @example
    * // Kong's multiple-auth rule: with `anonymous` set, a plugin does nothing when an earlier auth
    * // plugin already authenticated the request, and lets a failure in as the anonymous consumer
-   * if (ctx.config.anonymous !== '' && ctx.request.credential !== null) return
+   * // (schema: anonymous: Type.Optional(Type.Union([Type.String(), Type.Null()], { default: null })))
+   * if (ctx.config.anonymous !== null && ctx.request.credential !== null) return
    * const user = lookup(ctx.request.header('x-api-token'))
    * if (user === undefined) {
-   *   if (ctx.config.anonymous !== '') return ctx.authenticate(ctx.config.anonymous, { anonymous: true })
+   *   if (ctx.config.anonymous !== null) return ctx.authenticate(ctx.config.anonymous, { anonymous: true })
    *   return ctx.respond(401, 'Unauthorized')
    * }
    * ctx.authenticate(user.consumer, { credential: user.tokenId })
