@@ -60,7 +60,7 @@ export interface RouteChain {
   /**
    * Response phase (status + headers, before they go out), for the final consumer's chain: on the
    * upstream's response and on a plugin's exit alike. A handler that fails fails the response closed
-   * (docs/plugins.md, "The response phase"): the first failure's answer is returned and the
+   * (sdk/README.md, "The response phase"): the first failure's answer is returned and the
    * handlers after it do not run; undefined when every handler succeeded (or failed open).
    */
   runResponse(ctx: PluginContext, status: number, headers: Record<string, string | string[]>): PluginExit | undefined

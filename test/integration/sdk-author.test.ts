@@ -1,7 +1,7 @@
 /**
  * What a plugin author was promised, checked the way an author meets it: plugins written outside
  * the repository, built with `bouncer plugin build`, run in a 2-worker gateway
- * (./fixtures/author-plugins.ts; sdk/README.md and docs/plugins.md describe the behaviour).
+ * (./fixtures/author-plugins.ts; sdk/README.md describes the behaviour).
  *   - addHeader gives the same upstream and response headers in the gateway as in `@bouncer/sdk/testing`
  *   - authenticate() sets the identity headers like key-auth, with Kong's anonymous and multiple-auth
  *     rules, and its groups count for acl only with always_use_authenticated_groups
