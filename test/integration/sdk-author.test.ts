@@ -14,8 +14,12 @@ import t from 'tap'
 import { testPlugin } from '@bouncer/sdk/testing'
 import type { AnyPlugin } from '@bouncer/sdk'
 import { httpGet, startGateway, type Gateway } from '../helpers/gateway.js'
+import { request } from 'node:http'
 import { buildAuthorPlugins } from './fixtures/author-plugins.js'
 import { routesConfig, startEchoUpstream, type Echo } from './fixtures/sandbox-plugins.js'
+
+// five typechecked builds and a 2-worker gateway: well over tap's 120 s on a loaded 2-core machine
+t.setTimeout(300_000)
 
 const plugins = await buildAuthorPlugins()
 t.teardown(plugins.cleanup)
@@ -176,4 +180,42 @@ t.test("the response phase runs on another plugin's respond() exit, and fails it
   const failed = await echo('/exit-throw/x')
   t.equal(failed.statusCode, 500)
   t.notOk('x-exit' in failed.headers, "the failed exit's headers are not sent")
+})
+
+function metricsText(): Promise<{ statusCode: number; contentType: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: gw.statusPort, path: '/metrics', agent: false }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => (body += c))
+      res.on('end', () => resolve({ statusCode: res.statusCode ?? 0, contentType: String(res.headers['content-type']), body }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+function sample(text: string, series: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
+  return line === undefined ? 0 : Number(line.slice(series.length + 1))
+}
+
+t.test("ctx.metrics are served on the status listener's /metrics in Prometheus text, summed over both workers", async (t) => {
+  const before = await metricsText()
+  t.equal(before.statusCode, 200)
+  t.match(before.contentType, /^text\/plain; version=0\.0\.4/)
+  const n = 12
+  for (let i = 0; i < n; i++) t.equal((await echo('/edits/m')).statusCode, 200)
+  const after = await metricsText()
+  const { body } = await gw.status()
+  const calls = body.workers.map((w) => (w as unknown as { plugins?: Record<string, { calls: number }> }).plugins?.['header-edits']?.calls ?? 0)
+  t.equal(calls.length, 2, 'two workers report')
+  t.match(after.body, /# HELP plugin_header_edits_edits_total recorded by an SDK plugin through ctx\.metrics\n# TYPE plugin_header_edits_edits_total counter/)
+  const series = 'plugin_header_edits_edits_total{phase="access"}'
+  t.equal(sample(after.body, series) - sample(before.body, series), 4 * n, 'the counter grew by what the requests added, whichever worker served them')
+  t.equal(sample(after.body, series), 4 * calls.reduce((a, b) => a + b, 0) / 2, 'the sum of both workers (each request is an access and a response call)')
+  t.equal(sample(after.body, 'plugin_header_edits_response_headers_count') - sample(before.body, 'plugin_header_edits_response_headers_count'), n, 'the histogram counts every response')
+  t.equal(sample(after.body, 'plugin_header_edits_response_headers_bucket{le="+Inf"}'), sample(after.body, 'plugin_header_edits_response_headers_count'))
+  t.match(after.body, /bouncer_sandbox_calls_total\{plugin="header-edits"\} \d+/)
+  t.equal((await httpGet(`http://127.0.0.1:${gw.statusPort}/nope`)).statusCode, 404)
 })
