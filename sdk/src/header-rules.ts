@@ -65,9 +65,10 @@ export function addedHeaderValue(current: string | readonly string[] | undefined
 /**
  * Apply header edits in order, the one implementation the gateway (src/sandbox/sandbox.ts) and the
  * test harness (`@bouncer/sdk/testing`) share, so a plugin's `addHeader` gives the same value in
- * both (test/sdk/header-ops-parity.test.ts). `current(name)` reads a header before the edits (by the
- * lower-cased name the op carries); `write(name, value)` is called once per edited name with the
- * final value, or null when the edits removed it.
+ * both (test/sdk/header-rules.test.ts; through a gateway: test/integration/sdk-author.test.ts).
+ * `current(name)` reads a header before the edits (by the lower-cased name the op carries);
+ * `write(name, value)` is called once per edited name with the final value, or null when the edits
+ * removed it.
  */
 export function applyHeaderOps(
   ops: readonly (readonly [HeaderOpKind, string, string])[],
