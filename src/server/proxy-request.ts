@@ -229,7 +229,7 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
    * headers; a response handler that fails replaces it with its failure answer, without its edits.
    */
   private answerExit(chain: NonNullable<CompiledRoute['chain']>, ctx: RequestContext, exit: PluginExit): void {
-    if (chain.hasResponse) {
+    if (chain.hasResponse && !this.resDone) {
       const view: Record<string, string | string[]> = Object.create(null)
       if (exit.body !== undefined) view['content-type'] = JSON_CONTENT_TYPE
       if (exit.headers !== undefined) for (const name in exit.headers) view[name.toLowerCase()] = exit.headers[name]!
