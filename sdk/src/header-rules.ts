@@ -45,3 +45,44 @@ export function isHeaderName(name: string): boolean {
 export function isHeaderValue(value: string): boolean {
   return !HEADER_VALUE_FORBIDDEN.test(value)
 }
+
+/** One header edit's operation: `set` replaces, `add` appends a value (joined with `, `), `clear` removes. */
+export type HeaderOpKind = 'set' | 'add' | 'clear'
+
+/**
+ * A header's value after `add`ing `value` to `current` (a header's value as sent: one string, the
+ * values of a header sent on several lines, or undefined when it was not sent). A header the
+ * request or response does not have yet gets `value` alone; one it has gets `current, value` (the
+ * several lines of a repeated header joined with `, ` first). An empty list of lines is a header
+ * that was not sent.
+ */
+export function addedHeaderValue(current: string | readonly string[] | undefined, value: string): string {
+  if (current === undefined) return value
+  if (typeof current !== 'string') return current.length === 0 ? value : `${current.join(', ')}, ${value}`
+  return `${current}, ${value}`
+}
+
+/**
+ * Apply header edits in order, the one implementation the gateway (src/sandbox/sandbox.ts) and the
+ * test harness (`@bouncer/sdk/testing`) share, so a plugin's `addHeader` gives the same value in
+ * both (test/sdk/header-rules.test.ts; through a gateway: test/integration/sdk-author.test.ts).
+ * `current(name)` reads a header before the edits (by the lower-cased name the op carries);
+ * `write(name, value)` is called once per edited name with the final value, or null when the edits
+ * removed it.
+ */
+export function applyHeaderOps(
+  ops: readonly (readonly [HeaderOpKind, string, string])[],
+  current: (name: string) => string | readonly string[] | undefined,
+  write: (name: string, value: string | null) => void,
+): void {
+  const now = new Map<string, string | null>()
+  for (const [op, name, value] of ops) {
+    if (op === 'set') now.set(name, value)
+    else if (op === 'clear') now.set(name, null)
+    else {
+      const prev = now.has(name) ? now.get(name) : current(name)
+      now.set(name, addedHeaderValue(prev === null ? undefined : prev, value))
+    }
+  }
+  for (const [name, value] of now) write(name, value)
+}

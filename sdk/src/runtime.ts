@@ -22,7 +22,7 @@ import type {
   RequestView,
   Respond,
 } from './types.js'
-import { HEADER_NAME_PATTERN, HEADER_VALUE_FORBIDDEN } from './header-rules.js'
+import { addedHeaderValue, HEADER_NAME_PATTERN, HEADER_VALUE_FORBIDDEN } from './header-rules.js'
 import {
   METRIC_NAME_PATTERN,
   PHASES,
@@ -346,10 +346,7 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
     const edits = (c.responseEdits ??= new MapCtor())
     if (op === 'set') edits.set(lower, value)
     else if (op === 'clear') edits.set(lower, undefined)
-    else {
-      const prev = c.responseHeader(lower)
-      edits.set(lower, prev === undefined ? value : `${typeof prev === 'string' ? prev : prev.join(', ')}, ${value}`)
-    }
+    else edits.set(lower, addedHeaderValue(c.responseHeader(lower), value))
     const opJson = `["${op}","${lower}",${valueJson}]`
     c.responseOps = c.responseOps === '' ? opJson : `${c.responseOps},${opJson}`
   }
@@ -503,6 +500,10 @@ export function createRuntime(plugin: AnyPlugin, host: HostBridge, maxOutput = 6
       c.out.auth = auth
       if (options.credential !== undefined) auth.credential = String(options.credential)
       if (options.groups !== undefined) auth.groups = options.groups.map(String)
+      if (options.anonymous === true) {
+        if (options.credential !== undefined) throw new TypeError('authenticate: an anonymous consumer has no credential')
+        auth.anonymous = true
+      }
     }
   }
 

@@ -12,6 +12,7 @@
 import { Value } from 'typebox/value'
 import { cryptoOp, createKvStore, type KvStore } from './node-host.js'
 import { createRuntime } from './runtime.js'
+import { applyHeaderOps } from './header-rules.js'
 import type { HeaderOp, WireInput, WireOutput } from './wire.js'
 import type { AnyPlugin, ConsumerView, CredentialView, EntityView, Json } from './types.js'
 
@@ -68,7 +69,12 @@ export interface TestPluginOptions {
    */
   nodeKv?: KvStore
   /** the clock used by kv and nodeKv TTLs and by `nodeKv.take` windows (default Date.now) */
-  now?: () => number
+  now?: () => number  /**
+   * the consumers of the gateway's config, for `ctx.authenticate()`: given, the outcome's upstream
+   * headers carry the identity headers the gateway sets (`x-consumer-id`, …), and authenticating as
+   * a consumer not in the list fails the call as it fails the request in the gateway
+   */
+  consumers?: ConsumerView[]
 }
 
 /** What the gateway would do after a phase. */
@@ -86,7 +92,7 @@ export interface Outcome {
   /** `ctx.shared` after this phase */
   shared: Record<string, Json>
   /** `ctx.authenticate(...)` */
-  auth: { consumer: string; credential?: string; groups?: string[] } | null
+  auth: { consumer: string; credential?: string; groups?: string[]; anonymous?: true } | null
   logs: Array<{ level: string; message: string; fields?: Record<string, Json> }>
   metrics: Array<{ type: 'counter' | 'histogram'; name: string; value: number; labels?: Record<string, string> }>
 }
@@ -121,16 +127,14 @@ function lowerHeaders(h: Record<string, string | string[]> | undefined): Record<
   return out
 }
 
+/** The headers after `ops`, applied by the gateway's own header-op code (./header-rules.ts). */
 function applyOps(headers: Record<string, string | string[]>, ops: HeaderOp[] | undefined): Record<string, string | string[]> {
   const out = { ...headers }
-  for (const [op, name, value] of ops ?? []) {
-    if (op === 'set') out[name] = value
-    else if (op === 'clear') delete out[name]
-    else {
-      const prev = out[name]
-      out[name] = prev === undefined ? value : `${typeof prev === 'string' ? prev : prev.join(', ')}, ${value}`
-    }
-  }
+  if (ops === undefined) return out
+  applyHeaderOps(ops, (name) => out[name], (name, value) => {
+    if (value === null) delete out[name]
+    else out[name] = value
+  })
   return out
 }
 
@@ -218,13 +222,20 @@ export function testPlugin(plugin: AnyPlugin, options: TestPluginOptions = {}): 
     const shared = { ...wire.shared }
     for (const [k, v] of Object.entries(out.shared ?? {})) shared[k] = v
     for (const k of out.sharedDeleted ?? []) delete shared[k]
-    const error = out.error ?? null
+    let error = out.error ?? null
+    let upstreamHeaders = applyOps(wire.request.headers, out.upstream)
+    if (out.auth !== undefined && options.consumers !== undefined && error === null) {
+      const a = out.auth
+      const consumer = options.consumers.find((c) => c.id === a.consumer) ?? options.consumers.find((c) => c.username === a.consumer)
+      if (consumer === undefined) error = `authenticate(): no consumer '${a.consumer}' in the config`
+      else upstreamHeaders = { ...upstreamHeaders, ...identityHeaders(consumer, a.anonymous === true ? null : (a.credential ?? consumer.id)) }
+    }
     return {
       error,
       status: error !== null ? (plugin.auth === true ? 403 : 500) : (out.exit?.status ?? null),
       exit: out.exit ?? null,
       upstream: {
-        headers: applyOps(wire.request.headers, out.upstream),
+        headers: upstreamHeaders,
         path: out.path ?? wire.request.path,
         query: out.query ?? wire.request.query,
       },
@@ -267,6 +278,19 @@ export function testPlugin(plugin: AnyPlugin, options: TestPluginOptions = {}): 
     kv,
     nodeKv,
   }
+}
+
+/**
+ * The identity headers the gateway sets upstream after `authenticate()` (src/plugins/authenticate.ts):
+ * a header whose value the consumer lacks is removed, so it is absent here.
+ */
+function identityHeaders(consumer: ConsumerView, credential: string | null): Record<string, string> {
+  const h: Record<string, string> = { 'x-consumer-id': consumer.id }
+  if (consumer.custom_id !== null) h['x-consumer-custom-id'] = consumer.custom_id
+  if (consumer.username !== null) h['x-consumer-username'] = consumer.username
+  if (credential !== null) h['x-credential-identifier'] = credential
+  else h['x-anonymous-consumer'] = 'true'
+  return h
 }
 
 /** `nodeKv.take` over a kv store: the window's count under `take:<key>:<window start>`, expiring with it. */

@@ -253,8 +253,20 @@ export interface Respond {
 export interface AuthenticateOptions {
   /** the credential identifier (sent upstream as X-Credential-Identifier) */
   credential?: string
-  /** groups for the acl plugin (Kong's authenticated groups) */
+  /**
+   * Kong's "authenticated groups" for the acl plugin. With a consumer and a credential (every
+   * `authenticate()` but an anonymous one), acl uses them only where it sets
+   * `always_use_authenticated_groups: true`; otherwise it checks the consumer's own groups (its
+   * `acls` in kong.yml). With `anonymous: true` they replace the anonymous consumer's groups.
+   */
   groups?: string[]
+  /**
+   * The request is let in as the configured anonymous consumer after this plugin failed to
+   * authenticate it (Kong's `anonymous` setting): upstream gets `X-Anonymous-Consumer: true` and no
+   * `X-Credential-Identifier`, and `request.credential` stays null, so a later auth plugin may still
+   * authenticate it. Not with `credential`.
+   */
+  anonymous?: boolean
 }
 
 /** What every phase has. */
@@ -298,7 +310,25 @@ export interface AccessContext<C, S> extends BaseContext<C, S> {
   respond(status: number, body?: string | Record<string, Json>, headers?: Record<string, string>): Respond
   /**
    * Mark the request as authenticated as `consumer` (id or username of a consumer in the config),
-   * so acl, rate limiting and the X-Consumer-* headers see it (Kong `kong.client.authenticate`).
+   * as `jwt` and `key-auth` do (Kong `kong.client.authenticate` + the identity headers): later
+   * plugins see `request.consumer` / `request.credential`, the chain switches to the consumer's
+   * plugin configs, acl checks the consumer's groups, and the upstream request gets
+   * `X-Consumer-ID`, `X-Consumer-Username`, `X-Consumer-Custom-ID` and `X-Credential-Identifier`
+   * (the credential, default the consumer's id), each removed when the consumer has no such value;
+   * `X-Anonymous-Consumer` is removed, or `true` with `anonymous: true`. A consumer that is not in
+   * the config fails the request (500, or 403 for an `auth` plugin).
+   *
+   * @example
+   * // Kong's multiple-auth rule: with `anonymous` set, a plugin does nothing when an earlier auth
+   * // plugin already authenticated the request, and lets a failure in as the anonymous consumer
+   * // (schema: anonymous: Type.Optional(Type.Union([Type.String(), Type.Null()], { default: null })))
+   * if (ctx.config.anonymous !== null && ctx.request.credential !== null) return
+   * const user = lookup(ctx.request.header('x-api-token'))
+   * if (user === undefined) {
+   *   if (ctx.config.anonymous !== null) return ctx.authenticate(ctx.config.anonymous, { anonymous: true })
+   *   return ctx.respond(401, 'Unauthorized')
+   * }
+   * ctx.authenticate(user.consumer, { credential: user.tokenId })
    */
   authenticate(consumer: string, options?: AuthenticateOptions): void
 }
@@ -347,13 +377,16 @@ export interface PluginSpec<Schema extends TSchema, State> {
    */
   nodeKv?: boolean
   /** runs once per config version (per plugin instance); its result is `ctx.state` */
-  configure?(config: ConfigOf<Schema>): State
+  configure?(config: NoInfer<ConfigOf<Schema>>): State
+  // NoInfer: `Schema` is inferred from `schema` alone. Without it TypeScript also evaluates TypeBox's
+  // Static over the bare constraint while it types the handlers' `ctx`: 1.3 million type
+  // instantiations (~7 s of CPU) for a one-field plugin, 3,600 with it (src/cli/plugin-typecheck.ts).
   /** the access phase */
-  access?(ctx: AccessContext<ConfigOf<Schema>, State>): AccessResult | Promise<AccessResult>
+  access?(ctx: AccessContext<NoInfer<ConfigOf<Schema>>, State>): AccessResult | Promise<AccessResult>
   /** the response phase; must be synchronous (a promise-returning handler does not compile) */
-  response?(ctx: ResponseContext<ConfigOf<Schema>, State>): void | undefined
+  response?(ctx: ResponseContext<NoInfer<ConfigOf<Schema>>, State>): void | undefined
   /** the log phase */
-  log?(ctx: LogContext<ConfigOf<Schema>, State>): void | Promise<void>
+  log?(ctx: LogContext<NoInfer<ConfigOf<Schema>>, State>): void | Promise<void>
 }
 
 /** Any defined plugin, whatever its schema and state (what the runtime and the harness accept). */

@@ -83,7 +83,7 @@ export interface WireOutput {
   /** keys of `ctx.shared` this call deleted */
   sharedDeleted?: string[]
   /** access only: `authenticate()` */
-  auth?: { consumer: string; credential?: string; groups?: string[] }
+  auth?: { consumer: string; credential?: string; groups?: string[]; anonymous?: true }
   logs?: WireLogLine[]
   metrics?: WireMetric[]
   /** the handler threw or broke an SDK rule: the message */

@@ -1,5 +1,6 @@
 /**
- * `bouncer plugin build DIR`: bundle an SDK plugin into one self-contained script (esbuild, IIFE, no
+ * `bouncer plugin build DIR`: typecheck an SDK plugin (./plugin-typecheck.ts; `--no-typecheck` skips
+ * it) and bundle it into one self-contained script (esbuild, IIFE, no
  * Node built-ins: the isolate has none) plus `manifest.json` (name, version, priority, config JSON
  * Schema, phases, sha256 of the bundle), both in DIR/dist unless `outDir` says otherwise.
  *
@@ -10,6 +11,7 @@ import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { performance } from 'node:perf_hooks'
 import vm from 'node:vm'
 import { checkManifest, MANIFEST_FILE, type PluginManifest } from '../sandbox/manifest.js'
 
@@ -28,6 +30,8 @@ export interface BuildOptions {
   entry?: string
   /** minify the bundle (default true) */
   minify?: boolean
+  /** typecheck the plugin with TypeScript before bundling (default true; `--no-typecheck`) */
+  typecheck?: boolean
 }
 
 export interface BuildResult {
@@ -35,6 +39,9 @@ export interface BuildResult {
   manifestFile: string
   bundleFile: string
   bytes: number
+  /** ms spent typechecking (0: skipped) and bundling */
+  typecheckMs: number
+  bundleMs: number
 }
 
 /** The SDK's folder: `sdk/` beside `src/` (or `dist/src/`) at the package root. */
@@ -50,7 +57,7 @@ function sdkDir(): string {
 
 interface SdkPackage {
   version: string
-  exports: Record<string, { 'bouncer-source': string }>
+  exports: Record<string, { 'bouncer-source': string; types?: string }>
 }
 
 /**
@@ -88,6 +95,14 @@ export async function buildPlugin(dir: string, options: BuildOptions = {}): Prom
   const sdk = sdkDir()
   const sdkPackage = JSON.parse(readFileSync(path.join(sdk, 'package.json'), 'utf8')) as SdkPackage
   const sdkVersion = sdkPackage.version
+  let typecheckMs = 0
+  if (options.typecheck !== false) {
+    const started = performance.now()
+    const { typecheckPlugin } = await import('./plugin-typecheck.js')
+    typecheckPlugin(root, entry, sdk, sdkPackage.exports)
+    typecheckMs = performance.now() - started
+  }
+  const bundleStarted = performance.now()
   const { build } = await import('esbuild')
   let result
   try {
@@ -131,7 +146,7 @@ export async function buildPlugin(dir: string, options: BuildOptions = {}): Prom
   const manifestFile = path.join(outDir, MANIFEST_FILE)
   writeFileSync(bundleFile, code)
   writeFileSync(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`)
-  return { manifest, manifestFile, bundleFile, bytes: Buffer.byteLength(code) }
+  return { manifest, manifestFile, bundleFile, bytes: Buffer.byteLength(code), typecheckMs, bundleMs: performance.now() - bundleStarted }
 }
 
 /** Run the bundle in a throwaway context with a stub host and read the runtime's manifest fields. */

@@ -29,7 +29,7 @@ export function newPlugin(name: string, parent: string = process.cwd()): NewPlug
         version: '0.1.0',
         private: true,
         type: 'module',
-        scripts: { build: 'bouncer plugin build .', test: 'tap' },
+        scripts: { build: 'bouncer plugin build .', test: 'tsc -p . && tap' },
         // @bouncer/sdk is not on the npm registry: depend on the SDK shipped with this gateway
         dependencies: { '@bouncer/sdk': `file:${path.relative(dir, SDK_DIR) || '.'}`, typebox: '^1.4.3' },
         devDependencies: { tap: '^21.0.0', typescript: '~5.9' },

@@ -18,6 +18,8 @@ import type { ListenAddress, Settings } from '../settings.js'
 import { checkPortFree, formatListen, PortError } from './check-port.js'
 import { createConfigReloader, type PluginsAtRead } from './config-reloader.js'
 import { createStatusServer, type StatusReport, type StatusServer } from './status-server.js'
+import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from './prometheus.js'
+import type { MetricPoint } from '../sandbox/sandbox-metrics.js'
 import { createWorkerSupervisor } from './worker-supervisor.js'
 import { createPluginServicesHost } from './plugin-services.js'
 
@@ -112,7 +114,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   const startedAt = Date.now()
   let statusServer: StatusServer
   try {
-    statusServer = await createStatusServer(settings.status_listen, report)
+    statusServer = await createStatusServer(settings.status_listen, report, metricsReport)
   } catch (err) {
     await source.close()
     if (err instanceof PortError) {
@@ -186,6 +188,13 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   return code
 
   // ---------------------------------------------------------------------------------------------
+
+  /** /metrics: the workers' sandbox series, summed (./prometheus.ts) */
+  async function metricsReport(): Promise<{ contentType: string; text: string }> {
+    const stats = supervisor ? await supervisor.stats() : []
+    const perWorker = stats.map((st) => (st !== null && 'metrics' in st ? (st as { metrics: MetricPoint[] }).metrics : []))
+    return { contentType: PROMETHEUS_CONTENT_TYPE, text: await renderMetrics(perWorker) }
+  }
 
   async function report(): Promise<StatusReport> {
     const w = supervisor

@@ -3,7 +3,8 @@
  * readiness/health probe and an operator's view, not the hot path.
  *
  * `GET /status` answers whatever the primary's report says (200 when serving, 503 while starting,
- * draining or with no ready worker); every other path is a 404 JSON body.
+ * draining or with no ready worker); `GET /metrics` the SDK plugins' metrics in Prometheus's text
+ * format, summed over the workers (./prometheus.ts); every other path is a 404 JSON body.
  */
 import http from 'node:http'
 import type { ListenAddress } from '../settings.js'
@@ -20,13 +21,26 @@ export interface StatusServer {
   close(): Promise<void>
 }
 
-export function createStatusServer(addr: ListenAddress, report: () => Promise<StatusReport>): Promise<StatusServer> {
+/** `GET /metrics`: Prometheus text and its content type (src/cluster/prometheus.ts). */
+export type MetricsReport = () => Promise<{ contentType: string; text: string }>
+
+export function createStatusServer(addr: ListenAddress, report: () => Promise<StatusReport>, metrics?: MetricsReport): Promise<StatusServer> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]
-    if (path !== '/status') return reply(res, 404, { message: 'Not found' })
+    if (path !== '/status' && (path !== '/metrics' || metrics === undefined)) return reply(res, 404, { message: 'Not found' })
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD')
       return reply(res, 405, { message: 'Method not allowed' })
+    }
+    if (path === '/metrics') {
+      metrics!().then(
+        (m) => {
+          res.writeHead(200, { 'Content-Type': m.contentType, 'Content-Length': Buffer.byteLength(m.text), 'Cache-Control': 'no-store' })
+          res.end(req.method === 'HEAD' ? undefined : m.text)
+        },
+        () => reply(res, 500, { message: 'An unexpected error occurred' }),
+      )
+      return
     }
     report().then(
       (r) => reply(res, r.httpStatus, r.body, req.method === 'HEAD'),

@@ -17,6 +17,7 @@ import { setRateLimitingLog } from '../plugins/rate-limiting/index.js'
 import { builtinPlugins } from '../plugins/builtin.js'
 import type { PluginFactory } from '../plugins/types.js'
 import type { Sandbox } from '../sandbox/sandbox.js'
+import type { MetricPoint } from '../sandbox/sandbox-metrics.js'
 import { isMessage, type PrimaryMessage, type WorkerMessage } from './messages.js'
 import type { Snapshot } from '../config/model.js'
 import { applyDelta } from '../config/snapshot-delta.js'
@@ -161,16 +162,18 @@ export interface PluginStats {
   quarantines: number
 }
 
-function withPluginStats(stats: DataPlaneStats): DataPlaneStats & { plugins?: Record<string, PluginStats> } {
+/** Per SDK plugin for /status, and every sandbox series (with plugins' own metrics) for /metrics (src/cluster/prometheus.ts). */
+function withPluginStats(stats: DataPlaneStats): DataPlaneStats & { plugins?: Record<string, PluginStats>; metrics?: MetricPoint[] } {
   if (sandbox === null) return stats
   const plugins: Record<string, PluginStats> = {}
   for (const m of sandbox.manifests()) plugins[m.name] = { calls: 0, faults: {}, quarantines: 0 }
-  for (const p of sandbox.metrics.snapshot()) {
+  const metrics = sandbox.metrics.snapshot()
+  for (const p of metrics) {
     const entry = p.labels['plugin'] === undefined ? undefined : plugins[p.labels['plugin']]
     if (entry === undefined) continue
     if (p.name === 'bouncer_sandbox_calls_total') entry.calls = p.value
     else if (p.name === 'bouncer_sandbox_quarantines_total') entry.quarantines = p.value
     else if (p.name === 'bouncer_sandbox_faults_total') entry.faults[p.labels['kind'] ?? 'error'] = p.value
   }
-  return { ...stats, plugins }
+  return { ...stats, plugins, metrics }
 }

@@ -16,8 +16,9 @@
  * Order: priority descending (a row's `priority` overrides the factory's PRIORITY), then name, then id,
  * a total order so equal priorities run the same way in every worker.
  *
- * A handler that throws (or rejects) never crosses the chain: access answers a 500 exit, response and
- * log phases skip that plugin; all three log the error.
+ * A handler that throws (or rejects) never crosses the chain: access and response answer a 500 exit
+ * (the response phase runs before the head is written, so it can still fail closed), the log phase
+ * skips that plugin; all three log the error.
  */
 import type { Plugin, Route, Snapshot } from '../config/model.js'
 import { processPluginServices } from '../cluster/plugin-services.js'
@@ -56,8 +57,13 @@ export interface RouteChain {
    * never rejects).
    */
   runAccess(ctx: PluginContext): MaybePromise<PluginExit | undefined>
-  /** response phase (upstream status + headers, before they go out), for the final consumer's chain */
-  runResponse(ctx: PluginContext, status: number, headers: Record<string, string | string[]>): void
+  /**
+   * Response phase (status + headers, before they go out), for the final consumer's chain: on the
+   * upstream's response and on a plugin's exit alike. A handler that fails fails the response closed
+   * (sdk/README.md, "The response phase"): the first failure's answer is returned and the
+   * handlers after it do not run; undefined when every handler succeeded (or failed open).
+   */
+  runResponse(ctx: PluginContext, status: number, headers: Record<string, string | string[]>): PluginExit | undefined
   /** log phase (after the response was sent), for the final consumer's chain */
   runLog(ctx: PluginContext, status: number): void
 }
@@ -237,16 +243,20 @@ class CompiledRouteChain implements RouteChain {
     return this.accessFrom(ctx, resolved, i, consumer, entry)
   }
 
-  runResponse(ctx: PluginContext, status: number, headers: Record<string, string | string[]>): void {
+  runResponse(ctx: PluginContext, status: number, headers: Record<string, string | string[]>): PluginExit | undefined {
     const list = this.chainFor(ctx).response
-    if (list === null) return
+    if (list === null) return undefined
     for (const entry of list) {
+      let failed: PluginExit | undefined | void
       try {
-        ;(entry.instance.response as ResponseFn)(ctx, status, headers)
+        failed = (entry.instance.response as ResponseFn)(ctx, status, headers)
       } catch (err) {
         this.report(err, entry, 'response')
+        return INTERNAL_EXIT
       }
+      if (failed !== undefined) return failed
     }
+    return undefined
   }
 
   runLog(ctx: PluginContext, status: number): void {

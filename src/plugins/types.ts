@@ -93,6 +93,12 @@ export interface PluginContext {
   authenticatedGroups: string[] | null
   /** Kong `kong.ctx.shared`: per request, shared across plugins */
   readonly shared: Record<string, unknown>
+  /**
+   * a header of the upstream request as it stands now (the client's, less what the gateway dropped,
+   * with earlier plugins' edits), by lower-cased name: its value, its values when it is on several
+   * lines, or undefined when absent
+   */
+  upstreamHeader(name: string): string | string[] | undefined
   /** set (string) or remove (null) a header on the upstream request; last write wins */
   setUpstreamHeader(name: string, value: string | null): void
   /** remove a query argument from the upstream request (key-auth hide_credentials) */
@@ -152,8 +158,12 @@ export interface PluginInstance {
   readonly name: string
   /** access phase: return a PluginExit to short-circuit, nothing to continue */
   access: ((ctx: PluginContext) => MaybePromise<PluginExit | undefined>) | null
-  /** response phase (before headers go to the client): status and headers of the upstream response */
-  response: ((ctx: PluginContext, status: number, headers: Record<string, string | string[]>) => void) | null
+  /**
+   * response phase (before headers go to the client): status and headers of the upstream response,
+   * or of a plugin's exit. Returns nothing, or the answer that replaces the response when the
+   * handler failed (a sandboxed plugin fails closed unless `fail_open`).
+   */
+  response: ((ctx: PluginContext, status: number, headers: Record<string, string | string[]>) => PluginExit | undefined | void) | null
   /** log phase (after the response is sent); must not throw */
   log: ((ctx: PluginContext, status: number) => void) | null
   /**

@@ -23,7 +23,8 @@ export interface SandboxMetrics {
   snapshot(): MetricPoint[]
 }
 
-const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000]
+/** The histogram bucket bounds (upper, inclusive); above the last: `+Inf`. */
+export const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000]
 const MAX_SERIES = 10_000
 
 /**

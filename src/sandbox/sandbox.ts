@@ -17,9 +17,11 @@ import type { Plugin } from '../config/model.js'
 import { ERROR_CODES } from '../errors.js'
 import type { PluginDefinition, PluginRegistry } from '../plugins/registry.js'
 import type { PluginContext, PluginExit, PluginFactory, PluginInstance, SnapshotIndex } from '../plugins/types.js'
+import { applyHeaderOps } from '#sdk/header-rules'
 import { createKvStore, type KvStore } from '#sdk/node-host'
 import { processPluginServices } from '../cluster/plugin-services.js'
 import type { PluginServices } from '../plugins/services.js'
+import { setConsumer } from '../plugins/authenticate.js'
 import { createNodeKvHost } from './node-kv.js'
 import { createFaultTracker, type FaultTracker } from './fault-tracker.js'
 import { resolveLimits, type PluginLimitOverrides, type PluginLimits } from './limits.js'
@@ -27,7 +29,7 @@ import { definitionFromManifest, maxBundleBytes, pluginLocations } from './defin
 import { readPluginBundle, type PluginBundle, type PluginManifest } from './manifest.js'
 import { PluginIsolate, SandboxFault, type FaultKind, type PluginIsolateOptions } from './plugin-isolate.js'
 import { createSandboxMetrics, type SandboxMetrics } from './sandbox-metrics.js'
-import { ResultError, validateResult, type HeaderOp, type SandboxResult } from './validate-result.js'
+import { ResultError, validateResult, type SandboxResult } from './validate-result.js'
 
 /** The part of a pino Logger the sandbox uses. */
 export interface SandboxLogger {
@@ -342,10 +344,11 @@ function createInstance(d: InstanceDeps): PluginInstance {
       : null,
     response: phases.has('response')
       ? (ctx, status, headers) => {
+          // the head is not written yet: a failed handler fails the response closed (unless fail_open)
           const r = enter('response', ctx, status, headers)
           if (r instanceof SandboxFault || typeof r !== 'string') {
             fault('response', r instanceof SandboxFault ? r : new SandboxFault('error', 'response handler did not finish synchronously'))
-            return
+            return failure
           }
           try {
             const result = validateResult(r, 'response')
@@ -354,7 +357,9 @@ function createInstance(d: InstanceDeps): PluginInstance {
             applyResponse(ctx, result, headers)
           } catch (err) {
             fault('response', err)
+            return failure
           }
+          return undefined
         }
       : null,
     log: phases.has('log')
@@ -429,23 +434,6 @@ function requestInput(ctx: PluginContext, status?: number, responseHeaders?: Rec
   return `{"request":${requestView(ctx)},"shared":${shared}${status === undefined ? '' : `,"status":${status}`}${responseHeaders === undefined ? '' : `,"responseHeaders":${JSON.stringify(responseHeaders)}`}}`
 }
 
-function joined(v: string | string[] | undefined): string | undefined {
-  return v === undefined ? undefined : typeof v === 'string' ? v : v.join(', ')
-}
-
-function applyHeaderOps(ops: readonly HeaderOp[], current: (name: string) => string | undefined, set: (name: string, value: string | null) => void): void {
-  const now = new Map<string, string | null>()
-  for (const [op, name, value] of ops) {
-    if (op === 'set') now.set(name, value)
-    else if (op === 'clear') now.set(name, null)
-    else {
-      const prev = now.has(name) ? now.get(name) : current(name)
-      now.set(name, prev === undefined || prev === null ? value : `${prev}, ${value}`)
-    }
-  }
-  for (const [name, value] of now) set(name, value)
-}
-
 function applyShared(ctx: PluginContext, result: SandboxResult): void {
   if (result.shared !== null) {
     for (const [k, v] of Object.entries(result.shared)) Object.defineProperty(ctx.shared, k, { value: v, writable: true, enumerable: true, configurable: true })
@@ -460,21 +448,21 @@ function applyAccess(ctx: PluginContext, result: SandboxResult, index: SnapshotI
     consumer = index.consumersById.get(result.auth.consumer) ?? index.consumersByUsername.get(result.auth.consumer) ?? null
     if (consumer === null) throw new ResultError(`authenticate(): no consumer '${result.auth.consumer}' in the config`)
   }
-  if (result.upstream !== null) applyHeaderOps(result.upstream, (h) => joined(ctx.request.headerAll(h)), (h, v) => ctx.setUpstreamHeader(h, v))
+  if (result.upstream !== null) applyHeaderOps(result.upstream, (h) => ctx.upstreamHeader(h), (h, v) => ctx.setUpstreamHeader(h, v))
   if (result.path !== null) ctx.setUpstreamPath(result.path)
   if (result.query !== null) ctx.setUpstreamQuery(result.query)
   applyShared(ctx, result)
   if (consumer !== null && result.auth !== null) {
-    ctx.consumer = consumer
+    // what jwt and key-auth do: the consumer, its credential and the identity headers upstream
     const identifier = result.auth.credential ?? consumer.id
-    ctx.credential = { id: `${name}:${identifier}`, consumer_id: consumer.id, identifier }
+    setConsumer(ctx, consumer, result.auth.anonymous ? null : { id: `${name}:${identifier}`, consumer_id: consumer.id, identifier })
     if (result.auth.groups !== null) ctx.authenticatedGroups = result.auth.groups
   }
 }
 
 function applyResponse(ctx: PluginContext, result: SandboxResult, headers: Record<string, string | string[]>): void {
   if (result.responseHeaders !== null) {
-    applyHeaderOps(result.responseHeaders, (h) => joined(headers[h]), (h, v) => ctx.setResponseHeader(h, v))
+    applyHeaderOps(result.responseHeaders, (h) => headers[h], (h, v) => ctx.setResponseHeader(h, v))
   }
   applyShared(ctx, result)
 }

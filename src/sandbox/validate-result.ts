@@ -33,7 +33,7 @@ export interface SandboxResult {
   responseHeaders: HeaderOp[] | null
   shared: Record<string, JsonValue> | null
   sharedDeleted: string[] | null
-  auth: { consumer: string; credential: string | null; groups: string[] | null } | null
+  auth: { consumer: string; credential: string | null; groups: string[] | null; anonymous: boolean } | null
   logs: Array<{ level: 'debug' | 'info' | 'warn' | 'error'; message: string; fields: Record<string, JsonValue> | null }> | null
   metrics: Array<{ type: 'counter' | 'histogram'; name: string; value: number; labels: Record<string, string> | null }> | null
   /** the plugin's own error (it threw, or broke an SDK rule) */
@@ -258,7 +258,10 @@ export function validateResult(json: string, phase: 'access' | 'response' | 'log
       consumer: str(a['consumer'], 'auth.consumer', 256),
       credential: a['credential'] === undefined ? null : checkHeaderValue(str(a['credential'], 'auth.credential', 256), 'auth.credential'),
       groups: groups === undefined ? null : (groups as unknown[]).map((g, i) => checkHeaderValue(str(g, `auth.groups[${i}]`, 256), `auth.groups[${i}]`)),
+      anonymous: a['anonymous'] === true,
     }
+    if (a['anonymous'] !== undefined && a['anonymous'] !== true) throw new ResultError('auth.anonymous must be true when present')
+    if (result.auth.anonymous && result.auth.credential !== null) throw new ResultError('authenticate(): an anonymous consumer has no credential')
   }
   return result
 }

@@ -21,7 +21,7 @@ import { UpstreamError } from '../proxy/upstream-pool.js'
 /** Why the gateway stops an attempt or a request body (client gone, timed out, answered early). */
 export const CANCELLED = new UpstreamError('UPSTREAM_ABORTED', 'upstream request cancelled by the gateway')
 
-const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
+export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
 const EMPTY = ''
 export const SERVER_TOKEN = `bouncer/${BOUNCER_VERSION}`
 

@@ -198,6 +198,18 @@ export class RequestContext implements PluginContext, PluginRequestView {
     this.owner.upstreamPath = text === '' ? path : `${path}?${checkTarget(text, 'query')}`
   }
 
+  upstreamHeader(name: string): string | string[] | undefined {
+    const list = this.owner.upHeaders
+    let found: string | string[] | undefined
+    for (let i = 0; i < list.length; i += 2) {
+      const n = list[i]!
+      if (n.length !== name.length || (n !== name && n.toLowerCase() !== name)) continue
+      const v = list[i + 1]!
+      found = found === undefined ? v : typeof found === 'string' ? [found, v] : (found.push(v), found)
+    }
+    return found
+  }
+
   setUpstreamHeader(name: string, value: string | null): void {
     const lower = name.toLowerCase()
     if (GATEWAY_OWNED.has(lower)) throw new Error(`plugins cannot set the upstream header '${name}'`)

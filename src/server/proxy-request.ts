@@ -27,7 +27,7 @@ import type { Settings } from '../settings.js'
 import type { Logger } from '../observability/logger.js'
 import { buildUpstreamHeaders, dispatch, type UpstreamAttempt } from './forwarding.js'
 import { ResponseRelay, type HeadBlock } from './response-relay.js'
-import { answerError, answerErrorAndClose, answerHttpsRequired, answerPluginExit, CANCELLED, SERVER_TOKEN } from './gateway-answers.js'
+import { answerError, answerErrorAndClose, answerHttpsRequired, answerPluginExit, CANCELLED, JSON_CONTENT_TYPE, SERVER_TOKEN } from './gateway-answers.js'
 
 const VIA_CLIENT = `1.1 ${SERVER_TOKEN}`
 const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx']
@@ -224,11 +224,11 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
     const result = chain.runAccess(ctx)
     // synchronous handlers (the built-in auth plugins) answer without a Promise or a microtask
     if (result === undefined) return dispatch(this)
-    if (typeof (result as Promise<unknown>).then !== 'function') return answerPluginExit(this, result as PluginExit)
+    if (typeof (result as Promise<unknown>).then !== 'function') return this.answerExit(chain, ctx, result as PluginExit)
     ;(result as Promise<PluginExit | undefined>).then(
       (exit) => {
         if (this.resDone) return
-        if (exit !== undefined) return answerPluginExit(this, exit)
+        if (exit !== undefined) return this.answerExit(chain, ctx, exit)
         dispatch(this)
       },
       (err: unknown) => {
@@ -237,6 +237,25 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
         answerError(this, 'GW_ERR_INTERNAL', this.body !== null && !this.body.ended)
       },
     )
+  }
+
+  /**
+   * A plugin's exit (Kong `kong.response.exit`): the response phase runs on it as on an upstream
+   * response (Kong runs `header_filter` on another plugin's exit), seeing the exit's status and
+   * headers; a response handler that fails replaces it with its failure answer, without its edits.
+   */
+  private answerExit(chain: NonNullable<CompiledRoute['chain']>, ctx: RequestContext, exit: PluginExit): void {
+    if (chain.hasResponse && !this.resDone) {
+      const view: Record<string, string | string[]> = Object.create(null)
+      if (exit.body !== undefined) view['content-type'] = JSON_CONTENT_TYPE
+      if (exit.headers !== undefined) for (const name in exit.headers) view[name.toLowerCase()] = exit.headers[name]!
+      const failed = chain.runResponse(ctx, exit.status, view)
+      if (failed !== undefined) {
+        ctx.responseEdits = null
+        return answerPluginExit(this, failed)
+      }
+    }
+    answerPluginExit(this, exit)
   }
 
   // ---------------------------------------------------------------- upstream → client
@@ -259,7 +278,17 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
           const prev = view[name]
           view[name] = prev === undefined ? value : typeof prev === 'string' ? [prev, value] : [...prev, value]
         }
-        chain.runResponse(ctx, status, view)
+        const failed = chain.runResponse(ctx, status, view)
+        if (failed !== undefined) {
+          // fail closed: the head is not written yet, so the upstream's response is dropped and the
+          // client gets the failure answer instead (the connection to the upstream is not reused)
+          this.current?.cancel()
+          this.current = null
+          this.headersSent = false
+          ctx.responseEdits = null
+          answerPluginExit(this, failed)
+          return false
+        }
       }
       this.headEdited = ctx.editedResponseNames()
       if (ctx.bodyTransforms !== null && this.method !== 'HEAD' && status >= 200 && status !== 204 && status !== 304) {

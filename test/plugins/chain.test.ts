@@ -183,7 +183,7 @@ t.test('an exit stops the chain', async (t) => {
   t.same(ran(ctx), [])
 })
 
-t.test('a handler that throws or rejects becomes a logged 500, never an exception', async (t) => {
+t.test('a handler that throws or rejects becomes a logged 500 (access and response), never an exception', async (t) => {
   const errors: Array<Record<string, unknown>> = []
   const log = { error: (obj: Record<string, unknown>) => void errors.push(obj) }
   const boom = (how: 'throw' | 'reject'): PluginFactory => ({
@@ -202,7 +202,7 @@ t.test('a handler that throws or rejects becomes a logged 500, never an exceptio
     const exit = await chain.runAccess(ctx)
     t.same(exit, { status: 500, body: 'An unexpected error occurred', error: true }, how)
     t.same(ran(ctx), [], 'nothing after the failure ran')
-    t.doesNotThrow(() => chain.runResponse(ctx, 500, {}))
+    t.same(chain.runResponse(ctx, 500, {}), { status: 500, body: 'An unexpected error occurred', error: true }, 'a response handler that throws fails the response closed')
     t.doesNotThrow(() => chain.runLog(ctx, 500))
   }
   t.equal(errors.length, 6)

@@ -129,6 +129,9 @@ t.test('S-01 the same faults answer 403 for a plugin in an auth position (fail c
 t.test('fail_open lets the request continue past a broken plugin', async (t) => {
   const open = sandbox({ '*': { ...baseLimits['*'], fail_open: true } })
   t.equal(await access(instance(open, 'evil-auth', { mode: 'loop' })), undefined)
+  const c = context()
+  t.equal(instance(open, 'evil', { mode: 'response-loop' }).response!(c, 200, {}), undefined, 'and the response past a broken response handler')
+  t.equal(c.responseHeaders.size, 0)
 })
 
 t.test('S-04 a memory bomb disposes only that isolate; the next request gets a fresh one (S-06)', async (t) => {
@@ -193,6 +196,9 @@ t.test('S-08 a shared key named __proto__ does not pollute the host', async (t) 
   t.throws(() => validateResult('{"upstream":[["set","x","a\\r\\nb: c"]]}', 'access'), /CR, LF/)
   t.throws(() => validateResult('{"surprise":1}', 'access'), /unknown key/)
   t.throws(() => validateResult('{"exit":{"status":200}}', 'response'), /exit in the response phase/)
+  t.throws(() => validateResult('{"auth":{"consumer":"a","anonymous":1}}', 'access'), /auth.anonymous must be true/)
+  t.throws(() => validateResult('{"auth":{"consumer":"a","anonymous":true,"credential":"c"}}', 'access'), /an anonymous consumer has no credential/)
+  t.match(validateResult('{"auth":{"consumer":"a","anonymous":true}}', 'access').auth, { consumer: 'a', credential: null, anonymous: true })
   t.equal(({} as Record<string, unknown>)['isAdmin'], undefined)
 })
 
@@ -236,13 +242,14 @@ t.test('callouts fail the request: a host off the allow-list, a callout timeout,
   t.equal((await access(instance(sb, 'evil', { mode: 'fetch-then-loop', url: `http://127.0.0.1:${port}/ping` })))?.status, 500)
 })
 
-t.test('the response phase sets headers, and fails alone when the plugin loops or is async', (t) => {
+t.test('the response phase sets headers, and fails closed (500, nothing applied) when the plugin loops, is async or breaks a rule', (t) => {
   const ctx = context()
-  instance(sb, 'evil', { mode: 'ok' }).response!(ctx, 200, { server: 'x' })
+  t.equal(instance(sb, 'evil', { mode: 'ok' }).response!(ctx, 200, { server: 'x' }), undefined, 'a handler that worked answers nothing')
   t.equal(ctx.responseHeaders.get('x-evil-response'), 'ok')
   for (const mode of ['response-loop', 'response-async', 'response-respond', 'response-upstream']) {
     const c = context()
-    instance(sb, 'evil', { mode }).response!(c, 200, {})
+    const failed = instance(sb, 'evil', { mode }).response!(c, 200, {})
+    t.match(failed, { status: 500, body: 'An unexpected error occurred', error: true }, `${mode}: the response fails closed`)
     t.equal(c.responseHeaders.size, 0, `${mode}: nothing applied`)
   }
   t.ok(sb.log.lines.some((l) => /respond\(\) is not available in the response phase/.test(l.msg)), 'a wrong-phase call says so')

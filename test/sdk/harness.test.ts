@@ -100,3 +100,31 @@ t.test('header values with CR/LF are refused by the SDK before they reach the ga
   const p = definePlugin({ name: 'crlf', version: '1.0.0', priority: 1, schema, access: (ctx) => void ctx.upstreamRequest.setHeader('x', 'a\r\nb: c') })
   t.match((await testPlugin(p).access()).error, /invalid value for header 'x'/)
 })
+
+t.test('with consumers, authenticate() shows the identity headers the gateway sets, anonymous included, and fails on an unknown consumer', async (t) => {
+  const auth = definePlugin({
+    name: 'who', version: '1.0.0', priority: 1, auth: true, schema: Type.Object({}),
+    access(ctx) {
+      const who = ctx.request.header('x-who')
+      if (who === 'anon') return ctx.authenticate('anon', { anonymous: true })
+      if (who === 'both') return ctx.authenticate('anon', { anonymous: true, credential: 'c' })
+      ctx.authenticate(who ?? 'nobody', { credential: 'cred-1' })
+    },
+  })
+  const consumers = [
+    { id: 'id-alice', username: 'alice', custom_id: null },
+    { id: 'id-anon', username: 'anon', custom_id: 'A' },
+  ]
+  const h = testPlugin(auth, { consumers })
+  const alice = await h.access({ headers: { 'x-who': 'alice' } })
+  t.same(alice.upstream.headers, { 'x-who': 'alice', 'x-consumer-id': 'id-alice', 'x-consumer-username': 'alice', 'x-credential-identifier': 'cred-1' }, 'no custom id: no X-Consumer-Custom-ID')
+  const anon = await h.access({ headers: { 'x-who': 'anon' } })
+  t.same(anon.upstream.headers, { 'x-who': 'anon', 'x-consumer-id': 'id-anon', 'x-consumer-custom-id': 'A', 'x-consumer-username': 'anon', 'x-anonymous-consumer': 'true' })
+  t.same(anon.auth, { consumer: 'anon', anonymous: true })
+  const unknown = await h.access({ headers: { 'x-who': 'mallory' } })
+  t.equal(unknown.error, "authenticate(): no consumer 'mallory' in the config")
+  t.equal(unknown.status, 403, 'an auth plugin fails closed with 403, as in the gateway')
+  const both = await h.access({ headers: { 'x-who': 'both' } })
+  t.match(both.error, /an anonymous consumer has no credential/)
+  t.same((await testPlugin(auth).access({ headers: { 'x-who': 'mallory' } })).upstream.headers, { 'x-who': 'mallory' }, 'without consumers: only the auth record')
+})

@@ -111,3 +111,29 @@ t.test('the SDK runtime refuses the same names and values where the plugin sets 
   }
   t.equal(HEADER_NAME_PATTERN.source, /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.source, 'the token pattern is the RFC 9110 tchar set')
 })
+
+t.test('header edits: one function for the gateway and the harness; add on a missing header gives the value alone', async (t) => {
+  const { addedHeaderValue, applyHeaderOps } = await import('@bouncer/sdk/header-rules')
+  t.equal(addedHeaderValue(undefined, 'v'), 'v', 'not sent: the value alone')
+  t.equal(addedHeaderValue([], 'v'), 'v', 'no lines is not sent')
+  t.equal(addedHeaderValue('a', 'v'), 'a, v')
+  t.equal(addedHeaderValue(['a', 'b'], 'v'), 'a, b, v', 'several lines are joined first')
+  const current: Record<string, string | string[]> = { present: 'p', lines: ['l1', 'l2'], gone: 'g' }
+  const written: Array<[string, string | null]> = []
+  applyHeaderOps(
+    [['add', 'missing', 'm'], ['add', 'present', 'q'], ['add', 'lines', 'l3'], ['clear', 'gone', ''], ['add', 'gone', 'back'], ['set', 'x', '1'], ['add', 'x', '2'], ['clear', 'y', '']],
+    (n) => current[n],
+    (n, v) => void written.push([n, v]),
+  )
+  t.same(written, [['missing', 'm'], ['present', 'p, q'], ['lines', 'l1, l2, l3'], ['gone', 'back'], ['x', '1, 2'], ['y', null]], 'once per name, the final value, in first-edit order')
+
+  // the harness applies the same function
+  const plugin = definePlugin({
+    name: 'adder', version: '1.0.0', priority: 1, schema: Type.Object({}),
+    access(ctx) { ctx.upstreamRequest.addHeader('x-new', 'n'); ctx.upstreamRequest.addHeader('x-old', 'o') },
+    response(ctx) { ctx.response.addHeader('x-new', 'n'); t.equal(ctx.response.header('x-new'), 'n', 'the view agrees') },
+  })
+  const h = testPlugin(plugin)
+  t.same((await h.access({ headers: { 'x-old': 'a' } })).upstream.headers, { 'x-new': 'n', 'x-old': 'a, o' })
+  t.same(h.response({}, { status: 200 }).responseHeaders, { 'x-new': 'n' })
+})
