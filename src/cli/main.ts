@@ -240,7 +240,7 @@ export async function main(argv: string[]): Promise<number> {
       if (settings.config) requireReadableFile(settings.config, values.config !== undefined ? '--config' : 'BOUNCER_CONFIG')
       const [{ createLogger }, { runPrimary }] = await Promise.all([import('../observability/logger.js'), import('../cluster/primary.js')])
       const log = createLogger(settings.log_level, { role: 'primary' })
-      if (!settings.config) log.warn('no config file given (--config or BOUNCER_CONFIG): serving an empty config, every request answers 404')
+      if (!settings.config && !settings.database) log.warn('no config file given (--config or BOUNCER_CONFIG) and --database off: serving an empty config, every request answers 404')
       return runPrimary({ settings, log })
     }
   }

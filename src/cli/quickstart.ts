@@ -128,7 +128,7 @@ export async function runQuickstart(base: Settings, upstreamPorts: readonly [num
     process.stderr.write(`bouncer: quickstart: ${err instanceof Error ? err.message : String(err)}\n`)
     return 1
   }
-  const settings: Settings = { ...base, config: configFor(path.join(dir, 'kong.yml'), ports, pluginDir), custom_plugins: [...base.custom_plugins, pluginDir] }
+  const settings: Settings = { ...base, database: null, config: configFor(path.join(dir, 'kong.yml'), ports, pluginDir), custom_plugins: [...base.custom_plugins, pluginDir] }
   const log = createLogger(settings.log_level, { role: 'primary' })
   upstream.once('exit', (code, signal) => {
     log.warn({ code, signal }, 'the demo upstream stopped; routes to it now answer 502')
