@@ -69,6 +69,8 @@ export interface ExitInfo {
 export interface Gateway {
   proxyPort: number
   statusPort: number
+  /** the Admin API's port (always on loopback) */
+  adminPort: number
   /** the primary's pid */
   pid: number
   /** the temp kong.yml (rewrite it with writeConfig, then reload()) */
@@ -282,6 +284,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   if (opts.config !== undefined) writeFileSync(configFile, opts.config)
   const proxyPort = await freePort()
   const statusPort = await freePort()
+  const ownAdmin = opts.args?.includes('--admin-listen') ?? false
+  const adminPort = ownAdmin ? Number(opts.args![opts.args!.indexOf('--admin-listen') + 1]!.split(':').pop()) : await freePort()
   const args = [
     BOUNCER_BIN,
     'start',
@@ -295,9 +299,11 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     '--log-level',
     opts.logLevel ?? 'info',
     ...(opts.drainTimeoutMs !== undefined ? ['--drain-timeout', String(opts.drainTimeoutMs)] : []),
+    ...(ownAdmin ? [] : ['--admin-listen', `127.0.0.1:${adminPort}`]),
     ...(opts.args ?? []),
   ]
-  const child = spawn(process.execPath, args, { env: cleanEnv(opts.env ?? {}), stdio: ['ignore', 'pipe', 'pipe'] })
+  // without a config file the gateway keeps its config in the embedded store: under the temp dir
+  const child = spawn(process.execPath, args, { env: cleanEnv({ BOUNCER_DATA_DIR: dir, ...(opts.env ?? {}) }), stdio: ['ignore', 'pipe', 'pipe'] })
   running.add(child)
   let out = ''
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d))
@@ -321,6 +327,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const gw: Gateway = {
     proxyPort,
     statusPort,
+    adminPort,
     pid: child.pid ?? -1,
     configFile,
     child,
