@@ -236,7 +236,6 @@ export function createAdminApi(opts: AdminApiOptions) {
     const headers: Record<string, string> = { 'X-Bouncer-Config-Version': String(result.version) }
     if (result.changes.length > 0) {
       const applied = await opts.apply(result.version)
-      headers['X-Bouncer-Config-Version'] = String(Math.max(applied.version, result.version))
       if (applied.failed.length > 0) headers['X-Bouncer-Workers-Failed'] = applied.failed.map((f) => `${f.worker} (${f.reason})`).join(', ')
     }
     return { rows: result.rows, headers }

@@ -84,9 +84,11 @@ export function createAdminServer(opts: AdminServerOptions): Promise<AdminServer
       }
     }
     if (method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS') {
+      // the first path segment names the collection; later ones may hold a key-auth key: never logged
+      const collection = url.pathname.split('/')[1] || null
       log.info(
-        { audit: { ...who, method, entity: response.audit?.entity ?? null, id: response.audit?.id ?? null, status: response.status, config_version: response.headers?.['X-Bouncer-Config-Version'] ?? null } },
-        `admin ${method} ${response.audit?.entity ?? '-'} ${response.audit?.id ?? '-'}: ${response.status}`,
+        { audit: { ...who, method, entity: response.audit?.entity ?? collection, id: response.audit?.id ?? null, status: response.status, config_version: response.headers?.['X-Bouncer-Config-Version'] ?? null } },
+        `admin ${method} ${response.audit?.entity ?? collection ?? '-'} ${response.audit?.id ?? '-'}: ${response.status}`,
       )
     }
     send(res, response, method === 'HEAD')

@@ -61,7 +61,9 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Sq
     if (!opts.readonly) {
       db.pragma('journal_mode = WAL')
       db.pragma('synchronous = FULL')
-      db.exec('BEGIN IMMEDIATE; ROLLBACK')
+      // SQLite opens a file it may not write read-only without a word: a write to the header tells
+      const userVersion = db.pragma('user_version', { simple: true }) as number
+      db.pragma(`user_version = ${userVersion}`)
     }
     db.pragma('foreign_keys = ON')
     db.pragma('busy_timeout = 5000')

@@ -76,10 +76,9 @@ async function roundTrip(t: Test, name: string, file: string, pluginArgs: string
 
 t.test('db import → export → import keeps the Snapshot hash', async (t) => {
   await roundTrip(t, 'seed', path.join(REPO_ROOT, 'examples', 'seed', 'kong.yml'))
-  // the quickstart config names an SDK plugin: built beside the test by the quickstart test's build
   const qs = readFileSync(path.join(REPO_ROOT, 'examples', 'quickstart', 'kong.yml'), 'utf8')
   const qsFile = path.join(dir, 'quickstart.yml')
-  // without the SDK plugin bundle here, keep the config's built-in entities only
+  // the quickstart config names an SDK plugin (security-headers); the round trip keeps its built-in entities
   const value = parseYaml(qs) as Record<string, unknown>
   const strip = (list: unknown) => (Array.isArray(list) ? list.filter((p: { name?: string }) => p.name !== 'security-headers') : list)
   value['plugins'] = strip(value['plugins'])
