@@ -86,7 +86,7 @@ function declarativeValue(req: AdminRequest): unknown {
   if (text === null || text.trim() === '') throw new AdminError(400, { message: 'expected a declarative configuration' })
   try {
     const value = parseYaml(text) as unknown
-    if (value === null || typeof value !== 'object') throw new Error('not a map')
+    if (value === null || typeof value !== 'object' || Object.keys(value).length === 0) throw new Error('not a config')
     return value
   } catch {
     throw new AdminError(400, { message: 'expected a declarative configuration' })
