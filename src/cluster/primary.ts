@@ -33,6 +33,7 @@ const NO_CONFIG_FILE = '(no config file)'
 export interface StartedInfo {
   proxy: ListenAddress
   status: ListenAddress
+  admin: ListenAddress
   snapshot: Snapshot
 }
 
@@ -182,7 +183,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
         `bouncer ready: ${settings.workers} worker${settings.workers === 1 ? '' : 's'} serving ${formatListen(settings.proxy_listen)}, ` +
           `config ${current.source} v${current.version} (${summarize(current)})`,
       )
-      opts.onReady?.({ proxy: settings.proxy_listen, status: settings.status_listen, snapshot: current })
+      opts.onReady?.({ proxy: settings.proxy_listen, status: settings.status_listen, admin: settings.admin_listen, snapshot: current })
     },
   })
   supervisor = workers

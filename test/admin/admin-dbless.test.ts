@@ -1,24 +1,18 @@
 /**
  * DB-less mode stays first-class: with --config FILE the Admin API serves reads from the running
  * config, answers other writes with Kong's 405, and takes a whole new config on POST /config
- * (201 / 400 with code 14 / 304 with check_hash / the proxy serves it before the 201). And the Admin
- * API's own access control: a token off loopback, 401 without it.
+ * (201 / 400 with code 14 / 304 with check_hash / the proxy serves it before the 201).
  *
  * Needs `npx tsc -p .` first (the gateway runs dist/).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
 import t from 'tap'
-import { freePort, runCli, startGateway } from '../helpers/gateway.js'
+import { startGateway } from '../helpers/gateway.js'
 import { createTestUpstream, echo } from '../helpers/upstream.js'
 import { send } from '../integration/fixtures/client.js'
-import { adminCall, adminOf } from './fixtures/admin-client.js'
+import { adminOf } from './fixtures/admin-client.js'
 
 const upstream = await createTestUpstream(echo)
 t.teardown(() => upstream.close())
-const dir = mkdtempSync(path.join(tmpdir(), 'bouncer-dbless-'))
-t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
 const config = (p: string) => `_format_version: "3.0"
 services:
@@ -66,36 +60,7 @@ t.test('DB-less: reads, 405 on writes, GET and POST /config', async (t) => {
   t.same((await admin('POST', '/config', {})).body, { message: 'expected a declarative configuration' })
   t.equal((await send(gw.proxyPort, '/three')).status, 200, 'a rejected config changes nothing')
 
-  gw.kill('SIGHUP')
-  await gw.reload().catch(() => null)
+  await gw.reload()
   t.equal((await send(gw.proxyPort, '/one')).status, 200, 'SIGHUP reads the file again')
 })
 
-t.test('access control: loopback only without a token; with one, 401 unless it is sent', async (t) => {
-  const port = await freePort()
-  const refused = await runCli(['start', '--config', path.join(dir, 'none.yml'), '--admin-listen', `0.0.0.0:${port}`], {}, 30_000)
-  // the config file does not exist: that is a usage error first; give it one
-  t.equal(refused.code, 2)
-  writeFileSync(path.join(dir, 'kong.yml'), config('/one'))
-  const open = await runCli(['start', '--workers', '1', '--config', path.join(dir, 'kong.yml'), '--admin-listen', `0.0.0.0:${port}`, '--proxy-listen', '127.0.0.1:0', '--status-listen', '127.0.0.1:0'], {}, 60_000)
-  t.equal(open.code, 1)
-  t.match(open.stderr, `refusing to serve the Admin API on 0.0.0.0:${port} without an admin token`)
-  const short = await runCli(['start', '--config', path.join(dir, 'kong.yml')], { BOUNCER_ADMIN_TOKEN: 'short' })
-  t.equal(short.code, 2)
-  t.match(short.stderr, /admin token must be at least 16 characters/)
-
-  const token = 'a-long-enough-admin-token-42'
-  const tokenFile = path.join(dir, 'token')
-  writeFileSync(tokenFile, `${token}\n`)
-  const gw = await startGateway({ config: config('/one'), workers: 1, logLevel: 'info', readyTimeoutMs: 90_000, args: ['--admin-token-file', tokenFile] })
-  t.teardown(() => gw.stop())
-  const none = await adminCall(gw.adminPort, 'GET', '/services')
-  t.equal(none.status, 401)
-  t.same(none.body, { message: 'Unauthorized' })
-  t.equal((await adminCall(gw.adminPort, 'GET', '/services', undefined, { headers: { 'kong-admin-token': `${token}x` } })).status, 401, 'a wrong token')
-  t.equal((await adminCall(gw.adminPort, 'GET', '/services', undefined, { headers: { 'kong-admin-token': token } })).status, 200, "Kong's header")
-  t.equal((await adminCall(gw.adminPort, 'GET', '/services', undefined, { headers: { authorization: `Bearer ${token}` } })).status, 200, 'a bearer token')
-  await adminCall(gw.adminPort, 'POST', '/services', { name: 'x', host: 'x.test' }, { headers: { 'kong-admin-token': token } })
-  t.match(gw.output(), /"audit":\{"remote":"[^"]+","auth":"token","method":"POST","entity":"services","id":null,"status":405/, 'the write is in the audit log')
-  t.notMatch(gw.output(), token, 'the token is never logged')
-})

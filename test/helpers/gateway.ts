@@ -233,6 +233,7 @@ export interface Quickstart {
   child: ChildProcess
   proxyPort: number
   statusPort: number
+  adminPort: number
   /** everything it printed to stdout so far */
   stdout(): string
   /** its exit code, once it exits */
@@ -247,25 +248,32 @@ export interface Quickstart {
 export async function startQuickstart(opts: { bin?: string; cwd?: string; bannerTimeoutMs?: number } = {}): Promise<Quickstart> {
   const proxyPort = await freePort()
   const statusPort = await freePort()
-  const env = { ...process.env }
+  const adminPort = await freePort()
+  // the quickstart imports its config into <data dir>/quickstart.db: a temp one per run
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'bouncer-qs-data-'))
+  const env: NodeJS.ProcessEnv = { ...process.env, BOUNCER_DATA_DIR: dataDir }
   delete env.NODE_OPTIONS
+  delete env.BOUNCER_DATABASE
   const child = spawn(
     process.execPath,
-    [opts.bin ?? BOUNCER_BIN, 'quickstart', '--workers', '1', '--proxy-listen', `127.0.0.1:${proxyPort}`, '--status-listen', `127.0.0.1:${statusPort}`, '--upstream-ports', '0,0'],
+    [opts.bin ?? BOUNCER_BIN, 'quickstart', '--workers', '1', '--proxy-listen', `127.0.0.1:${proxyPort}`, '--status-listen', `127.0.0.1:${statusPort}`, '--admin-listen', `127.0.0.1:${adminPort}`, '--upstream-ports', '0,0'],
     { env, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}) },
   )
   let stdout = ''
   let stderr = ''
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d))
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d))
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
+    rmSync(dataDir, { recursive: true, force: true })
+    resolve(code)
+  }))
   try {
     await waitFor(() => stdout.includes('Bouncer quickstart is running'), opts.bannerTimeoutMs ?? 20_000, `the quickstart banner (stderr: ${stderr})`)
   } catch (err) {
     child.kill('SIGKILL')
     throw err
   }
-  return { child, proxyPort, statusPort, stdout: () => stdout, exited }
+  return { child, proxyPort, statusPort, adminPort, stdout: () => stdout, exited }
 }
 
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
