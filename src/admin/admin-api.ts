@@ -123,7 +123,11 @@ export function createAdminApi(opts: AdminApiOptions) {
       if (m === 'POST') return create(req, kind, null)
       throw methodNotAllowed()
     }
-    if (segs.length === 2) return element(req, kind, second!, null)
+    if (segs.length === 2) {
+      // a target is written under its upstream (/upstreams/{u}/targets), only read here
+      if (kind === 'targets' && m !== 'GET') throw methodNotAllowed()
+      return element(req, kind, second!, null)
+    }
     const child = NESTED[kind]?.[third!]
     if (child) {
       const parent = await mustFind(kind, second!)
