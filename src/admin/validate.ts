@@ -119,6 +119,18 @@ export async function normalizeEntity(kind: EntityKind, input: Record<string, un
     }
   }
 
+  // a parent's own parents too (a route names its service), so the little config is whole
+  const pending = [...parents.entries()].flatMap(([k, m]) => [...m.values()].map((e) => [k, e] as const))
+  while (pending.length > 0) {
+    const [k, e] = pending.pop()!
+    for (const f of TABLES[k].foreign) {
+      const pid = e[f.field]
+      if (typeof pid !== 'string' || parents.get(f.parent)?.has(pid)) continue
+      const row = await opts.reader.get(f.parent, pid)
+      if (row) { addParent(f.parent, row.entity); pending.push([f.parent, row.entity]) }
+    }
+  }
+
   const id = body['id']
   const config: Record<string, unknown> = { _format_version: '3.0' }
   for (const [k, m] of parents) config[k] = [...m.values()].filter((e) => !(k === kind && e.id === id))

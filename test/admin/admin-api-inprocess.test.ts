@@ -129,6 +129,9 @@ t.test('routing edge cases and entity families', async (t) => {
   t.equal(anon.status, 201, 'a plugin naming an existing consumer as anonymous')
   const patch = await call('PATCH', `/plugins/${(anon.body as { id: string }).id}`, { config: { hide_credentials: true } })
   t.match(patch.body, { config: { anonymous: 'amy', hide_credentials: true } }, "PATCH merges a plugin's config")
+  await call('PUT', '/services/s2', { host: 's2.test' })
+  await call('POST', '/services/s2/routes', { name: 'r2', paths: ['/r2'] })
+  t.equal((await call('PUT', '/plugins/on-r2', { name: 'key-auth', route: { name: 'r2' } })).status, 200, "a plugin on a route that has a service: the route's parent is in the little config too")
   t.match((await call('POST', '/plugins', { name: 'acl', instance_name: 'a', config: { allow: ['x'] }, route: { id: 'not-a-uuid' } })).body, { code: 4 })
 })
 
