@@ -166,7 +166,8 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   // node-wide plugin state (counters, kv): outlives reloads and worker respawns, ends with the primary
   const pluginServices = createPluginServicesHost({ workers: settings.workers })
   const workers = createWorkerSupervisor({
-    settings,
+    // the workers never see the admin token (they do not serve the Admin API)
+    settings: { ...settings, admin_token: null },
     log,
     errorLine,
     snapshot: first,
