@@ -268,7 +268,7 @@ export async function startQuickstart(opts: { bin?: string; cwd?: string; banner
     resolve(code)
   }))
   try {
-    await waitFor(() => stdout.includes('Bouncer quickstart is running'), opts.bannerTimeoutMs ?? 20_000, `the quickstart banner (stderr: ${stderr})`)
+    await waitFor(() => stdout.includes('Bouncer quickstart is running'), opts.bannerTimeoutMs ?? 60_000, `the quickstart banner (stderr: ${stderr})`)
   } catch (err) {
     child.kill('SIGKILL')
     throw err
