@@ -38,6 +38,13 @@ export interface Settings {
   plugins_dir: string | null
   /** sandbox limits per SDK plugin name (`*`: every plugin); unset fields keep DEFAULT_PLUGIN_LIMITS */
   plugin_limits: Record<string, PluginLimitOverrides>
+  /**
+   * where the config is kept when no `config` file is given: `sqlite:/abs/path.db` (src/store/), or
+   * null for DB-less (a config file, or `--database off`: an empty config)
+   */
+  database: string | null
+  /** the Admin API token (from --admin-token-file or BOUNCER_ADMIN_TOKEN), or null: loopback only */
+  admin_token: string | null
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -56,4 +63,6 @@ export const DEFAULT_SETTINGS: Settings = {
   custom_plugins: [],
   plugins_dir: null,
   plugin_limits: {},
+  database: null,
+  admin_token: null,
 }

@@ -79,6 +79,9 @@ ${validate}
 
 ${quickstart}
 
+bouncer migrations up|status, bouncer db import FILE | db export [FILE]
+  The config store's schema, and moving a kong.yml into or out of it (see bouncer db --help).
+
 bouncer bench [options]
   Measure the latency Bouncer adds, scenario by scenario, against direct calls (see bouncer bench --help).
 
@@ -156,6 +159,8 @@ export async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv
   // `bouncer plugin build DIR` / `bouncer plugin new NAME` (src/cli/plugin-command.ts)
   if (first === 'plugin') return (await import('./plugin-command.js')).runPluginCommand(rest)
+  // `bouncer migrations up|status`, `bouncer db import FILE | export [FILE]` (src/cli/store-command.ts)
+  if (first === 'migrations' || first === 'db') return (await import('./store-command.js')).runStoreCommand(first, rest)
   // `bouncer bench [options]`: the latency benchmark suite (bench/run.ts, bench/README.md)
   if (first === 'bench') return (await import('../../bench/run.js')).benchMain(rest, { prog: 'bouncer bench', defaultOut: path.resolve('bouncer-bench-results') })
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
@@ -240,7 +245,7 @@ export async function main(argv: string[]): Promise<number> {
       if (settings.config) requireReadableFile(settings.config, values.config !== undefined ? '--config' : 'BOUNCER_CONFIG')
       const [{ createLogger }, { runPrimary }] = await Promise.all([import('../observability/logger.js'), import('../cluster/primary.js')])
       const log = createLogger(settings.log_level, { role: 'primary' })
-      if (!settings.config) log.warn('no config file given (--config or BOUNCER_CONFIG): serving an empty config, every request answers 404')
+      if (!settings.config && !settings.database) log.warn('no config file given (--config or BOUNCER_CONFIG) and --database off: serving an empty config, every request answers 404')
       return runPrimary({ settings, log })
     }
   }

@@ -9,6 +9,10 @@
  * The demo upstream listens on 127.0.0.1:3000 and :3001 unless `--upstream-ports` says otherwise (0:
  * any free port); the config then goes to a temp copy of kong.yml with the ports it got
  * (test/cli/quickstart.test.ts runs it that way, so it never depends on 3000/3001 being free).
+ *
+ * The config runs on the embedded store: at each start the example is imported into
+ * `quickstart.db` under the data directory (replacing what a previous quickstart left there, never
+ * touching the default `bouncer.db`), so the Admin API on 127.0.0.1:8001 can change it at once.
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -82,12 +86,40 @@ function configFor(example: string, ports: readonly [number, number], tmp: strin
   return file
 }
 
-function banner(info: StartedInfo, configFile: string, ports: readonly [number, number]): string {
+/**
+ * Import the quickstart's kong.yml into `<data dir>/quickstart.db` (validated with the SDK plugin's
+ * manifest like a start would), replacing whatever was there; returns the `sqlite:` address.
+ */
+async function importIntoStore(configFile: string, database: string, pluginDir: string): Promise<string> {
+  const [{ loadConfigFile, formatIssue }, { createGatewayRegistry, readCustomPlugins }, { openSqliteStore }, { ENTITY_LISTS }] = await Promise.all([
+    import('../config/load.js'),
+    import('../sandbox/definitions.js'),
+    import('../store/sqlite-store.js'),
+    import('../config/model.js'),
+  ])
+  const file = path.join(path.dirname(database.replace(/^sqlite:/, '')), 'quickstart.db')
+  const registry = createGatewayRegistry(readCustomPlugins({ paths: [pluginDir], pluginsDir: null }).definitions)
+  const loaded = await loadConfigFile(configFile, { plugins: registry })
+  if (!loaded.ok) throw new Error(loaded.issues.map((i) => formatIssue(i, configFile)).join('\n'))
+  const store = openSqliteStore(file)
+  try {
+    const lists: Record<string, Array<Record<string, unknown> & { id: string }>> = {}
+    for (const kind of ENTITY_LISTS) lists[kind] = loaded.snapshot[kind] as never
+    await store.replaceAll(lists)
+  } finally {
+    await store.close()
+  }
+  return `sqlite:${file}`
+}
+
+function banner(info: StartedInfo, configFile: string, ports: readonly [number, number], database: string): string {
   const host = info.proxy.host === '0.0.0.0' || info.proxy.host === '::' ? 'localhost' : info.proxy.host
   const proxy = `${host}:${info.proxy.port}`
+  const admin = `${info.admin.host}:${info.admin.port}`
   return `
 Bouncer quickstart is running.
-  proxy          http://${proxy}      config: ${path.relative(process.cwd(), configFile) || configFile}
+  proxy          http://${proxy}      config: ${path.relative(process.cwd(), configFile) || configFile}, imported into ${database}
+  admin API      http://${admin}      (Kong's Admin API: try curl -s ${admin}/consumers)
   status         http://${info.status.host}:${info.status.port}/status
   demo upstream  http://127.0.0.1:${ports.join(' and :')} (echoes what it receives)
 
@@ -100,6 +132,8 @@ Try:
   curl -si ${proxy}/echo/x                                   # security-headers, an SDK plugin: CSP, X-Frame-Options, nosniff
   curl -s ${proxy}/private                                   # 401 {"message":"No API key found in request"}
   curl -s -H 'apikey: demo-key' ${proxy}/private             # 200: upstream sees X-Consumer-Username: demo
+  curl -s -X POST ${admin}/consumers/demo/key-auth -d key=my-key   # a new key, served by every worker when this returns
+  curl -s -H 'apikey: my-key' ${proxy}/private               # 200
 
 Ctrl-C stops the gateway and the demo upstream.
 `
@@ -128,7 +162,17 @@ export async function runQuickstart(base: Settings, upstreamPorts: readonly [num
     process.stderr.write(`bouncer: quickstart: ${err instanceof Error ? err.message : String(err)}\n`)
     return 1
   }
-  const settings: Settings = { ...base, config: configFor(path.join(dir, 'kong.yml'), ports, pluginDir), custom_plugins: [...base.custom_plugins, pluginDir] }
+  const configFile = configFor(path.join(dir, 'kong.yml'), ports, pluginDir)
+  let database: string
+  try {
+    database = await importIntoStore(configFile, base.database ?? `sqlite:${path.join(os.tmpdir(), 'bouncer', 'bouncer.db')}`, pluginDir)
+  } catch (err) {
+    upstream.kill('SIGTERM')
+    cleanup()
+    process.stderr.write(`bouncer: quickstart: ${err instanceof Error ? err.message : String(err)}\n`)
+    return 1
+  }
+  const settings: Settings = { ...base, database, config: null, custom_plugins: [...base.custom_plugins, pluginDir] }
   const log = createLogger(settings.log_level, { role: 'primary' })
   upstream.once('exit', (code, signal) => {
     log.warn({ code, signal }, 'the demo upstream stopped; routes to it now answer 502')
@@ -137,7 +181,7 @@ export async function runQuickstart(base: Settings, upstreamPorts: readonly [num
     return await runPrimary({
       settings,
       log,
-      onReady: (info) => process.stdout.write(banner(info, settings.config ?? '', ports)),
+      onReady: (info) => process.stdout.write(banner(info, configFile, ports, database)),
     })
   } finally {
     upstream.kill('SIGTERM')

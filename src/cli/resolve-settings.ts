@@ -7,6 +7,7 @@
  */
 import { readFileSync, statSync } from 'node:fs'
 import net from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { resolveLimits, type PluginLimitOverrides } from '../sandbox/limits.js'
@@ -22,7 +23,7 @@ export const SETTING_FLAGS = {
   config: { arg: 'FILE', env: 'BOUNCER_CONFIG', help: 'declarative config file (kong.yml or JSON)' },
   workers: { arg: 'N', env: 'BOUNCER_WORKERS', help: 'worker processes (default: available CPUs)' },
   'proxy-listen': { arg: 'HOST:PORT', env: 'BOUNCER_PROXY_LISTEN', help: 'proxy address (default 0.0.0.0:8000)' },
-  'admin-listen': { arg: 'HOST:PORT', env: 'BOUNCER_ADMIN_LISTEN', help: 'admin API address (default 127.0.0.1:8001; not served yet)' },
+  'admin-listen': { arg: 'HOST:PORT', env: 'BOUNCER_ADMIN_LISTEN', help: 'Admin API address (default 127.0.0.1:8001; another host needs an admin token)' },
   'status-listen': { arg: 'HOST:PORT', env: 'BOUNCER_STATUS_LISTEN', help: 'status endpoint (default 127.0.0.1:8100)' },
   'trusted-ips': { arg: 'LIST', env: 'BOUNCER_TRUSTED_IPS', help: 'comma-separated IPs/CIDRs whose X-Forwarded-* headers are trusted' },
   headers: { arg: 'on|off', env: 'BOUNCER_HEADERS', help: 'add Via / X-Bouncer-* headers (default on)' },
@@ -32,6 +33,9 @@ export const SETTING_FLAGS = {
   'custom-plugins': { arg: 'PATHS', env: 'BOUNCER_CUSTOM_PLUGINS', help: 'SDK plugins to load, comma-separated: folders holding manifest.json (`bouncer plugin build` output)' },
   'plugins-dir': { arg: 'DIR', env: 'BOUNCER_PLUGINS_DIR', help: 'load every SDK plugin folder under DIR (after --custom-plugins)' },
   'plugin-limits': { arg: 'FILE', env: 'BOUNCER_PLUGIN_LIMITS', help: 'JSON/YAML sandbox limits per plugin: {"<name>|*": {memory_mb, cpu_ms, wall_ms, ...}}' },
+  database: { arg: 'sqlite:PATH|off', env: 'BOUNCER_DATABASE', help: 'keep the config in a SQLite file (default without --config: sqlite:DATA_DIR/bouncer.db); off: DB-less' },
+  'data-dir': { arg: 'DIR', env: 'BOUNCER_DATA_DIR', help: 'where the default database lives (default $XDG_DATA_HOME/bouncer or ~/.local/share/bouncer)' },
+  'admin-token-file': { arg: 'FILE', env: 'BOUNCER_ADMIN_TOKEN_FILE', help: 'file holding the Admin API token (or set BOUNCER_ADMIN_TOKEN); required off loopback' },
 } as const
 
 export type SettingFlag = keyof typeof SETTING_FLAGS
@@ -107,7 +111,60 @@ export function resolveSettings(flags: SettingValues, env: NodeJS.ProcessEnv, cw
   const limits = pick('plugin-limits')
   if (limits) settings.plugin_limits = readPluginLimits(path.resolve(cwd, limits.value), limits.from)
 
+  resolveDatabase(settings, pick('database'), pick('data-dir'), env, cwd, config !== null)
+  const tokenFile = pick('admin-token-file')
+  if (tokenFile) settings.admin_token = readAdminToken(path.resolve(cwd, tokenFile.value), tokenFile.from)
+  else if (env.BOUNCER_ADMIN_TOKEN !== undefined && env.BOUNCER_ADMIN_TOKEN !== '') settings.admin_token = checkToken(env.BOUNCER_ADMIN_TOKEN, 'BOUNCER_ADMIN_TOKEN')
+
   return settings
+}
+
+/**
+ * `--database sqlite:PATH` | `off`; without it and without `--config`, the embedded store's default
+ * file under the data directory. A config file and a database exclude each other.
+ */
+function resolveDatabase(
+  settings: Settings, db: { value: string; from: string } | null, dataDir: { value: string; from: string } | null,
+  env: NodeJS.ProcessEnv, cwd: string, hasConfig: boolean,
+): void {
+  if (db) {
+    const v = db.value.trim()
+    if (v === 'off') { settings.database = null; return }
+    if (hasConfig) throw new UsageError(`${db.from} and a config file exclude each other: a config file is DB-less mode (use \`bouncer db import FILE\` to load it into a database)`)
+    const m = /^sqlite:(.+)$/.exec(v)
+    if (!m) {
+      if (/^postgres(ql)?:/.test(v)) throw new UsageError(`invalid ${db.from} ${JSON.stringify(db.value)}: Postgres is not supported yet; use sqlite:PATH`)
+      throw new UsageError(`invalid ${db.from} ${JSON.stringify(db.value)}: expected sqlite:PATH (e.g. sqlite:./bouncer.db) or off`)
+    }
+    settings.database = `sqlite:${path.resolve(cwd, m[1]!)}`
+    return
+  }
+  if (hasConfig) return
+  settings.database = `sqlite:${path.join(defaultDataDir(dataDir, env, cwd), 'bouncer.db')}`
+}
+
+export function defaultDataDir(dataDir: { value: string } | null, env: NodeJS.ProcessEnv, cwd = process.cwd()): string {
+  if (dataDir) return path.resolve(cwd, dataDir.value)
+  const xdg = env.XDG_DATA_HOME
+  const home = env.HOME ?? os.homedir()
+  return path.join(xdg !== undefined && xdg !== '' ? xdg : path.join(home, '.local', 'share'), 'bouncer')
+}
+
+function checkToken(token: string, from: string): string {
+  const t = token.trim()
+  if (t.length < 16) throw new UsageError(`invalid ${from}: the admin token must be at least 16 characters`)
+  return t
+}
+
+function readAdminToken(file: string, from: string): string {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new UsageError(`invalid ${from} ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message}`)
+  }
+  return checkToken(text, `${from} ${file}`)
 }
 
 function kindOf(file: string): 'file' | 'dir' | 'none' {

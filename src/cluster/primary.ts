@@ -11,6 +11,7 @@
 import type { Snapshot } from '../config/model.js'
 import { formatIssue, summarize } from '../config/load.js'
 import { createFileSource, createValueSource, type ConfigSource } from '../config/config-source.js'
+import { createDeclarativeSource } from '../admin/declarative.js'
 import type { Logger } from '../observability/logger.js'
 import type { PluginRegistry } from '../plugins/registry.js'
 import { checkLimitNames, createGatewayRegistry, readCustomPlugins, type CustomPlugins } from '../sandbox/definitions.js'
@@ -22,6 +23,10 @@ import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from './prometheus.js'
 import type { MetricPoint } from '../sandbox/sandbox-metrics.js'
 import { createWorkerSupervisor } from './worker-supervisor.js'
 import { createPluginServicesHost } from './plugin-services.js'
+import { openSqliteStore, StoreOpenError } from '../store/sqlite-store.js'
+import { createStoreSource } from '../store/store-source.js'
+import type { Store } from '../store/types.js'
+import { startAdmin, type AdminHandle } from '../admin/primary-admin.js'
 
 export { STARTUP_FAILURE_LIMIT } from './worker-supervisor.js'
 
@@ -30,6 +35,7 @@ const NO_CONFIG_FILE = '(no config file)'
 export interface StartedInfo {
   proxy: ListenAddress
   status: ListenAddress
+  admin: ListenAddress
   snapshot: Snapshot
 }
 
@@ -68,9 +74,22 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   }
   // Config files are parsed and validated on a worker thread: a large one would otherwise stall this
   // event loop (status, supervision) for hundreds of ms per reload (see config-loader.ts).
-  const source: ConfigSource = settings.config
-    ? createFileSource(settings.config)
-    : createValueSource(NO_CONFIG_FILE, () => ({ _format_version: '3.0' }))
+  // With a database (the embedded SQLite file by default), the store is the source and the Admin API
+  // writes to it; with a config file (or `--database off`), DB-less.
+  let store: Store | null = null
+  if (settings.config === null && settings.database !== null) {
+    try {
+      store = openDatabase(settings.database, log)
+    } catch (err) {
+      if (!(err instanceof StoreOpenError)) throw err
+      errorLine(err.message)
+      return 1
+    }
+  }
+  const declarative = settings.config !== null ? createDeclarativeSource(createFileSource(settings.config)) : null
+  const source: ConfigSource = store !== null
+    ? createStoreSource(store)
+    : declarative ?? createValueSource(NO_CONFIG_FILE, () => ({ _format_version: '3.0' }))
   // `supervisor` exists once the config is known; the reloader reaches it through these closures.
   let supervisor: ReturnType<typeof createWorkerSupervisor> | null = null
   const reloader = createConfigReloader({
@@ -125,10 +144,32 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   }
   settings.status_listen = { ...settings.status_listen, port: statusServer.port }
 
+  // The Admin API: on the primary, never on the workers. A write answers after every live worker
+  // acknowledged the version it made (reloader.reload → supervisor.publish).
+  let admin: AdminHandle
+  try {
+    admin = await startAdmin({
+      settings,
+      log,
+      store,
+      declarative,
+      reloader,
+      registry: () => plugins.registry,
+      workers: () => supervisor,
+      startedAt: Date.now(),
+    })
+  } catch (err) {
+    await Promise.all([statusServer.close(), source.close()])
+    errorLine(err instanceof Error ? err.message : String(err))
+    return 1
+  }
+  settings.admin_listen = { ...settings.admin_listen, port: admin.port }
+
   // node-wide plugin state (counters, kv): outlives reloads and worker respawns, ends with the primary
   const pluginServices = createPluginServicesHost({ workers: settings.workers })
   const workers = createWorkerSupervisor({
-    settings,
+    // the workers never see the admin token (they do not serve the Admin API)
+    settings: { ...settings, admin_token: null },
     log,
     errorLine,
     snapshot: first,
@@ -145,7 +186,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
         `bouncer ready: ${settings.workers} worker${settings.workers === 1 ? '' : 's'} serving ${formatListen(settings.proxy_listen)}, ` +
           `config ${current.source} v${current.version} (${summarize(current)})`,
       )
-      opts.onReady?.({ proxy: settings.proxy_listen, status: settings.status_listen, snapshot: current })
+      opts.onReady?.({ proxy: settings.proxy_listen, status: settings.status_listen, admin: settings.admin_listen, snapshot: current })
     },
   })
   supervisor = workers
@@ -153,10 +194,11 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   // 3. Signals.
   const onTerm = (signal: NodeJS.Signals) => workers.drain(signal)
   const onHup = () => {
-    if (!settings.config) {
+    if (!settings.config && store === null) {
       log.warn('SIGHUP received but no config file was given; nothing to reload')
       return
     }
+    declarative?.setOverride(null) // a config posted to /config gives way to the file again
     void reloader.reload('SIGHUP')
   }
   process.on('SIGTERM', onTerm)
@@ -184,7 +226,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   process.off('SIGINT', onTerm)
   process.off('SIGHUP', onHup)
   pluginServices.close()
-  await Promise.all([statusServer.close(), source.close()])
+  await Promise.all([statusServer.close(), admin.close(), source.close()])
   return code
 
   // ---------------------------------------------------------------------------------------------
@@ -233,7 +275,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
         listen: {
           proxy: formatListen(settings.proxy_listen),
           status: formatListen(settings.status_listen),
-          admin: { address: formatListen(settings.admin_listen), served: false, note: 'the Admin API is not served yet' },
+          admin: { address: formatListen(settings.admin_listen), served: true, database: store?.name ?? null },
         },
         workers: list,
         workers_alive: states.filter((s) => s.alive).length,
@@ -243,6 +285,19 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
       },
     }
   }
+}
+
+/** Open the database `sqlite:PATH`, applying pending migrations with one line saying so. */
+function openDatabase(database: string, log: Logger): Store {
+  const file = database.replace(/^sqlite:/, '')
+  const store = openSqliteStore(file, { migrate: false })
+  const status = store.migrationStatusSync()
+  if (status.pending.length > 0) {
+    log.info({ database: store.name, migrations: status.pending }, `database ${store.name}: applying ${status.pending.length} migration${status.pending.length === 1 ? '' : 's'} (${status.pending.join(', ')})`)
+    store.migrateSync()
+  }
+  log.info({ database: store.name }, `config store: ${store.name} (schema up to date: ${status.known.length} migration${status.known.length === 1 ? '' : 's'})`)
+  return store
 }
 
 function atRead(loaded: LoadedPlugins): PluginsAtRead {

@@ -386,7 +386,13 @@ export function createWorkerSupervisor(opts: WorkerSupervisorOptions): WorkerSup
         acked: [],
         failed: [],
         timer: setTimeout(() => {
-          for (const slot of waiter.pending) settle(waiter, slot, `no acknowledgement within ${ACK_TIMEOUT_MS} ms`)
+          for (const slot of waiter.pending) {
+            settle(waiter, slot, `no acknowledgement within ${ACK_TIMEOUT_MS} ms`)
+            // A worker that cannot apply config in this time is replaced: its successor starts on the
+            // current Snapshot, so it does not keep serving a revoked credential.
+            log.error({ worker: slot.id, pid: slot.pid, config_version: snapshot.version }, `worker ${slot.id} did not acknowledge config v${snapshot.version} within ${ACK_TIMEOUT_MS} ms; replacing it`)
+            slot.child?.kill('SIGKILL')
+          }
         }, ACK_TIMEOUT_MS),
         resolve,
       }

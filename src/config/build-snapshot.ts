@@ -702,13 +702,23 @@ class SnapshotBuilder {
  * the keys sorted: fed to the hash piece by piece, so the lists are serialised once for both.
  */
 function hashEntities(entities: Record<keyof SectionHashes, unknown[]>): { hash: string; sections: SectionHashes } {
+  const json: Record<string, string> = {}
+  for (const key of Object.keys(entities) as Array<keyof SectionHashes>) json[key] = canonicalJson(entities[key])
+  return hashSectionJson(json as Record<keyof SectionHashes, string>)
+}
+
+/**
+ * The same hashes from each list's canonical JSON, already serialised: a store source keeps the JSON
+ * of the lists a change did not touch (src/store/store-source.ts), so only changed lists are
+ * serialised again, and the result equals what a file with the same entities gives.
+ */
+export function hashSectionJson(json: Record<keyof SectionHashes, string>, known: Partial<SectionHashes> = {}): { hash: string; sections: SectionHashes } {
   const whole = createHash('sha256')
   const sections: Record<string, string> = {}
-  const keys = (Object.keys(entities) as Array<keyof SectionHashes>).sort()
+  const keys = (Object.keys(json) as Array<keyof SectionHashes>).sort()
   keys.forEach((key, i) => {
-    const json = canonicalJson(entities[key])
-    sections[key] = createHash('sha256').update(json).digest('hex')
-    whole.update(`${i === 0 ? '{' : ','}${JSON.stringify(key)}:`).update(json)
+    sections[key] = known[key] ?? createHash('sha256').update(json[key]).digest('hex')
+    whole.update(`${i === 0 ? '{' : ','}${JSON.stringify(key)}:`).update(json[key])
   })
   whole.update(keys.length === 0 ? '{}' : '}')
   return { hash: whole.digest('hex'), sections: sections as SectionHashes }

@@ -59,6 +59,12 @@ t.test('quickstart serves the example routes and Ctrl-C stops the gateway and th
   t.equal(seen.headers['x-consumer-groups'], 'staff', 'and its groups')
   t.notOk('apikey' in seen.headers, 'hide_credentials keeps the key from the upstream')
 
+  // the quickstart runs on the embedded store: the Admin API adds a key, served when it answers
+  t.match(qs.stdout(), /admin API {6}http:\/\/127\.0\.0\.1:\d+/, 'the banner shows the Admin API')
+  const added = await fetch(`http://127.0.0.1:${qs.adminPort}/consumers/demo/key-auth`, { method: 'POST', body: new URLSearchParams({ key: 'my-key' }) })
+  t.equal(added.status, 201, 'a key added over the Admin API')
+  t.equal((await httpGet(`http://127.0.0.1:${proxyPort}/private`, { apikey: 'my-key' })).statusCode, 200, 'and let in at once')
+
   qs.child.kill('SIGINT')
   t.equal(await exited, 0, 'Ctrl-C drains and exits 0')
   await waitFor(async () => (await portFree(a)) && (await portFree(b)), 5000, 'the demo upstream to stop')

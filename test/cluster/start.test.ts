@@ -26,7 +26,8 @@ t.test('start serves through N workers and /status shows them all on the same co
   t.match(body.config.hash, /^[0-9a-f]{12,}$/)
   t.equal(body.config.source, gw.configFile)
   t.equal(body.listen.proxy, `127.0.0.1:${gw.proxyPort}`)
-  t.equal(body.listen.admin.served, false, 'the admin listen setting is reported as not served yet')
+  t.equal(body.listen.admin.served, true, 'the Admin API is served')
+  t.equal(body.listen.admin.address, `127.0.0.1:${gw.adminPort}`)
   t.equal(new Set(body.workers.map((w) => w.pid)).size, 3, 'three distinct worker processes')
   for (const w of body.workers) {
     t.equal(w.alive && w.ready, true, `worker ${w.id} alive and ready`)
@@ -75,10 +76,13 @@ t.test('an invalid config prints its issues and exits 1 without starting', async
   await t.rejects(startGateway({ config: gwConfig, workers: 1, readyTimeoutMs: 10_000 }), /exited before it was ready \(code 1[,)][\s\S]*services\[0\]\.port/)
 })
 
-t.test('without a config file the gateway serves an empty config (404 for everything)', async (t) => {
+t.test('without a config file the gateway keeps its config in the embedded store, empty at first (404 for everything)', async (t) => {
   const gw = await startGateway({ workers: 1 })
   t.teardown(() => gw.stop())
   const res = await httpGet(gw.url('/anything'))
   t.equal(res.statusCode, 404)
   t.match(JSON.parse(res.body), { message: 'no Route matched with those values' })
+  const { body } = await gw.status()
+  t.match(body.config.source, /^sqlite:.*[\\/]bouncer\.db$/, 'the store is a SQLite file under the data directory')
+  t.match(gw.output(), /config store: sqlite:.*bouncer\.db/, 'its path is printed at start')
 })

@@ -69,6 +69,8 @@ export interface ExitInfo {
 export interface Gateway {
   proxyPort: number
   statusPort: number
+  /** the Admin API's port (always on loopback) */
+  adminPort: number
   /** the primary's pid */
   pid: number
   /** the temp kong.yml (rewrite it with writeConfig, then reload()) */
@@ -231,6 +233,7 @@ export interface Quickstart {
   child: ChildProcess
   proxyPort: number
   statusPort: number
+  adminPort: number
   /** everything it printed to stdout so far */
   stdout(): string
   /** its exit code, once it exits */
@@ -245,25 +248,32 @@ export interface Quickstart {
 export async function startQuickstart(opts: { bin?: string; cwd?: string; bannerTimeoutMs?: number } = {}): Promise<Quickstart> {
   const proxyPort = await freePort()
   const statusPort = await freePort()
-  const env = { ...process.env }
+  const adminPort = await freePort()
+  // the quickstart imports its config into <data dir>/quickstart.db: a temp one per run
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'bouncer-qs-data-'))
+  const env: NodeJS.ProcessEnv = { ...process.env, BOUNCER_DATA_DIR: dataDir }
   delete env.NODE_OPTIONS
+  delete env.BOUNCER_DATABASE
   const child = spawn(
     process.execPath,
-    [opts.bin ?? BOUNCER_BIN, 'quickstart', '--workers', '1', '--proxy-listen', `127.0.0.1:${proxyPort}`, '--status-listen', `127.0.0.1:${statusPort}`, '--upstream-ports', '0,0'],
+    [opts.bin ?? BOUNCER_BIN, 'quickstart', '--workers', '1', '--proxy-listen', `127.0.0.1:${proxyPort}`, '--status-listen', `127.0.0.1:${statusPort}`, '--admin-listen', `127.0.0.1:${adminPort}`, '--upstream-ports', '0,0'],
     { env, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}) },
   )
   let stdout = ''
   let stderr = ''
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d))
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d))
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
+    rmSync(dataDir, { recursive: true, force: true })
+    resolve(code)
+  }))
   try {
-    await waitFor(() => stdout.includes('Bouncer quickstart is running'), opts.bannerTimeoutMs ?? 20_000, `the quickstart banner (stderr: ${stderr})`)
+    await waitFor(() => stdout.includes('Bouncer quickstart is running'), opts.bannerTimeoutMs ?? 60_000, `the quickstart banner (stderr: ${stderr})`)
   } catch (err) {
     child.kill('SIGKILL')
     throw err
   }
-  return { child, proxyPort, statusPort, stdout: () => stdout, exited }
+  return { child, proxyPort, statusPort, adminPort, stdout: () => stdout, exited }
 }
 
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -282,6 +292,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   if (opts.config !== undefined) writeFileSync(configFile, opts.config)
   const proxyPort = await freePort()
   const statusPort = await freePort()
+  const ownAdmin = opts.args?.includes('--admin-listen') ?? false
+  const adminPort = ownAdmin ? Number(opts.args![opts.args!.indexOf('--admin-listen') + 1]!.split(':').pop()) : await freePort()
   const args = [
     BOUNCER_BIN,
     'start',
@@ -295,9 +307,11 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     '--log-level',
     opts.logLevel ?? 'info',
     ...(opts.drainTimeoutMs !== undefined ? ['--drain-timeout', String(opts.drainTimeoutMs)] : []),
+    ...(ownAdmin ? [] : ['--admin-listen', `127.0.0.1:${adminPort}`]),
     ...(opts.args ?? []),
   ]
-  const child = spawn(process.execPath, args, { env: cleanEnv(opts.env ?? {}), stdio: ['ignore', 'pipe', 'pipe'] })
+  // without a config file the gateway keeps its config in the embedded store: under the temp dir
+  const child = spawn(process.execPath, args, { env: cleanEnv({ BOUNCER_DATA_DIR: dir, ...(opts.env ?? {}) }), stdio: ['ignore', 'pipe', 'pipe'] })
   running.add(child)
   let out = ''
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d))
@@ -321,6 +335,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const gw: Gateway = {
     proxyPort,
     statusPort,
+    adminPort,
     pid: child.pid ?? -1,
     configFile,
     child,
