@@ -38,6 +38,8 @@ export interface Settings {
   plugins_dir: string | null
   /** sandbox limits per SDK plugin name (`*`: every plugin); unset fields keep DEFAULT_PLUGIN_LIMITS */
   plugin_limits: Record<string, PluginLimitOverrides>
+  /** Kong's `prefix`: the directory of the pid file that `bouncer reload|stop|status` read (src/cli/prefix.ts); relative to the working directory */
+  prefix: string
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -56,4 +58,5 @@ export const DEFAULT_SETTINGS: Settings = {
   custom_plugins: [],
   plugins_dir: null,
   plugin_limits: {},
+  prefix: '.bouncer',
 }

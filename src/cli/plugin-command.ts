@@ -6,14 +6,16 @@ import { parseArgs } from 'node:util'
 
 export const PLUGIN_USAGE = `bouncer plugin build DIR [--out DIR]
   Bundle the SDK plugin in DIR (src/index.ts) into DIR/dist/plugin.js + manifest.json.
-bouncer plugin new NAME
-  Scaffold a plugin with a test in ./NAME.`
+bouncer plugin new NAME [--gateway SPEC] [--sdk SPEC]
+  Scaffold a plugin in ./NAME whose npm scripts build, test and typecheck after \`npm install\`.
+  --gateway/--sdk: where its devDependencies bouncer-gateway and @bouncer/sdk come from (an npm
+  spec, or a tarball from \`npm pack\` or a folder; default ^VERSION from the npm registry).`
 
 export async function runPluginCommand(args: string[], out: (s: string) => void = (s) => process.stdout.write(s), err: (s: string) => void = (s) => process.stderr.write(s)): Promise<number> {
   const [sub, ...rest] = args
   let parsed
   try {
-    parsed = parseArgs({ args: rest, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+    parsed = parseArgs({ args: rest, options: { out: { type: 'string' }, gateway: { type: 'string' }, sdk: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
   } catch (e) {
     err(`bouncer plugin: ${(e as Error).message}\n`)
     return 2
@@ -36,8 +38,9 @@ export async function runPluginCommand(args: string[], out: (s: string) => void 
     }
     if (sub === 'new') {
       const { newPlugin } = await import('./plugin-new.js')
-      const r = newPlugin(target)
-      out(`created ${r.dir}: ${r.files.join(', ')}\n`)
+      const { gateway, sdk } = parsed.values
+      const r = newPlugin(target, process.cwd(), { ...(gateway !== undefined ? { gateway } : {}), ...(sdk !== undefined ? { sdk } : {}) })
+      out(`created ${r.dir}: ${r.files.join(', ')}\nnext: cd ${target} && npm install && npm test && npm run build\n`)
       return 0
     }
   } catch (e) {

@@ -32,6 +32,7 @@ export const SETTING_FLAGS = {
   'custom-plugins': { arg: 'PATHS', env: 'BOUNCER_CUSTOM_PLUGINS', help: 'SDK plugins to load, comma-separated: folders holding manifest.json (`bouncer plugin build` output)' },
   'plugins-dir': { arg: 'DIR', env: 'BOUNCER_PLUGINS_DIR', help: 'load every SDK plugin folder under DIR (after --custom-plugins)' },
   'plugin-limits': { arg: 'FILE', env: 'BOUNCER_PLUGIN_LIMITS', help: 'JSON/YAML sandbox limits per plugin: {"<name>|*": {memory_mb, cpu_ms, wall_ms, ...}}' },
+  prefix: { arg: 'DIR', env: 'BOUNCER_PREFIX', help: 'where the pid file goes, for bouncer reload|stop|status (default ./.bouncer)' },
 } as const
 
 export type SettingFlag = keyof typeof SETTING_FLAGS
@@ -106,6 +107,9 @@ export function resolveSettings(flags: SettingValues, env: NodeJS.ProcessEnv, cw
 
   const limits = pick('plugin-limits')
   if (limits) settings.plugin_limits = readPluginLimits(path.resolve(cwd, limits.value), limits.from)
+
+  const prefix = pick('prefix')
+  settings.prefix = path.resolve(cwd, prefix?.value ?? settings.prefix)
 
   return settings
 }
