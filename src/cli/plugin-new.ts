@@ -74,7 +74,8 @@ export function newPlugin(name: string, parent: string = process.cwd(), options:
         type: 'module',
         scripts: { build: 'bouncer-gateway plugin build .', test: 'tap', typecheck: 'tsc -p tsconfig.json' },
         devDependencies: { '@bouncer/sdk': sdk, 'bouncer-gateway': gateway, tap: TOOLS.tap, typebox: TOOLS.typebox, typescript: TOOLS.typescript },
-        allowScripts: { 'isolated-vm': false, esbuild: true },
+        // esbuild's checks its binary; the others are native add-ons a plugin project never loads
+        allowScripts: { 'isolated-vm': false, esbuild: true, bufferutil: false, 'utf-8-validate': false },
       },
       null,
       2,
