@@ -67,6 +67,16 @@ function getStatus(address: string, timeoutMs = 3000): Promise<{ code: number; b
   })
 }
 
+/** process.kill with the failure said as one line: EPERM is a gateway of another user */
+function signal(pid: number, sig: NodeJS.Signals, prefix: string): void {
+  try {
+    process.kill(pid, sig)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new CliError(`cannot send ${sig} to the gateway in ${prefix} (pid ${pid}): ${code === 'EPERM' ? 'permission denied (it runs as another user)' : (err as Error).message}`)
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0)
@@ -161,14 +171,14 @@ async function stop(prefix: string, timeoutOption: number | undefined, io: Io): 
   const { pid, state } = running(prefix)
   const timeoutMs = timeoutOption ?? (state?.drain_timeout ?? 30_000) + 5_000
   const started = Date.now()
-  process.kill(pid, 'SIGTERM')
+  signal(pid, 'SIGTERM', prefix)
   io.out(`stopping the gateway in ${prefix} (pid ${pid}): draining, up to ${timeoutMs / 1000} s\n`)
   if (await exitedWithin(pid, timeoutMs)) {
     io.out(`stopped (pid ${pid}) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`)
     return 0
   }
   // a second SIGTERM forces the exit (src/cluster/primary.ts)
-  if (alive(pid)) process.kill(pid, 'SIGTERM')
+  if (alive(pid)) signal(pid, 'SIGTERM', prefix)
   if (await exitedWithin(pid, 5_000)) {
     io.err(`bouncer stop: the gateway (pid ${pid}) was still draining after ${timeoutMs / 1000} s; forced it to exit\n`)
     return 0
@@ -208,7 +218,7 @@ async function reload(prefix: string, timeoutOption: number | undefined, io: Io)
   const before = await getStatus(ready.status).catch((err: Error) => {
     throw new CliError(`the gateway in ${prefix} (pid ${pid}) runs, but its status endpoint does not answer: ${err.message}`)
   })
-  process.kill(pid, 'SIGHUP')
+  signal(pid, 'SIGHUP', prefix)
   if (before.body.config.hash === hash) {
     io.out(`config unchanged (${ready.config}, hash ${hash.slice(0, 12)}, v${before.body.config.version}); SIGHUP sent to pid ${pid}: rebuilt plugin bundles, if any, reload\n`)
     return 0

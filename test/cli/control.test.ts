@@ -63,6 +63,36 @@ t.test('a stale pid file is said, removed by status, and replaced by start', asy
   t.equal(readFileSync(path.join(prefix, 'bouncer.pid'), 'utf8').trim(), String(gw.pid), 'the pid file now names the new gateway')
 })
 
+t.test('a live pid whose gateway is still starting, or whose status endpoint is gone, is said as such', async (t) => {
+  const prefix = tempPrefix()
+  const { mkdirSync } = await import('node:fs')
+  mkdirSync(prefix, { recursive: true })
+  // a stand-in process in the pid file: alive, no status endpoint, stops on SIGTERM
+  const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' })
+  t.teardown(() => sleeper.kill('SIGKILL'))
+  const exited = new Promise((resolve) => sleeper.once('exit', resolve))
+  const pid = sleeper.pid!
+  const state = { pid, starttime: null, started_at: new Date().toISOString(), command: 'start', config: path.join(dir, 'kong.yml'), custom_plugins: [], plugins_dir: null, drain_timeout: 1000 }
+  writeFileSync(path.join(prefix, 'bouncer.pid'), `${pid}\n`)
+  writeFileSync(path.join(prefix, 'bouncer.json'), JSON.stringify(state))
+  for (const cmd of ['status', 'reload']) {
+    const r = await runCli([cmd, '--prefix', prefix])
+    t.equal(r.code, 1, `${cmd} exits 1`)
+    oneLine(t, r.stderr, new RegExp(`the gateway in ${prefix} \\(pid ${pid}\\) is still starting`))
+  }
+  writeFileSync(path.join(dir, 'kong.yml'), '_format_version: "3.0"\n')
+  writeFileSync(path.join(prefix, 'bouncer.json'), JSON.stringify({ ...state, status: '127.0.0.1:1', proxy: '127.0.0.1:2' }))
+  for (const cmd of ['status', 'reload']) {
+    const r = await runCli([cmd, '--prefix', prefix])
+    t.equal(r.code, 1, `${cmd} exits 1`)
+    oneLine(t, r.stderr, new RegExp(`the gateway in ${prefix} \\(pid ${pid}\\) runs, but its status endpoint does not answer: .*ECONNREFUSED`))
+  }
+  const stop = await runCli(['stop', '--prefix', prefix])
+  t.equal(stop.code, 0, stop.stderr)
+  t.match(stop.stdout, new RegExp(`stopped \\(pid ${pid}\\)`))
+  await exited
+})
+
 t.test('start without a config says what it serves; reload then has nothing to read', async (t) => {
   const prefix = tempPrefix()
   const gw = await startGateway({ workers: 1, env: { BOUNCER_PREFIX: prefix } })
