@@ -12,7 +12,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { resolveSettings, SETTING_FLAGS, UsageError, type SettingFlag, type SettingValues } from './resolve-settings.js'
-import { CONTROL_COMMANDS, CONTROL_USAGE } from './control.js'
+import { CONTROL_COMMANDS, CONTROL_USAGE, runControlCommand, type ControlCommand } from './control.js'
 import { PLUGIN_USAGE } from './plugin-command.js'
 import { CliError } from './prefix.js'
 // The config loader, the cluster and pino are imported only by the commands that use them, so
@@ -172,16 +172,14 @@ export async function main(argv: string[]): Promise<number> {
   // `bouncer plugin build DIR` / `bouncer plugin new NAME` (src/cli/plugin-command.ts)
   if (first === 'plugin') return (await import('./plugin-command.js')).runPluginCommand(rest)
   // `bouncer reload|stop|status [--prefix DIR]` (src/cli/control.ts)
-  if ((CONTROL_COMMANDS as readonly string[]).includes(first ?? '')) {
-    return (await import('./control.js')).runControlCommand(first as (typeof CONTROL_COMMANDS)[number], rest, process.env)
-  }
+  if ((CONTROL_COMMANDS as readonly string[]).includes(first ?? '')) return runControlCommand(first as ControlCommand, rest, process.env)
   // `bouncer bench [options]`: the latency benchmark suite (bench/run.ts, bench/README.md)
   if (first === 'bench') return (await import('../../bench/run.js')).benchMain(rest, { prog: 'bouncer bench', defaultOut: path.resolve('bouncer-bench-results') })
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     const topic = first === 'help' ? rest[0] : undefined
     if (topic !== undefined && !ALL_COMMANDS.includes(topic)) throw new UsageError(`unknown command ${JSON.stringify(topic)} (commands: ${ALL_COMMANDS.join(', ')})`)
     if (topic !== undefined && !(COMMANDS as readonly string[]).includes(topic)) {
-      process.stdout.write(`${topic === 'plugin' ? PLUGIN_USAGE : topic === 'bench' ? 'bouncer bench --help' : CONTROL_USAGE}\n`)
+      process.stdout.write(`${topic === 'plugin' ? PLUGIN_USAGE : topic === 'bench' ? 'bouncer bench [options]: see bouncer bench --help' : CONTROL_USAGE}\n`)
       return 0
     }
     // Bare `bouncer` is a usage mistake: the text goes to stderr with status 2.
@@ -256,18 +254,19 @@ export async function main(argv: string[]): Promise<number> {
       const env = { ...process.env }
       if (command === 'quickstart') delete env.BOUNCER_CONFIG
       const settings = resolveSettings(settingValues(values), env)
+      const { claimFor, EMPTY_GATEWAY_NOTE } = await import('./start-prefix.js')
       if (command === 'quickstart') {
         const ports = upstreamPorts(values['upstream-ports'], env)
-        const claim = (await import('./start-prefix.js')).claimFor(command, settings)
+        const claim = claimFor(command, settings)
         return (await import('./quickstart.js')).runQuickstart(settings, ports, claim.onReady)
       }
       if (settings.config) requireReadableFile(settings.config, values.config !== undefined ? '--config' : 'BOUNCER_CONFIG')
       // pid file first: a second gateway in the same prefix stops here, before it binds anything
-      const claim = (await import('./start-prefix.js')).claimFor(command, settings)
+      const claim = claimFor(command, settings)
       const [{ createLogger }, { runPrimary }] = await Promise.all([import('../observability/logger.js'), import('../cluster/primary.js')])
       const log = createLogger(settings.log_level, { role: 'primary' })
       if (!settings.config) {
-        process.stderr.write((await import('./start-prefix.js')).EMPTY_GATEWAY_NOTE)
+        process.stderr.write(EMPTY_GATEWAY_NOTE)
         log.warn('no config file given (--config or BOUNCER_CONFIG): serving an empty config, every request answers 404')
       }
       return runPrimary({ settings, log, onReady: claim.onReady })
