@@ -12,6 +12,10 @@ import path from 'node:path'
 import { httpGet, runCli, startGateway, startUpstream, tempPrefix, waitFor, yamlConfig } from '../helpers/gateway.js'
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'bouncer-control-'))
+/** a wait bound, not a measurement: a 2-core machine shared with other suites can take 20 s to start workers */
+const READY_MS = 60_000
+// three gateways and some twenty CLI runs: about a minute on a quiet 2-core machine, three when shared
+t.setTimeout(300_000)
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
 const oneLine = (t: Test, text: string, pattern: RegExp) => {
@@ -43,7 +47,7 @@ t.test('reload, stop and status with no gateway in the prefix: one line naming t
   t.match(help.stdout, 'bouncer reload [--prefix DIR]')
 })
 
-t.test('a stale pid file is said, removed by status, and replaced by start', async (t) => {
+t.test('a stale pid file is said, removed by status, and replaced by start, which says it serves an empty gateway without a config', async (t) => {
   const prefix = tempPrefix()
   const { mkdirSync } = await import('node:fs')
   mkdirSync(prefix, { recursive: true })
@@ -57,10 +61,18 @@ t.test('a stale pid file is said, removed by status, and replaced by start', asy
   // a live pid that is not the gateway that wrote the file (its start time differs): stale too
   writeFileSync(path.join(prefix, 'bouncer.pid'), `${process.pid}\n`)
   writeFileSync(path.join(prefix, 'bouncer.json'), JSON.stringify({ pid: process.pid, starttime: 1, command: 'start', config: null, custom_plugins: [], plugins_dir: null, drain_timeout: 1000 }))
-  const gw = await startGateway({ workers: 1, env: { BOUNCER_PREFIX: prefix } })
+  const gw = await startGateway({ workers: 1, env: { BOUNCER_PREFIX: prefix }, readyTimeoutMs: READY_MS })
   t.teardown(() => gw.stop())
   t.match(gw.output(), new RegExp(`replaced a stale pid file in ${prefix} \\(pid ${process.pid} now belongs to another process\\)`))
   t.equal(readFileSync(path.join(prefix, 'bouncer.pid'), 'utf8').trim(), String(gw.pid), 'the pid file now names the new gateway')
+
+  // this gateway has no config: it said what it serves, and reload has nothing to read
+  t.match(gw.output(), /no config given \(--config FILE or BOUNCER_CONFIG\): starting an EMPTY gateway/)
+  t.match(gw.output(), /bouncer validate kong\.yml/)
+  t.equal((await httpGet(gw.url('/anything'))).statusCode, 404)
+  const r = await runCli(['reload'], { BOUNCER_PREFIX: prefix })
+  t.equal(r.code, 1)
+  oneLine(t, r.stderr, /started without a config file: there is nothing to reload/)
 })
 
 t.test('a live pid whose gateway is still starting, or whose status endpoint is gone, is said as such', async (t) => {
@@ -93,24 +105,11 @@ t.test('a live pid whose gateway is still starting, or whose status endpoint is 
   await exited
 })
 
-t.test('start without a config says what it serves; reload then has nothing to read', async (t) => {
-  const prefix = tempPrefix()
-  const gw = await startGateway({ workers: 1, env: { BOUNCER_PREFIX: prefix } })
-  t.teardown(() => gw.stop())
-  t.match(gw.output(), /no config given \(--config FILE or BOUNCER_CONFIG\): starting an EMPTY gateway/)
-  t.match(gw.output(), /bouncer validate kong\.yml/)
-  const res = await httpGet(gw.url('/anything'))
-  t.equal(res.statusCode, 404)
-  const r = await runCli(['reload'], { BOUNCER_PREFIX: prefix })
-  t.equal(r.code, 1)
-  oneLine(t, r.stderr, /started without a config file: there is nothing to reload/)
-})
-
 t.test('one gateway per prefix; status, reload (validated first) and stop operate it by its pid file', async (t) => {
   const up = await startUpstream()
   t.teardown(() => up.close())
   const prefix = tempPrefix()
-  const gw = await startGateway({ workers: 2, config: yamlConfig([{ name: 'a', port: up.port, paths: ['/a'] }]), env: { BOUNCER_PREFIX: prefix } })
+  const gw = await startGateway({ workers: 2, config: yamlConfig([{ name: 'a', port: up.port, paths: ['/a'] }]), env: { BOUNCER_PREFIX: prefix }, readyTimeoutMs: READY_MS })
   t.teardown(() => gw.stop())
   t.equal(readFileSync(path.join(prefix, 'bouncer.pid'), 'utf8'), `${gw.pid}\n`, 'the pid file holds the primary pid, as kill $(cat ...) wants')
 
@@ -157,7 +156,7 @@ t.test('stop drains up to its timeout, then forces the exit', async (t) => {
   const up = await startUpstream()
   t.teardown(() => up.close())
   const prefix = tempPrefix()
-  const gw = await startGateway({ workers: 1, drainTimeoutMs: 60_000, config: yamlConfig([{ name: 'a', port: up.port, paths: ['/a'] }]), env: { BOUNCER_PREFIX: prefix } })
+  const gw = await startGateway({ workers: 1, drainTimeoutMs: 60_000, config: yamlConfig([{ name: 'a', port: up.port, paths: ['/a'] }]), env: { BOUNCER_PREFIX: prefix }, readyTimeoutMs: READY_MS })
   t.teardown(() => gw.stop())
   // a request that outlives the stop's timeout keeps the drain going
   const slow = httpGet(gw.url('/a/slow?ms=4000')).catch((err: Error) => err)
