@@ -45,6 +45,8 @@ export interface Settings {
   database: string | null
   /** the Admin API token (from --admin-token-file or BOUNCER_ADMIN_TOKEN), or null: loopback only */
   admin_token: string | null
+  /** Kong's `prefix`: the directory of the pid file that `bouncer reload|stop|status` read (src/cli/prefix.ts); relative to the working directory */
+  prefix: string
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -65,4 +67,5 @@ export const DEFAULT_SETTINGS: Settings = {
   plugin_limits: {},
   database: null,
   admin_token: null,
+  prefix: '.bouncer',
 }

@@ -149,7 +149,7 @@ export async function startGateway(o: GatewayOptions): Promise<Proc> {
       process.execPath, ...(o.nodeArgs ?? []),
       path.join(PACKAGE_ROOT, 'bin/bouncer.js'), 'start', '--config', file, '--workers', String(o.workers),
       '--proxy-listen', `127.0.0.1:${port}`, '--status-listen', `127.0.0.1:${statusPort}`,
-      '--admin-listen', `127.0.0.1:${adminPort}`, '--log-level', 'warn', ...(o.args ?? []),
+      '--admin-listen', `127.0.0.1:${adminPort}`, '--log-level', 'warn', '--prefix', path.join(dir, 'prefix'), ...(o.args ?? []),
     ],
     o.cpus,
   )

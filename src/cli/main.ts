@@ -1,20 +1,27 @@
 /**
- * `bouncer` command line: start | validate | quickstart, --help, --version.
+ * `bouncer` command line: start | validate | quickstart | reload | stop | status | plugin | bench,
+ * --help, --version. The package is `bouncer-gateway`; its bin is both `bouncer` and
+ * `bouncer-gateway`, so `npx bouncer-gateway ...` can only mean this package.
  *
- * Exit statuses: 0 ok; 1 the config is invalid, a port cannot be bound, workers cannot start, or a
- * forced stop; 2 a usage mistake (unknown command or flag, bad value, missing file). A usage mistake
- * is one line on stderr, never a stack trace.
+ * Exit statuses: 0 ok; 1 the config is invalid or missing, a port cannot be bound, workers cannot
+ * start, a forced stop, no gateway running (reload/stop/status); 2 a usage mistake (unknown command
+ * or flag, bad value). Either is one line on stderr, never a stack trace.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { resolveSettings, SETTING_FLAGS, UsageError, type SettingFlag, type SettingValues } from './resolve-settings.js'
+import { CONTROL_COMMANDS, CONTROL_USAGE, runControlCommand, type ControlCommand } from './control.js'
+import { PLUGIN_USAGE } from './plugin-command.js'
+import { CliError } from './prefix.js'
 // The config loader, the cluster and pino are imported only by the commands that use them, so
 // --help, --version and usage errors answer at once.
 
 const COMMANDS = ['start', 'validate', 'quickstart'] as const
 type Command = (typeof COMMANDS)[number]
+/** every command `bouncer help` and the unknown-command message name */
+const ALL_COMMANDS = [...COMMANDS, ...CONTROL_COMMANDS, 'plugin', 'bench']
 
 export function packageVersion(): string {
   // dist/src/cli/main.js and src/cli/main.ts both sit below the package root; walk up to it.
@@ -46,7 +53,9 @@ export function usage(command?: Command): string {
   Start the gateway: a primary process and N workers sharing the proxy port.
   Each option may also come from the environment variable in brackets (flag > env > default).
 ${settingsHelp()}
-  Signals: SIGTERM/SIGINT drain (a second one forces exit), SIGHUP reloads the config file.`
+  Signals: SIGTERM/SIGINT drain (a second one forces exit), SIGHUP reloads the config file; the pid
+  is in <prefix>/bouncer.pid, and \`bouncer reload|stop|status\` use it.
+  Without --config: an empty gateway (every request answers 404) until started with a config.`
   const validate = `bouncer validate FILE [--custom-plugins PATH[,PATH]] [--plugins-dir DIR]
   Check a declarative config (kong.yml or JSON). Prints every issue with its location and exits 1,
   or prints a one-line summary and exits 0. SDK plugins given as for \`start\` are checked against
@@ -71,6 +80,7 @@ ${settingsHelp()}
 Usage:
   bouncer <command> [options]
   bouncer --help | --version
+  (installed as the package bouncer-gateway: \`npx bouncer-gateway <command>\` runs the same CLI)
 
 Commands:
 ${start}
@@ -81,11 +91,14 @@ ${quickstart}
 
 bouncer migrations up|status, bouncer db import FILE | db export [FILE]
   The config store's schema, and moving a kong.yml into or out of it (see bouncer db --help).
+${CONTROL_USAGE}
+
+${PLUGIN_USAGE}
 
 bouncer bench [options]
   Measure the latency Bouncer adds, scenario by scenario, against direct calls (see bouncer bench --help).
 
-Exit status: 0 ok, 1 invalid config or failed start, 2 usage error.
+Exit status: 0 ok, 1 invalid or missing config, failed start, or no gateway running, 2 usage error.
 `
   }
 }
@@ -144,14 +157,15 @@ function upstreamPorts(flag: string | boolean | undefined, env: NodeJS.ProcessEn
   return [ports[0]!, ports[1]!]
 }
 
+/** A missing config file is not a usage mistake: CliError, exit 1 (test/cli/cli.test.ts). */
 function requireReadableFile(file: string, from: string): void {
   let ok = false
   try {
     ok = statSync(file).isFile()
   } catch {
-    throw new UsageError(`config file not found: ${file} (from ${from})`)
+    throw new CliError(`config file not found: ${file} (from ${from})`)
   }
-  if (!ok) throw new UsageError(`config path is not a file: ${file} (from ${from})`)
+  if (!ok) throw new CliError(`config path is not a file: ${file} (from ${from})`)
 }
 
 /** Run the CLI; resolves with the exit status. */
@@ -161,11 +175,17 @@ export async function main(argv: string[]): Promise<number> {
   if (first === 'plugin') return (await import('./plugin-command.js')).runPluginCommand(rest)
   // `bouncer migrations up|status`, `bouncer db import FILE | export [FILE]` (src/cli/store-command.ts)
   if (first === 'migrations' || first === 'db') return (await import('./store-command.js')).runStoreCommand(first, rest)
+  // `bouncer reload|stop|status [--prefix DIR]` (src/cli/control.ts)
+  if ((CONTROL_COMMANDS as readonly string[]).includes(first ?? '')) return runControlCommand(first as ControlCommand, rest, process.env)
   // `bouncer bench [options]`: the latency benchmark suite (bench/run.ts, bench/README.md)
   if (first === 'bench') return (await import('../../bench/run.js')).benchMain(rest, { prog: 'bouncer bench', defaultOut: path.resolve('bouncer-bench-results') })
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     const topic = first === 'help' ? rest[0] : undefined
-    if (topic !== undefined && !(COMMANDS as readonly string[]).includes(topic)) throw new UsageError(`unknown command ${JSON.stringify(topic)} (commands: ${COMMANDS.join(', ')})`)
+    if (topic !== undefined && !ALL_COMMANDS.includes(topic)) throw new UsageError(`unknown command ${JSON.stringify(topic)} (commands: ${ALL_COMMANDS.join(', ')})`)
+    if (topic !== undefined && !(COMMANDS as readonly string[]).includes(topic)) {
+      process.stdout.write(`${topic === 'plugin' ? PLUGIN_USAGE : topic === 'bench' ? 'bouncer bench [options]: see bouncer bench --help' : CONTROL_USAGE}\n`)
+      return 0
+    }
     // Bare `bouncer` is a usage mistake: the text goes to stderr with status 2.
     if (first === undefined) {
       process.stderr.write(usage())
@@ -179,9 +199,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${packageVersion()}\n`)
     return 0
   }
-  if (first.startsWith('-')) throw new UsageError(`unknown option ${first} (a command comes first: ${COMMANDS.join(', ')}; see bouncer --help)`)
+  if (first.startsWith('-')) throw new UsageError(`unknown option ${first} (a command comes first: ${ALL_COMMANDS.join(', ')}; see bouncer --help)`)
   if (!(COMMANDS as readonly string[]).includes(first)) {
-    throw new UsageError(`unknown command ${JSON.stringify(first)} (commands: ${COMMANDS.join(', ')}; see bouncer --help)`)
+    throw new UsageError(`unknown command ${JSON.stringify(first)} (commands: ${ALL_COMMANDS.join(', ')}; see bouncer --help)`)
   }
   const command = first as Command
 
@@ -238,20 +258,27 @@ export async function main(argv: string[]): Promise<number> {
       const env = { ...process.env }
       if (command === 'quickstart') delete env.BOUNCER_CONFIG
       const settings = resolveSettings(settingValues(values), env)
+      const { claimFor, EMPTY_GATEWAY_NOTE } = await import('./start-prefix.js')
       if (command === 'quickstart') {
         const ports = upstreamPorts(values['upstream-ports'], env)
-        return (await import('./quickstart.js')).runQuickstart(settings, ports)
+        const claim = claimFor(command, settings)
+        return (await import('./quickstart.js')).runQuickstart(settings, ports, claim.onReady)
       }
       if (settings.config) requireReadableFile(settings.config, values.config !== undefined ? '--config' : 'BOUNCER_CONFIG')
+      // pid file first: a second gateway in the same prefix stops here, before it binds anything
+      const claim = claimFor(command, settings)
       const [{ createLogger }, { runPrimary }] = await Promise.all([import('../observability/logger.js'), import('../cluster/primary.js')])
       const log = createLogger(settings.log_level, { role: 'primary' })
-      if (!settings.config && !settings.database) log.warn('no config file given (--config or BOUNCER_CONFIG) and --database off: serving an empty config, every request answers 404')
-      return runPrimary({ settings, log })
+      if (!settings.config && !settings.database) {
+        process.stderr.write(EMPTY_GATEWAY_NOTE)
+        log.warn('no config file given (--config or BOUNCER_CONFIG) and --database off: serving an empty config, every request answers 404')
+      }
+      return runPrimary({ settings, log, onReady: claim.onReady })
     }
   }
 }
 
-const isEntry = process.argv[1] !== undefined && /[\\/](bouncer(\.js)?|main\.[jt]s)$/.test(process.argv[1])
+const isEntry = process.argv[1] !== undefined && /[\\/](bouncer(-gateway)?(\.js)?|main\.[jt]s)$/.test(process.argv[1])
 if (isEntry) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
@@ -259,6 +286,10 @@ if (isEntry) {
       if (err instanceof UsageError) {
         process.stderr.write(`bouncer: ${err.message}\n`)
         process.exit(2)
+      }
+      if (err instanceof CliError) {
+        process.stderr.write(`bouncer: ${err.message}\n`)
+        process.exit(1)
       }
       const e = err instanceof Error ? err : new Error(String(err))
       process.stderr.write(`bouncer: unexpected error: ${e.message}\n`)

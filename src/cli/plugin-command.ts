@@ -12,14 +12,25 @@ bouncer plugin dev DIR --config FILE [-- START-ARGS]
   Build the plugin, start a gateway on FILE with it (bouncer start FILE START-ARGS), and on every
   save rebuild it and reload the gateway; build and type errors are printed, the last good build
   keeps serving.
-bouncer plugin new NAME
-  Scaffold a plugin with a test in ./NAME.`
+bouncer plugin new NAME [--gateway SPEC] [--sdk SPEC]
+  Scaffold a plugin in ./NAME whose npm scripts build, test and typecheck after \`npm install\`.
+  --gateway/--sdk: where its devDependencies bouncer-gateway and @bouncer/sdk come from (an npm
+  spec, or a tarball from \`npm pack\` or a folder; default ^VERSION from the npm registry).`
 
 export async function runPluginCommand(args: string[], out: (s: string) => void = (s) => process.stdout.write(s), err: (s: string) => void = (s) => process.stderr.write(s)): Promise<number> {
   const [sub, ...rest] = args
   let parsed
   try {
-    parsed = parseArgs({ args: rest, options: { out: { type: 'string' }, 'no-typecheck': { type: 'boolean' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, tokens: true, allowPositionals: true, strict: true })
+    parsed = parseArgs({
+      args: rest,
+      options: {
+        out: { type: 'string' }, 'no-typecheck': { type: 'boolean' }, config: { type: 'string' },
+        gateway: { type: 'string' }, sdk: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      },
+      tokens: true,
+      allowPositionals: true,
+      strict: true,
+    })
   } catch (e) {
     err(`bouncer plugin: ${(e as Error).message}\n`)
     return 2
@@ -54,8 +65,9 @@ export async function runPluginCommand(args: string[], out: (s: string) => void 
     }
     if (sub === 'new') {
       const { newPlugin } = await import('./plugin-new.js')
-      const r = newPlugin(target)
-      out(`created ${r.dir}: ${r.files.join(', ')}\n`)
+      const { gateway, sdk } = parsed.values
+      const r = newPlugin(target, process.cwd(), { ...(gateway !== undefined ? { gateway } : {}), ...(sdk !== undefined ? { sdk } : {}) })
+      out(`created ${r.dir}: ${r.files.join(', ')}\nnext: cd ${target} && npm install && npm test && npm run build\n`)
       return 0
     }
   } catch (e) {

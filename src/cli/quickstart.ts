@@ -143,7 +143,11 @@ Ctrl-C stops the gateway and the demo upstream.
  * Run the quickstart until Ctrl-C. `upstreamPorts`: where the demo upstream listens (default
  * 3000 and 3001; 0 picks a free port).
  */
-export async function runQuickstart(base: Settings, upstreamPorts: readonly [number, number] = QUICKSTART_UPSTREAM_PORTS): Promise<number> {
+export async function runQuickstart(
+  base: Settings,
+  upstreamPorts: readonly [number, number] = QUICKSTART_UPSTREAM_PORTS,
+  onReady?: (info: StartedInfo, settings: Settings) => void,
+): Promise<number> {
   const dir = examplesDir()
   let pluginDir: string
   try {
@@ -181,7 +185,10 @@ export async function runQuickstart(base: Settings, upstreamPorts: readonly [num
     return await runPrimary({
       settings,
       log,
-      onReady: (info) => process.stdout.write(banner(info, configFile, ports, database)),
+      onReady: (info) => {
+        onReady?.(info, settings)
+        process.stdout.write(banner(info, configFile, ports, database))
+      },
     })
   } finally {
     upstream.kill('SIGTERM')

@@ -36,6 +36,7 @@ export const SETTING_FLAGS = {
   database: { arg: 'sqlite:PATH|off', env: 'BOUNCER_DATABASE', help: 'keep the config in a SQLite file (default without --config: sqlite:DATA_DIR/bouncer.db); off: DB-less' },
   'data-dir': { arg: 'DIR', env: 'BOUNCER_DATA_DIR', help: 'where the default database lives (default $XDG_DATA_HOME/bouncer or ~/.local/share/bouncer)' },
   'admin-token-file': { arg: 'FILE', env: 'BOUNCER_ADMIN_TOKEN_FILE', help: 'file holding the Admin API token (or set BOUNCER_ADMIN_TOKEN); required off loopback' },
+  prefix: { arg: 'DIR', env: 'BOUNCER_PREFIX', help: 'where the pid file goes, for bouncer reload|stop|status (default ./.bouncer)' },
 } as const
 
 export type SettingFlag = keyof typeof SETTING_FLAGS
@@ -115,6 +116,8 @@ export function resolveSettings(flags: SettingValues, env: NodeJS.ProcessEnv, cw
   const tokenFile = pick('admin-token-file')
   if (tokenFile) settings.admin_token = readAdminToken(path.resolve(cwd, tokenFile.value), tokenFile.from)
   else if (env.BOUNCER_ADMIN_TOKEN !== undefined && env.BOUNCER_ADMIN_TOKEN !== '') settings.admin_token = checkToken(env.BOUNCER_ADMIN_TOKEN, 'BOUNCER_ADMIN_TOKEN')
+  const prefix = pick('prefix')
+  settings.prefix = path.resolve(cwd, prefix?.value ?? settings.prefix)
 
   return settings
 }

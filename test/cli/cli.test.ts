@@ -21,7 +21,10 @@ const oneLine = (t: Test, text: string, pattern: RegExp) => {
 t.test('--help prints usage for every command and exits 0', async (t) => {
   const r = await runCli(['--help'])
   t.equal(r.code, 0)
-  for (const cmd of ['bouncer start', 'bouncer validate FILE', 'bouncer quickstart']) t.match(r.stdout, cmd)
+  for (const cmd of ['bouncer start', 'bouncer validate FILE', 'bouncer quickstart', 'bouncer reload', 'bouncer stop', 'bouncer status', 'bouncer plugin build DIR', 'bouncer plugin new NAME', 'bouncer bench']) {
+    t.match(r.stdout, cmd)
+  }
+  t.match(r.stdout, 'npx bouncer-gateway', 'says which package the CLI is')
   for (const flag of ['--config', '--workers', '--proxy-listen', '--admin-listen', '--status-listen', '--trusted-ips', '--headers', '--log-level', '--drain-timeout']) {
     t.match(r.stdout, flag)
   }
@@ -29,6 +32,15 @@ t.test('--help prints usage for every command and exits 0', async (t) => {
   const sub = await runCli(['start', '--help'])
   t.equal(sub.code, 0)
   t.match(sub.stdout, 'bouncer start [options]')
+  t.match(sub.stdout, /--prefix DIR .*BOUNCER_PREFIX/)
+  for (const [topic, text] of [['plugin', 'bouncer plugin new NAME'], ['stop', 'bouncer stop [--prefix DIR]'], ['bench', 'bouncer bench --help']]) {
+    const help = await runCli(['help', topic!])
+    t.equal(help.code, 0, `bouncer help ${topic}`)
+    t.match(help.stdout, text!)
+  }
+  const unknown = await runCli(['help', 'nope'])
+  t.equal(unknown.code, 2)
+  oneLine(t, unknown.stderr, /unknown command "nope" \(commands: .*plugin/)
 })
 
 t.test('--version prints the package.json version', async (t) => {
@@ -80,20 +92,23 @@ t.test('bad values name the flag or environment variable and exit 2', async (t) 
 t.test('a flag wins over its environment variable', async (t) => {
   // BOUNCER_WORKERS is invalid, but --workers overrides it, so the next error is the missing file.
   const r = await runCli(['start', '--workers', '2', '--config', path.join(dir, 'absent.yml')], { BOUNCER_WORKERS: 'abc' })
-  t.equal(r.code, 2)
+  t.equal(r.code, 1)
   oneLine(t, r.stderr, /config file not found: .*absent\.yml/)
 })
 
-t.test('a missing config file is one line and exit 2, for start and validate', async (t) => {
+t.test('a missing config file is one line and exit 1 (not 2: that is a usage mistake), for start and validate', async (t) => {
   const start = await runCli(['start', '--config', path.join(dir, 'nope.yml')])
-  t.equal(start.code, 2)
+  t.equal(start.code, 1)
   oneLine(t, start.stderr, /config file not found: .*nope\.yml \(from --config\)/)
   const env = await runCli(['start'], { BOUNCER_CONFIG: path.join(dir, 'nope.yml') })
-  t.equal(env.code, 2)
+  t.equal(env.code, 1)
   oneLine(t, env.stderr, /from BOUNCER_CONFIG/)
   const validate = await runCli(['validate', path.join(dir, 'nope.yml')])
-  t.equal(validate.code, 2)
-  oneLine(t, validate.stderr, /config file not found/)
+  t.equal(validate.code, 1)
+  oneLine(t, validate.stderr, /config file not found: .*nope\.yml \(from bouncer validate\)/)
+  const notAFile = await runCli(['validate', dir])
+  t.equal(notAFile.code, 1)
+  oneLine(t, notAFile.stderr, /config path is not a file/)
   const noArg = await runCli(['validate'])
   t.equal(noArg.code, 2)
   oneLine(t, noArg.stderr, /needs a FILE/)

@@ -251,7 +251,7 @@ export async function startQuickstart(opts: { bin?: string; cwd?: string; banner
   const adminPort = await freePort()
   // the quickstart imports its config into <data dir>/quickstart.db: a temp one per run
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'bouncer-qs-data-'))
-  const env: NodeJS.ProcessEnv = { ...process.env, BOUNCER_DATA_DIR: dataDir }
+  const env: NodeJS.ProcessEnv = { ...process.env, BOUNCER_DATA_DIR: dataDir, BOUNCER_PREFIX: tempPrefix() }
   delete env.NODE_OPTIONS
   delete env.BOUNCER_DATABASE
   const child = spawn(
@@ -276,6 +276,21 @@ export async function startQuickstart(opts: { bin?: string; cwd?: string; banner
   return { child, proxyPort, statusPort, adminPort, stdout: () => stdout, exited }
 }
 
+let prefixRoot: string | null = null
+let prefixCount = 0
+/**
+ * A fresh prefix directory (pid file, src/cli/prefix.ts) for each gateway a test starts, so gateways
+ * started side by side never meet in the default ./.bouncer; all removed when the test process exits.
+ */
+export function tempPrefix(): string {
+  if (prefixRoot === null) {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'bouncer-prefix-'))
+    prefixRoot = root
+    process.once('exit', () => rmSync(root, { recursive: true, force: true }))
+  }
+  return path.join(prefixRoot, `p${++prefixCount}`)
+}
+
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [k, v] of Object.entries(process.env)) {
@@ -283,7 +298,7 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
     if (k.startsWith('BOUNCER_') || k === 'NODE_OPTIONS' || k.startsWith('TAP')) continue
     env[k] = v
   }
-  return { ...env, ...extra }
+  return { ...env, BOUNCER_PREFIX: tempPrefix(), ...extra }
 }
 
 export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
