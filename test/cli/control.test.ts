@@ -47,7 +47,7 @@ t.test('reload, stop and status with no gateway in the prefix: one line naming t
   t.match(help.stdout, 'bouncer reload [--prefix DIR]')
 })
 
-t.test('a stale pid file is said, removed by status, and replaced by start, which says it serves an empty gateway without a config', async (t) => {
+t.test('a stale pid file is said, removed by status, and replaced by start, which says it serves an empty gateway without a config or a database', async (t) => {
   const prefix = tempPrefix()
   const { mkdirSync } = await import('node:fs')
   mkdirSync(prefix, { recursive: true })
@@ -61,13 +61,13 @@ t.test('a stale pid file is said, removed by status, and replaced by start, whic
   // a live pid that is not the gateway that wrote the file (its start time differs): stale too
   writeFileSync(path.join(prefix, 'bouncer.pid'), `${process.pid}\n`)
   writeFileSync(path.join(prefix, 'bouncer.json'), JSON.stringify({ pid: process.pid, starttime: 1, command: 'start', config: null, custom_plugins: [], plugins_dir: null, drain_timeout: 1000 }))
-  const gw = await startGateway({ workers: 1, env: { BOUNCER_PREFIX: prefix }, readyTimeoutMs: READY_MS })
+  const gw = await startGateway({ workers: 1, env: { BOUNCER_PREFIX: prefix }, readyTimeoutMs: READY_MS, args: ['--database', 'off'] })
   t.teardown(() => gw.stop())
   t.match(gw.output(), new RegExp(`replaced a stale pid file in ${prefix} \\(pid ${process.pid} now belongs to another process\\)`))
   t.equal(readFileSync(path.join(prefix, 'bouncer.pid'), 'utf8').trim(), String(gw.pid), 'the pid file now names the new gateway')
 
   // this gateway has no config: it said what it serves, and reload has nothing to read
-  t.match(gw.output(), /no config given \(--config FILE or BOUNCER_CONFIG\): starting an EMPTY gateway/)
+  t.match(gw.output(), /no config file \(--config FILE or BOUNCER_CONFIG\) and --database off: starting an EMPTY gateway/)
   t.match(gw.output(), /bouncer validate kong\.yml/)
   t.equal((await httpGet(gw.url('/anything'))).statusCode, 404)
   const r = await runCli(['reload'], { BOUNCER_PREFIX: prefix })

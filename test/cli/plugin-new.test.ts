@@ -17,7 +17,7 @@ const version = (file: string) => (JSON.parse(readFileSync(path.join(REPO_ROOT, 
 
 t.test('by default the gateway and the SDK come from the npm registry at this version', async (t) => {
   const pkg = pkgOf(newPlugin('plain', dir).dir)
-  t.same(pkg.scripts, { build: 'bouncer-gateway plugin build .', test: 'tap', typecheck: 'tsc -p tsconfig.json' })
+  t.same(pkg.scripts, { build: 'bouncer-gateway plugin build .', test: 'tsc -p tsconfig.json && tap', typecheck: 'tsc -p tsconfig.json' }, 'npm test typechecks first')
   t.equal(pkg.devDependencies['bouncer-gateway'], `^${version('package.json')}`)
   t.equal(pkg.devDependencies['@bouncer/sdk'], `^${version('sdk/package.json')}`)
   t.equal(pkg.allowScripts['isolated-vm'], false, 'the sandbox is never compiled in a plugin project')
