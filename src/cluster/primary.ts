@@ -20,6 +20,7 @@ import { createConfigReloader, type PluginsAtRead } from './config-reloader.js'
 import { createStatusServer, type StatusReport, type StatusServer } from './status-server.js'
 import { createWorkerSupervisor } from './worker-supervisor.js'
 import { createPluginServicesHost } from './plugin-services.js'
+import { describeUws, type UwsBuild } from '../server/uws-loader.js'
 
 export { STARTUP_FAILURE_LIMIT } from './worker-supervisor.js'
 
@@ -132,16 +133,18 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     snapshot: first,
     intercept: (msg, reply) => pluginServices.handle(msg, reply),
     onReady: (current) => {
+      const build = uwsOf(workers.workers())
       log.info(
         {
           workers: settings.workers,
+          uws: build,
           proxy: formatListen(settings.proxy_listen),
           status: formatListen(settings.status_listen),
           config_version: current.version,
           config_hash: current.hash,
         },
         `bouncer ready: ${settings.workers} worker${settings.workers === 1 ? '' : 's'} serving ${formatListen(settings.proxy_listen)}, ` +
-          `config ${current.source} v${current.version} (${summarize(current)})`,
+          `config ${current.source} v${current.version} (${summarize(current)}); uWebSockets.js ${build === null ? 'unknown' : describeUws(build)}`,
       )
       opts.onReady?.({ proxy: settings.proxy_listen, status: settings.status_listen, snapshot: current })
     },
@@ -221,6 +224,8 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
         uptime_s: Math.round((Date.now() - startedAt) / 1000),
         pid: process.pid,
         config: { version: current.version, hash: current.hash, source: current.source },
+        // the uWebSockets.js build the workers run (src/server/uws-loader.ts)
+        uws: uwsOf(states),
         listen: {
           proxy: formatListen(settings.proxy_listen),
           status: formatListen(settings.status_listen),
@@ -234,6 +239,12 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
       },
     }
   }
+}
+
+/** The uWS build the workers report (all load it the same way from the same install). */
+function uwsOf(states: ReadonlyArray<{ uws: UwsBuild | null }>): UwsBuild | null {
+  for (const s of states) if (s.uws !== null) return s.uws
+  return null
 }
 
 function atRead(loaded: LoadedPlugins): PluginsAtRead {

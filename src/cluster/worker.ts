@@ -11,6 +11,7 @@
  * orphan must not keep the port).
  */
 import { startDataPlane } from '../server/data-plane.js'
+import { uwsBuild } from '../server/uws.js'
 import type { DataPlane, DataPlaneStats } from '../server/types.js'
 import { createLogger, type Logger } from '../observability/logger.js'
 import { builtinPlugins } from '../plugins/builtin.js'
@@ -125,7 +126,7 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
       await dp.close()
       process.exit(0)
     }
-    send({ type: 'ready', pid: process.pid, port: dp.port, version: snapshot.version, hash: snapshot.hash })
+    send({ type: 'ready', pid: process.pid, port: dp.port, version: snapshot.version, hash: snapshot.hash, uws: uwsBuild })
   } catch (err) {
     sandbox?.dispose()
     sandbox = null
