@@ -93,6 +93,11 @@ export interface RenderedError {
   /** e.g. `404 Not Found`, ready for uWS writeStatus */
   statusLine: string
   body: Buffer
+  /**
+   * The body up to the request id, `{"message":"…","request_id":"`: the gateway's answers add the
+   * request's id and `"}` (Kong's error template has `request_id`; src/server/gateway-answers.ts)
+   */
+  bodyHead: string
   code: ErrorCode
 }
 
@@ -103,6 +108,7 @@ for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
     status: info.status,
     statusLine: statusLineFor(info.status),
     body: Buffer.from(JSON.stringify({ message: info.message })),
+    bodyHead: `${JSON.stringify({ message: info.message }).slice(0, -1)},"request_id":"`,
     code,
   })
 }

@@ -29,7 +29,7 @@ export type PrimaryMessage =
 
 export type WorkerMessage =
   | { type: 'ready'; pid: number; port: number; version: number; hash: string; uws: UwsBuild }
-  | { type: 'fatal'; message: string }
+  | { type: 'fatal'; message: string; permanent?: boolean }
   | { type: 'reloaded'; version: number; hash: string }
   | { type: 'reload_failed'; version: number; message: string }
   | { type: 'stats'; id: number; stats: DataPlaneStats }

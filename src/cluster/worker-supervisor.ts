@@ -265,6 +265,11 @@ export function createWorkerSupervisor(opts: WorkerSupervisorOptions): WorkerSup
       case 'fatal':
         slot.lastError = msg.message
         log.error({ worker: slot.id, pid: slot.pid }, `worker ${slot.id} failed: ${msg.message}`)
+        if (msg.permanent === true && !draining) {
+          // every worker would fail the same way (no uWS build loads): give up now, not after retries
+          errorLine(`workers cannot start: ${msg.message}`)
+          stopAll()
+        }
         break
       case 'reloaded':
         slot.configVersion = msg.version

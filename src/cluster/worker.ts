@@ -10,8 +10,6 @@
  * told to drain, when it cannot start, or when its IPC channel disconnects (the primary is gone: an
  * orphan must not keep the port).
  */
-import { startDataPlane } from '../server/data-plane.js'
-import { uwsBuild } from '../server/uws.js'
 import type { DataPlane, DataPlaneStats } from '../server/types.js'
 import { createLogger, type Logger } from '../observability/logger.js'
 import { builtinPlugins } from '../plugins/builtin.js'
@@ -119,6 +117,9 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
       sandbox = createSandbox({ paths: settings.custom_plugins, pluginsDir: settings.plugins_dir, limits: settings.plugin_limits, log: sandboxLog, services: pluginServices })
       factories.push(...sandbox.factories)
     }
+    // loaded here, not at import: a uWS build that does not load (src/server/uws-loader.ts) is then
+    // reported to the primary as this worker's `fatal` reason, which it prints
+    const [{ startDataPlane }, { uwsBuild }] = await Promise.all([import('../server/data-plane.js'), import('../server/uws.js')])
     const dp = await startDataPlane({ settings, snapshot, workerId, log, factories: bindPluginServices(factories, pluginServices) })
     dataPlane = dp
     running = snapshot
@@ -132,7 +133,9 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
     sandbox = null
     log.error({ err }, 'worker failed to start')
     // Exit once the IPC message has left, so the primary can say why.
-    send({ type: 'fatal', message: errorText(err) }, () => process.exit(1))
+    // no uWS build loads in this install (src/server/uws-loader.ts): a respawn would fail the same way
+    const permanent = (err as { code?: unknown }).code === 'BOUNCER_UWS_UNAVAILABLE'
+    send({ type: 'fatal', message: errorText(err), permanent }, () => process.exit(1))
     setTimeout(() => process.exit(1), 200).unref()
   }
 }

@@ -39,7 +39,7 @@ export function answerError(r: ProxyRequest, code: ErrorCode, close = false): vo
   const closeConn = close || r.plane.draining
   res.cork(() => {
     writeErrorHead(r, e.statusLine)
-    res.end(e.body, closeConn)
+    res.end(withRequestId(e.bodyHead, r), closeConn)
   })
   r.responseEnded()
 }
@@ -59,7 +59,7 @@ export function answerErrorAndClose(r: ProxyRequest, code: ErrorCode, uploadPend
     const e = errorResponse(code)
     count(r, e.status, code)
     r.res.cork(() => writeErrorHead(r, e.statusLine))
-    r.res.end(e.body, true)
+    r.res.end(withRequestId(e.bodyHead, r), true)
     r.responseEnded()
   })
 }
@@ -109,7 +109,7 @@ export function answerHttpsRequired(r: ProxyRequest, route: CompiledRoute): void
     r.res.cork(() => {
       writeErrorHead(r, e.statusLine)
       r.res.writeHeader('Upgrade', 'TLS/1.2, HTTP/1.1')
-      r.res.end(e.body, r.plane.draining)
+      r.res.end(withRequestId(e.bodyHead, r), r.plane.draining)
     })
     r.responseEnded()
     return
@@ -124,6 +124,11 @@ export function answerHttpsRequired(r: ProxyRequest, route: CompiledRoute): void
     r.res.end(EMPTY, r.plane.draining)
   })
   r.responseEnded()
+}
+
+/** A gateway error's body with the request's id (an id is [0-9a-z-], so it needs no JSON escaping). */
+function withRequestId(bodyHead: string, r: ProxyRequest): string {
+  return `${bodyHead}${r.requestId}"}`
 }
 
 /** The client may still be sending its body (over the limit or not). */

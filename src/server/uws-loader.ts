@@ -73,7 +73,7 @@ export function loadUws(opts: LoadOptions = {}): LoadedUws {
   if (opts.only !== undefined && opts.only !== '') {
     const only = candidates.filter((c) => c.package === opts.only)
     if (only.length === 0) {
-      throw new Error(`BOUNCER_UWS=${opts.only} is not a uWebSockets.js build Bouncer knows; use one of: ${candidates.map((c) => c.package).join(', ')}`)
+      throw unavailable(`BOUNCER_UWS=${opts.only} is not a uWebSockets.js build Bouncer knows; use one of: ${candidates.map((c) => c.package).join(', ')}`)
     }
     candidates = only
   }
@@ -103,12 +103,19 @@ export function loadUws(opts: LoadOptions = {}): LoadedUws {
       tried.push(`${c.package}@${version}: ${binaryName} did not load: ${why}`)
     }
   }
-  throw new Error(
+  throw unavailable(
     `no uWebSockets.js build loads on Node ${process.version} (${process.platform}-${process.arch}, ABI ${process.versions.modules}). ` +
       `Tried: ${tried.join('; ')}. Bouncer runs on Node.js 20, 22 and 24 on linux x64/arm64 (glibc >= 2.27) and macOS x64/arm64 ` +
       'with the uwebsockets package it depends on (README, "Requirements"); reinstall with `npm ci`, or install the official build: ' +
       '`npm install uNetworking/uWebSockets.js#v20.52.0`.',
   )
+}
+
+/** Error code of loadUws's failure: no build will load in this install, so retrying cannot help. */
+export const UWS_UNAVAILABLE = 'BOUNCER_UWS_UNAVAILABLE'
+
+function unavailable(message: string): Error {
+  return Object.assign(new Error(message), { code: UWS_UNAVAILABLE })
 }
 
 /** One line for logs: `uwebsockets@3.0.6 (uWS b8704be)`. */

@@ -107,3 +107,11 @@ t.test('the gateway reports the build it loaded in /status', async (t) => {
   t.equal(body.uws?.version, '3.0.6')
   t.equal(body.uws?.uws, 'source b8704be')
 })
+
+t.test('a gateway whose uWS build cannot load exits 1 at once with the loader\'s reason (no respawn loop)', async (t) => {
+  const { runCli } = await import('../helpers/gateway.js')
+  const r = await runCli(['start', '--workers', '2', '--proxy-listen', '127.0.0.1:0', '--status-listen', '127.0.0.1:0'], { BOUNCER_UWS: '@btc-vision/uwebsockets.js' })
+  t.equal(r.code, 1)
+  t.match(r.stderr, /workers cannot start: no uWebSockets\.js build loads on Node .*Tried: @btc-vision\/uwebsockets\.js: not installed/)
+  t.notMatch(r.stdout + r.stderr, /respawning/, 'no worker was respawned')
+})
