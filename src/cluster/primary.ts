@@ -20,6 +20,7 @@ import { createConfigReloader, type PluginsAtRead } from './config-reloader.js'
 import { createStatusServer, type StatusReport, type StatusServer } from './status-server.js'
 import { createWorkerSupervisor } from './worker-supervisor.js'
 import { createPluginServicesHost } from './plugin-services.js'
+import { armForcedExit } from './forced-exit.js'
 import { describeUws, type UwsBuild } from '../server/uws-loader.js'
 
 export { STARTUP_FAILURE_LIMIT } from './worker-supervisor.js'
@@ -152,7 +153,12 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   supervisor = workers
 
   // 3. Signals.
-  const onTerm = (signal: NodeJS.Signals) => workers.drain(signal)
+  let terms = 0
+  const onTerm = (signal: NodeJS.Signals) => {
+    // the second one forces: the process is gone within a bound whatever happens next (forced-exit.ts)
+    if (++terms === 2) armForcedExit()
+    workers.drain(signal)
+  }
   const onHup = () => {
     if (!settings.config) {
       log.warn('SIGHUP received but no config file was given; nothing to reload')

@@ -360,9 +360,10 @@ export function createWorkerSupervisor(opts: WorkerSupervisorOptions): WorkerSup
   function beginDrain(signal: NodeJS.Signals): void {
     if (finished) return
     if (draining) {
+      // kill first: the lines below write to stdout/stderr, which can block (src/cluster/forced-exit.ts)
+      for (const s of slots) s.child?.kill('SIGKILL')
       log.warn({ signal }, `second ${signal}: forcing exit`)
       errorLine(`forced exit on second ${signal}; in-flight requests were cut`)
-      for (const s of slots) s.child?.kill('SIGKILL')
       finish(1)
       return
     }

@@ -117,6 +117,10 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
       sandbox = createSandbox({ paths: settings.custom_plugins, pluginsDir: settings.plugins_dir, limits: settings.plugin_limits, log: sandboxLog, services: pluginServices })
       factories.push(...sandbox.factories)
     }
+    // uWS buffers a head split across reads up to UWS_HTTP_MAX_HEADERS_SIZE (read once, when its
+    // binary loads) and answers 431 beyond it; whole heads are checked against the settings by the
+    // data plane (proxy-request.ts), so both limits meet at the same size
+    process.env.UWS_HTTP_MAX_HEADERS_SIZE ??= String(settings.max_request_line + settings.max_header_size + 2)
     // loaded here, not at import: a uWS build that does not load (src/server/uws-loader.ts) is then
     // reported to the primary as this worker's `fatal` reason, which it prints
     const [{ startDataPlane }, { uwsBuild }] = await Promise.all([import('../server/data-plane.js'), import('../server/uws.js')])
