@@ -13,9 +13,3 @@ const loaded = loadUws({ only: process.env.BOUNCER_UWS })
 export const uws: UwsModule = loaded.module
 export const uwsBuild = loaded.build
 
-// uWS writes a `uWebSockets: 20` header on every response unless its loop is "silent"; the only
-// switch is the undocumented `_cfg('silent')` of uWebSockets.js's addon (present in every build the
-// loader takes). A gateway must not fingerprint its stack, whatever `--headers` says
-// (test/proxy/front-door.test.ts). uWS's own error pages (400/431/505 before any handler runs) still
-// name "uWebSockets/20 Server" in their HTML body: docs/security.md.
-;(uws as unknown as { _cfg?: (key: string) => void })._cfg?.('silent')
