@@ -125,6 +125,11 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   }
   settings.status_listen = { ...settings.status_listen, port: statusServer.port }
 
+  // uWS buffers a head split across reads up to UWS_HTTP_MAX_HEADERS_SIZE (read when its binary
+  // loads, so set before the workers fork) and answers 431 beyond it; whole heads are checked against
+  // the settings by the data plane (proxy-request.ts), so both limits meet at about the same size
+  process.env.UWS_HTTP_MAX_HEADERS_SIZE ??= String(settings.max_request_line + settings.max_header_size + 2)
+
   // node-wide plugin state (counters, kv): outlives reloads and worker respawns, ends with the primary
   const pluginServices = createPluginServicesHost({ workers: settings.workers })
   const workers = createWorkerSupervisor({

@@ -25,6 +25,11 @@ if (typeof process.send !== 'function') {
   process.exit(2)
 }
 
+// Loaded while `init` is on its way, not at import: a uWS build that does not load
+// (src/server/uws-loader.ts) then becomes this worker's `fatal` reason, which the primary prints.
+const serverModules = Promise.all([import('../server/data-plane.js'), import('../server/uws.js')])
+serverModules.catch(() => {}) // awaited (and reported) in init
+
 let dataPlane: DataPlane | null = null
 /** the Snapshot the data plane runs: the base a `reload_delta` applies to */
 let running: Snapshot | null = null
@@ -117,13 +122,7 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
       sandbox = createSandbox({ paths: settings.custom_plugins, pluginsDir: settings.plugins_dir, limits: settings.plugin_limits, log: sandboxLog, services: pluginServices })
       factories.push(...sandbox.factories)
     }
-    // uWS buffers a head split across reads up to UWS_HTTP_MAX_HEADERS_SIZE (read once, when its
-    // binary loads) and answers 431 beyond it; whole heads are checked against the settings by the
-    // data plane (proxy-request.ts), so both limits meet at the same size
-    process.env.UWS_HTTP_MAX_HEADERS_SIZE ??= String(settings.max_request_line + settings.max_header_size + 2)
-    // loaded here, not at import: a uWS build that does not load (src/server/uws-loader.ts) is then
-    // reported to the primary as this worker's `fatal` reason, which it prints
-    const [{ startDataPlane }, { uwsBuild }] = await Promise.all([import('../server/data-plane.js'), import('../server/uws.js')])
+    const [{ startDataPlane }, { uwsBuild }] = await serverModules
     const dp = await startDataPlane({ settings, snapshot, workerId, log, factories: bindPluginServices(factories, pluginServices) })
     dataPlane = dp
     running = snapshot
