@@ -68,6 +68,14 @@ t.test('malformed requests uWS refuses are answered at once with their status, t
   await stillServing(t)
 })
 
+t.test('ambiguous framing uWS lets through is answered 400 by the gateway with Kong\'s body, then closed', async (t) => {
+  const r = await exchange(gw.proxyPort, 'POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello')
+  t.match(r.data, /^HTTP\/1\.1 400 Bad Request\r\n/)
+  t.match(r.data, /\{"message":"Bad request","request_id":"[0-9a-z-]+"\}$/)
+  t.ok(r.closed, 'closed within 1 s')
+  await stillServing(t)
+})
+
 t.test('a request line over max_request_line is 414 with a JSON body and request_id, then closed', async (t) => {
   const r = await exchange(gw.proxyPort, `GET /api/${'a'.repeat(9000)} HTTP/1.1\r\nHost: a\r\n\r\n`)
   t.match(r.data, /^HTTP\/1\.1 414 URI Too Long\r\n/)
@@ -109,6 +117,7 @@ t.test('every answer the gateway wrote is counted in /status', async (t) => {
   t.equal(errors.GW_ERR_REQUEST_HEADER_TOO_LARGE, 1)
   t.equal(errors.GW_ERR_REQUEST_TOO_LARGE, 1)
   t.equal(errors.GW_ERR_ROUTER_NO_ROUTE, 1)
+  t.equal(errors.GW_ERR_REQUEST_FRAMING, 1)
 })
 
 t.test('with --headers off, no Server or X-Bouncer-* header is sent (uWS\'s own `uWebSockets: 20` stays: docs/security.md)', async (t) => {

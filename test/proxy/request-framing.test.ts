@@ -54,11 +54,14 @@ t.test('ambiguous framing never reaches the upstream', async (t) => {
       const r = await rawExchange(dp.port, payload + 'GET /probe HTTP/1.1\r\nHost: a\r\n\r\n', 1000)
       t.ok(r.closed, 'connection closed within 1 s')
       t.notMatch(r.data, /HTTP\/1\.1 200/, 'nothing answered 200')
-      // every case is answered 400 at once: by the gateway (Kong's JSON body) or, for what the uWS
-      // parser refuses before any handler runs, by uWS itself (its HTML body; docs/security.md)
-      t.match(r.data, /^HTTP\/1\.1 400 Bad Request\r\n/)
-      t.match(r.data, /Connection: close/i)
-      t.match(r.data, /(\{"message":"Bad request","request_id":"[0-9a-z-]+"\}|<h1>Bad Request<\/h1>.*)$/)
+      // answered 400 by uWS's parser (its HTML body) or by the gateway (Kong's JSON body, sent after
+      // the handler returns: gateway-answers.ts); when bytes follow the request, uWS may close first
+      // (it refuses a request pipelined behind a pending response) or answer them 505 (docs/security.md)
+      if (r.data !== '') {
+        t.match(r.data, /^HTTP\/1\.1 (400 Bad Request|505 HTTP Version Not Supported)\r\n/)
+        t.match(r.data, /Connection: close/i)
+        t.match(r.data, /(\{"message":"Bad request","request_id":"[0-9a-z-]+"\}|<\/h1>.*)$/)
+      }
       await sleep(20)
       t.equal(up.requests.length, before, 'the upstream recorded nothing')
       const probe = await rawExchange(dp.port, 'GET /probe HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
