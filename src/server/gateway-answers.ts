@@ -46,7 +46,8 @@ export function answerError(r: ProxyRequest, code: ErrorCode, close = false): vo
 
 /**
  * An error after which the connection must not carry another request (bad framing, an unread
- * body). Sent after the handler returns, on purpose: uWS v20.30 honours `end(…, close)` only after
+ * body). Sent after the handler returns, on purpose: uWS (v20.30, and uwebsockets 3.0.6 too: answering
+ * in the handler let the smuggled request in test/proxy/request-framing.test.ts through) honours `end(…, close)` only after
  * it has parsed every byte already read, so a corked answer here would let a request smuggled
  * behind this one be routed. Uncorked, `end` closes right after the write; and a request
  * pipelined behind this one makes uWS close the socket at once (it refuses a new request while
