@@ -26,7 +26,7 @@ t.teardown(built.cleanup)
 
 if (loaded.package === undefined) {
   t.test('without a loadable uWS build, `bouncer start` fails at once and says why', async (t) => {
-    const r = await runCli(['start', '--workers', '1', '--proxy-listen', '127.0.0.1:0', '--status-listen', '127.0.0.1:0'])
+    const r = await runCli(['start', '--workers', '1', '--proxy-listen', '127.0.0.1:0', '--status-listen', '127.0.0.1:0'], {}, 60_000)
     t.equal(r.code, 1)
     t.match(r.stdout + r.stderr, /no uWebSockets\.js build loads on Node/)
   })
@@ -47,7 +47,7 @@ if (loaded.package === undefined) {
       ],
       ['consumers:', '  - username: alice', '    jwt_secrets: [{ key: alice-iss, secret: alice-secret }]', ''].join('\n'),
     )
-    const gw = await startGateway({ config, workers: 2, args: ['--custom-plugins', Object.values(built.dirs).join(',')] })
+    const gw = await startGateway({ config, workers: 2, args: ['--custom-plugins', Object.values(built.dirs).join(',')], readyTimeoutMs: 60_000 })
     t.teardown(() => gw.stop())
     t.match(gw.output(), /uWebSockets\.js \S+@\S+/, 'the start log names the uWS build')
 

@@ -100,7 +100,7 @@ t.test('BOUNCER_UWS picks one build and nothing else', async (t) => {
 
 t.test('the gateway reports the build it loaded in /status', async (t) => {
   const { startGateway } = await import('../helpers/gateway.js')
-  const gw = await startGateway({ workers: 1 })
+  const gw = await startGateway({ workers: 1, readyTimeoutMs: 60_000 })
   t.teardown(() => gw.stop())
   const body = (await (await fetch(`http://127.0.0.1:${gw.statusPort}/status`)).json()) as { uws: Outcome['build'] }
   t.equal(body.uws?.package, 'uwebsockets')
@@ -110,7 +110,7 @@ t.test('the gateway reports the build it loaded in /status', async (t) => {
 
 t.test('a gateway whose uWS build cannot load exits 1 at once with the loader\'s reason (no respawn loop)', async (t) => {
   const { runCli } = await import('../helpers/gateway.js')
-  const r = await runCli(['start', '--workers', '2', '--proxy-listen', '127.0.0.1:0', '--status-listen', '127.0.0.1:0'], { BOUNCER_UWS: '@btc-vision/uwebsockets.js' })
+  const r = await runCli(['start', '--workers', '2', '--proxy-listen', '127.0.0.1:0', '--status-listen', '127.0.0.1:0'], { BOUNCER_UWS: '@btc-vision/uwebsockets.js' }, 60_000)
   t.equal(r.code, 1)
   t.match(r.stderr, /workers cannot start: no uWebSockets\.js build loads on Node .*Tried: @btc-vision\/uwebsockets\.js: not installed/)
   t.notMatch(r.stdout + r.stderr, /respawning/, 'no worker was respawned')
