@@ -25,7 +25,7 @@ import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import ivm from 'isolated-vm'
+import { ivm, type IsolatedVM } from '../src/sandbox/ivm.js'
 import { processPluginServices } from '../src/cluster/plugin-services.js'
 import { PACKAGE_ROOT } from './lib/package-root.js'
 
@@ -65,7 +65,7 @@ function runtimeLoop(bundleDir: string, config: object, phase: 'access' | 'respo
   const configured = context.evalSync(`__bouncer_runtime.configure('bench', ${JSON.stringify(JSON.stringify(config))})`) as string
   if (configured !== '') throw new Error(`${bundleDir}: configure failed: ${configured}`)
   context.evalSync(`globalThis.__loop = (phase, input, n) => { const call = __bouncer_runtime.call; let out = ''; for (let i = 1; i <= n; i++) out = call('bench', i, phase, input); return out }`)
-  const loop = context.global.getSync('__loop', { reference: true }) as ivm.Reference<(phase: string, input: string, n: number) => string>
+  const loop = context.global.getSync('__loop', { reference: true }) as IsolatedVM.Reference<(phase: string, input: string, n: number) => string>
   const result = loop.applySync(undefined, [phase, input, 1]) as string
   if (!check(result)) throw new Error(`${bundleDir}: unexpected result ${result}`)
   return { run: (n) => void loop.applySync(undefined, [phase, input, n]), dispose: () => isolate.dispose() }

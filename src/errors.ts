@@ -44,6 +44,16 @@ export const ERROR_CODES = {
     message: 'Request size limit exceeded',
     description: 'The request body is larger than the configured limit (BOUNCER_MAX_BODY_SIZE).',
   },
+  GW_ERR_REQUEST_URI_TOO_LONG: {
+    status: 414,
+    message: 'URI too long',
+    description: 'The request line (method, target and version) is longer than the configured limit (BOUNCER_MAX_REQUEST_LINE, default 8 KiB as nginx). The connection is closed.',
+  },
+  GW_ERR_REQUEST_HEADER_TOO_LARGE: {
+    status: 431,
+    message: 'Request header or cookie too large',
+    description: 'The request headers together are larger than the configured limit (BOUNCER_MAX_HEADER_SIZE, default 32 KiB as nginx). The connection is closed.',
+  },
   GW_ERR_REQUEST_METHOD: {
     status: 405,
     message: 'Method not allowed',
@@ -93,6 +103,11 @@ export interface RenderedError {
   /** e.g. `404 Not Found`, ready for uWS writeStatus */
   statusLine: string
   body: Buffer
+  /**
+   * The body up to the request id, `{"message":"…","request_id":"`: the gateway's answers add the
+   * request's id and `"}` (Kong's error template has `request_id`; src/server/gateway-answers.ts)
+   */
+  bodyHead: string
   code: ErrorCode
 }
 
@@ -103,6 +118,7 @@ for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
     status: info.status,
     statusLine: statusLineFor(info.status),
     body: Buffer.from(JSON.stringify({ message: info.message })),
+    bodyHead: `${JSON.stringify({ message: info.message }).slice(0, -1)},"request_id":"`,
     code,
   })
 }

@@ -25,6 +25,10 @@ export interface Settings {
   headers: boolean
   /** largest request body accepted, bytes; 0 = unlimited. Finite by default, 2 GiB (test/proxy/gateway-errors.test.ts). */
   max_body_size: number
+  /** longest request line (method, target, version), bytes: 414 beyond it (nginx large_client_header_buffers: 8 KiB) */
+  max_request_line: number
+  /** largest request header section (every `name: value` line), bytes: 431 beyond it (nginx: 4 × 8 KiB) */
+  max_header_size: number
   /** SIGTERM drain deadline, ms (default 30 s) */
   drain_timeout: number
   /** max connections per upstream target per worker (the upstream pool's `connections`) */
@@ -58,6 +62,8 @@ export const DEFAULT_SETTINGS: Settings = {
   trusted_ips: [],
   headers: true,
   max_body_size: 1024 * 1024 * 1024 * 2,
+  max_request_line: 8 * 1024,
+  max_header_size: 32 * 1024,
   drain_timeout: 30_000,
   upstream_connections: 128,
   upstream_keepalive_timeout: 4_000,

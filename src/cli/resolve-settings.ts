@@ -32,6 +32,8 @@ export const SETTING_FLAGS = {
   'max-body-size': { arg: 'BYTES', env: 'BOUNCER_MAX_BODY_SIZE', help: 'largest request body in bytes, 0 = unlimited (default 2 GiB)' },
   'custom-plugins': { arg: 'PATHS', env: 'BOUNCER_CUSTOM_PLUGINS', help: 'SDK plugins to load, comma-separated: folders holding manifest.json (`bouncer plugin build` output)' },
   'plugins-dir': { arg: 'DIR', env: 'BOUNCER_PLUGINS_DIR', help: 'load every SDK plugin folder under DIR (after --custom-plugins)' },
+  'max-request-line': { arg: 'BYTES', env: 'BOUNCER_MAX_REQUEST_LINE', help: 'longest request line in bytes, 414 beyond it (default 8192)' },
+  'max-header-size': { arg: 'BYTES', env: 'BOUNCER_MAX_HEADER_SIZE', help: 'largest request header section in bytes, 431 beyond it (default 32768)' },
   'plugin-limits': { arg: 'FILE', env: 'BOUNCER_PLUGIN_LIMITS', help: 'JSON/YAML sandbox limits per plugin: {"<name>|*": {memory_mb, cpu_ms, wall_ms, ...}}' },
   database: { arg: 'sqlite:PATH|off', env: 'BOUNCER_DATABASE', help: 'keep the config in a SQLite file (default without --config: sqlite:DATA_DIR/bouncer.db); off: DB-less' },
   'data-dir': { arg: 'DIR', env: 'BOUNCER_DATA_DIR', help: 'where the default database lives (default $XDG_DATA_HOME/bouncer or ~/.local/share/bouncer)' },
@@ -98,6 +100,11 @@ export function resolveSettings(flags: SettingValues, env: NodeJS.ProcessEnv, cw
 
   const body = pick('max-body-size')
   if (body) settings.max_body_size = parseInteger(body.value, body.from, 0, Number.MAX_SAFE_INTEGER)
+
+  const line = pick('max-request-line')
+  if (line) settings.max_request_line = parseInteger(line.value, line.from, 256, 1024 * 1024)
+  const head = pick('max-header-size')
+  if (head) settings.max_header_size = parseInteger(head.value, head.from, 1024, 16 * 1024 * 1024)
 
   const custom = pick('custom-plugins')
   if (custom) settings.custom_plugins = parsePluginPaths(custom.value, custom.from, cwd)

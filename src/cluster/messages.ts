@@ -16,6 +16,7 @@ import type { Snapshot } from '../config/model.js'
 import type { SnapshotDelta } from '../config/snapshot-delta.js'
 import type { DataPlaneStats } from '../server/types.js'
 import type { Settings } from '../settings.js'
+import type { UwsBuild } from '../server/uws-loader.js'
 import type { ServiceRequest, ServiceResponse } from './plugin-services.js'
 
 export type PrimaryMessage =
@@ -27,8 +28,8 @@ export type PrimaryMessage =
   | ServiceResponse
 
 export type WorkerMessage =
-  | { type: 'ready'; pid: number; port: number; version: number; hash: string }
-  | { type: 'fatal'; message: string }
+  | { type: 'ready'; pid: number; port: number; version: number; hash: string; uws: UwsBuild }
+  | { type: 'fatal'; message: string; permanent?: boolean }
   | { type: 'reloaded'; version: number; hash: string }
   | { type: 'reload_failed'; version: number; message: string }
   | { type: 'stats'; id: number; stats: DataPlaneStats }

@@ -27,6 +27,8 @@ import { openSqliteStore, StoreOpenError } from '../store/sqlite-store.js'
 import { createStoreSource } from '../store/store-source.js'
 import type { Store } from '../store/types.js'
 import { startAdmin, type AdminHandle } from '../admin/primary-admin.js'
+import { armForcedExit } from './forced-exit.js'
+import { describeUws, type UwsBuild } from '../server/uws-loader.js'
 
 export { STARTUP_FAILURE_LIMIT } from './worker-supervisor.js'
 
@@ -164,6 +166,10 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     return 1
   }
   settings.admin_listen = { ...settings.admin_listen, port: admin.port }
+  // uWS buffers a head split across reads up to UWS_HTTP_MAX_HEADERS_SIZE (read when its binary
+  // loads, so set before the workers fork) and answers 431 beyond it; whole heads are checked against
+  // the settings by the data plane (proxy-request.ts), so both limits meet at about the same size
+  process.env.UWS_HTTP_MAX_HEADERS_SIZE ??= String(settings.max_request_line + settings.max_header_size + 2)
 
   // node-wide plugin state (counters, kv): outlives reloads and worker respawns, ends with the primary
   const pluginServices = createPluginServicesHost({ workers: settings.workers })
@@ -175,16 +181,18 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     snapshot: first,
     intercept: (msg, reply) => pluginServices.handle(msg, reply),
     onReady: (current) => {
+      const build = uwsOf(workers.workers())
       log.info(
         {
           workers: settings.workers,
+          uws: build,
           proxy: formatListen(settings.proxy_listen),
           status: formatListen(settings.status_listen),
           config_version: current.version,
           config_hash: current.hash,
         },
         `bouncer ready: ${settings.workers} worker${settings.workers === 1 ? '' : 's'} serving ${formatListen(settings.proxy_listen)}, ` +
-          `config ${current.source} v${current.version} (${summarize(current)})`,
+          `config ${current.source} v${current.version} (${summarize(current)}); uWebSockets.js ${build === null ? 'unknown' : describeUws(build)}`,
       )
       opts.onReady?.({ proxy: settings.proxy_listen, status: settings.status_listen, admin: settings.admin_listen, snapshot: current })
     },
@@ -192,7 +200,12 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   supervisor = workers
 
   // 3. Signals.
-  const onTerm = (signal: NodeJS.Signals) => workers.drain(signal)
+  let terms = 0
+  const onTerm = (signal: NodeJS.Signals) => {
+    // the second one forces: the process is gone within a bound whatever happens next (forced-exit.ts)
+    if (++terms === 2) armForcedExit()
+    workers.drain(signal)
+  }
   const onHup = () => {
     if (!settings.config && store === null) {
       log.warn('SIGHUP received but no config file was given; nothing to reload')
@@ -272,6 +285,8 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
         uptime_s: Math.round((Date.now() - startedAt) / 1000),
         pid: process.pid,
         config: { version: current.version, hash: current.hash, source: current.source },
+        // the uWebSockets.js build the workers run (src/server/uws-loader.ts)
+        uws: uwsOf(states),
         listen: {
           proxy: formatListen(settings.proxy_listen),
           status: formatListen(settings.status_listen),
@@ -298,6 +313,12 @@ function openDatabase(database: string, log: Logger): Store {
   }
   log.info({ database: store.name }, `config store: ${store.name} (schema up to date: ${status.known.length} migration${status.known.length === 1 ? '' : 's'})`)
   return store
+}
+
+/** The uWS build the workers report (all load it the same way from the same install). */
+function uwsOf(states: ReadonlyArray<{ uws: UwsBuild | null }>): UwsBuild | null {
+  for (const s of states) if (s.uws !== null) return s.uws
+  return null
 }
 
 function atRead(loaded: LoadedPlugins): PluginsAtRead {

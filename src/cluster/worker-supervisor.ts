@@ -19,6 +19,7 @@ import type { Logger } from '../observability/logger.js'
 import type { DataPlaneStats } from '../server/types.js'
 import type { Settings } from '../settings.js'
 import { isMessage, type PrimaryMessage, type WorkerMessage } from './messages.js'
+import type { UwsBuild } from '../server/uws-loader.js'
 
 /** Worker deaths tolerated before every worker has been ready once; then the start is abandoned. */
 export const STARTUP_FAILURE_LIMIT = 5
@@ -49,6 +50,8 @@ export interface WorkerState {
   readonly configVersion: number | null
   readonly configHash: string | null
   readonly restarts: number
+  /** the uWebSockets.js build it loaded (src/server/uws-loader.ts; null until ready) */
+  readonly uws: UwsBuild | null
 }
 
 /** What publish() learned: who serves the version now and who does not. */
@@ -107,6 +110,7 @@ interface WorkerSlot {
   configHash: string | null
   restarts: number
   lastError: string | null
+  uws: UwsBuild | null
   respawnTimer: NodeJS.Timeout | null
 }
 
@@ -127,7 +131,7 @@ export function createWorkerSupervisor(opts: WorkerSupervisorOptions): WorkerSup
   let current = opts.snapshot
   const slots: WorkerSlot[] = []
   for (let id = 1; id <= settings.workers; id++) {
-    slots.push({ id, child: null, pid: null, ready: false, configVersion: null, configHash: null, restarts: 0, lastError: null, respawnTimer: null })
+    slots.push({ id, child: null, pid: null, ready: false, configVersion: null, configHash: null, restarts: 0, lastError: null, uws: null, respawnTimer: null })
   }
   let startupComplete = false
   let startupFailures = 0
@@ -168,6 +172,7 @@ export function createWorkerSupervisor(opts: WorkerSupervisorOptions): WorkerSup
         configVersion: s.configVersion,
         configHash: s.configHash,
         restarts: s.restarts,
+        uws: s.uws,
       })),
     stats: () => Promise.all(slots.map(fetchStats)),
     isConverged,
@@ -238,6 +243,7 @@ export function createWorkerSupervisor(opts: WorkerSupervisorOptions): WorkerSup
         slot.pid = msg.pid
         slot.configVersion = msg.version
         slot.configHash = msg.hash
+        slot.uws = msg.uws
         slot.lastError = null
         if (startupComplete) {
           log.info({ worker: slot.id, pid: msg.pid, config_version: msg.version }, `worker ${slot.id} replaced: pid ${msg.pid} ready`)
@@ -259,6 +265,11 @@ export function createWorkerSupervisor(opts: WorkerSupervisorOptions): WorkerSup
       case 'fatal':
         slot.lastError = msg.message
         log.error({ worker: slot.id, pid: slot.pid }, `worker ${slot.id} failed: ${msg.message}`)
+        if (msg.permanent === true && !draining) {
+          // every worker would fail the same way (no uWS build loads): give up now, not after retries
+          errorLine(`workers cannot start: ${msg.message}`)
+          stopAll()
+        }
         break
       case 'reloaded':
         slot.configVersion = msg.version
@@ -349,9 +360,10 @@ export function createWorkerSupervisor(opts: WorkerSupervisorOptions): WorkerSup
   function beginDrain(signal: NodeJS.Signals): void {
     if (finished) return
     if (draining) {
+      // kill first: the lines below write to stdout/stderr, which can block (src/cluster/forced-exit.ts)
+      for (const s of slots) s.child?.kill('SIGKILL')
       log.warn({ signal }, `second ${signal}: forcing exit`)
       errorLine(`forced exit on second ${signal}; in-flight requests were cut`)
-      for (const s of slots) s.child?.kill('SIGKILL')
       finish(1)
       return
     }

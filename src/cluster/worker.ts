@@ -10,7 +10,6 @@
  * told to drain, when it cannot start, or when its IPC channel disconnects (the primary is gone: an
  * orphan must not keep the port).
  */
-import { startDataPlane } from '../server/data-plane.js'
 import type { DataPlane, DataPlaneStats } from '../server/types.js'
 import { createLogger, type Logger } from '../observability/logger.js'
 import { setRateLimitingLog } from '../plugins/rate-limiting/index.js'
@@ -27,6 +26,11 @@ if (typeof process.send !== 'function') {
   process.stderr.write('bouncer: src/cluster/worker.js runs as a child of `bouncer start`, not on its own\n')
   process.exit(2)
 }
+
+// Loaded while `init` is on its way, not at import: a uWS build that does not load
+// (src/server/uws-loader.ts) then becomes this worker's `fatal` reason, which the primary prints.
+const serverModules = Promise.all([import('../server/data-plane.js'), import('../server/uws.js')])
+serverModules.catch(() => {}) // awaited (and reported) in init
 
 let dataPlane: DataPlane | null = null
 /** the Snapshot the data plane runs: the base a `reload_delta` applies to */
@@ -121,6 +125,7 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
       sandbox = createSandbox({ paths: settings.custom_plugins, pluginsDir: settings.plugins_dir, limits: settings.plugin_limits, log: sandboxLog, services: pluginServices })
       factories.push(...sandbox.factories)
     }
+    const [{ startDataPlane }, { uwsBuild }] = await serverModules
     const dp = await startDataPlane({ settings, snapshot, workerId, log, factories: bindPluginServices(factories, pluginServices) })
     dataPlane = dp
     running = snapshot
@@ -128,13 +133,15 @@ async function init(msg: Extract<PrimaryMessage, { type: 'init' }>): Promise<voi
       await dp.close()
       process.exit(0)
     }
-    send({ type: 'ready', pid: process.pid, port: dp.port, version: snapshot.version, hash: snapshot.hash })
+    send({ type: 'ready', pid: process.pid, port: dp.port, version: snapshot.version, hash: snapshot.hash, uws: uwsBuild })
   } catch (err) {
     sandbox?.dispose()
     sandbox = null
     log.error({ err }, 'worker failed to start')
     // Exit once the IPC message has left, so the primary can say why.
-    send({ type: 'fatal', message: errorText(err) }, () => process.exit(1))
+    // no uWS build loads in this install (src/server/uws-loader.ts): a respawn would fail the same way
+    const permanent = (err as { code?: unknown }).code === 'BOUNCER_UWS_UNAVAILABLE'
+    send({ type: 'fatal', message: errorText(err), permanent }, () => process.exit(1))
     setTimeout(() => process.exit(1), 200).unref()
   }
 }

@@ -25,7 +25,7 @@
  * `Reference`, `ExternalCopy`, `unsafeInherit` or `accessors` object ever enters the isolate (S-07):
  * the References below to the runtime's functions stay on this side.
  */
-import ivm from 'isolated-vm'
+import { ivm, type IsolatedVM } from './ivm.js'
 import { watchSlices, type SliceGuard } from './slice-watchdog.js'
 import { cryptoOp, type KvStore } from '#sdk/node-host'
 import type { PluginRuntime, WireCalloutRequest, WireCalloutResponse } from '#sdk/wire'
@@ -63,11 +63,11 @@ export interface IsolateLogger {
 
 /** References to the runtime's functions inside the isolate (`PluginRuntime` of @bouncer/sdk/wire). */
 interface RuntimeRefs {
-  configure: ivm.Reference<PluginRuntime['configure']>
-  release: ivm.Reference<PluginRuntime['release']>
-  call: ivm.Reference<PluginRuntime['call']>
-  resume: ivm.Reference<PluginRuntime['resume']>
-  abandon: ivm.Reference<PluginRuntime['abandon']>
+  configure: IsolatedVM.Reference<PluginRuntime['configure']>
+  release: IsolatedVM.Reference<PluginRuntime['release']>
+  call: IsolatedVM.Reference<PluginRuntime['call']>
+  resume: IsolatedVM.Reference<PluginRuntime['resume']>
+  abandon: IsolatedVM.Reference<PluginRuntime['abandon']>
 }
 
 /**
@@ -98,10 +98,10 @@ export interface PluginIsolateOptions {
   /** V8 lost control of an isolate: default logs and aborts the worker (isolated-vm's advice) */
   onCatastrophicError?: (message: string) => void
   /** the isolate's CPU time so far, ns (default `isolate.cpuTime`; tests substitute it) */
-  cpuClock?: (isolate: ivm.Isolate) => bigint
+  cpuClock?: (isolate: IsolatedVM.Isolate) => bigint
 }
 
-const isolateCpuTime = (isolate: ivm.Isolate): bigint => isolate.cpuTime
+const isolateCpuTime = (isolate: IsolatedVM.Isolate): bigint => isolate.cpuTime
 
 let callSeq = 0
 let calloutSeq = 0
@@ -113,8 +113,8 @@ function messageOf(err: unknown): string {
 
 export class PluginIsolate {
   readonly name: string
-  private isolate: ivm.Isolate | null = null
-  private context: ivm.Context | null = null
+  private isolate: IsolatedVM.Isolate | null = null
+  private context: IsolatedVM.Context | null = null
   private refs: RuntimeRefs | null = null
   /** instance id → config JSON, to re-configure after a restart */
   private readonly configs = new Map<string, string>()
@@ -125,7 +125,7 @@ export class PluginIsolate {
   private retired = false
   /** stops a handler slice past cpu_ms (see slice-watchdog.ts); one per running isolate */
   private guard: SliceGuard | null = null
-  private readonly cpuClock: (isolate: ivm.Isolate) => bigint
+  private readonly cpuClock: (isolate: IsolatedVM.Isolate) => bigint
   /** tests simulate the isolate's CPU clock; then it also classifies a slice the watchdog stopped */
   private readonly simulatedClock: boolean
 
@@ -167,10 +167,10 @@ export class PluginIsolate {
       const script = isolate.compileScriptSync(this.options.code, { filename: `plugin:${manifest.name}@${manifest.version}` })
       script.runSync(context, { timeout: limits.startup_ms })
       script.release()
-      const runtime = context.global.getSync('__bouncer_runtime', { reference: true }) as ivm.Reference<Record<string, unknown>>
+      const runtime = context.global.getSync('__bouncer_runtime', { reference: true }) as IsolatedVM.Reference<Record<string, unknown>>
       if (runtime.typeof !== 'object') throw new Error('the bundle did not install the SDK runtime (build it with `bouncer plugin build`)')
       const ref = <T>(name: string) => {
-        const r = runtime.getSync(name, { reference: true }) as ivm.Reference<T>
+        const r = runtime.getSync(name, { reference: true }) as IsolatedVM.Reference<T>
         if (r.typeof !== 'function') throw new Error(`the SDK runtime has no ${name}()`)
         return r
       }

@@ -21,7 +21,7 @@
  * slice by then and could not run one. When nothing is watched, no loop runs (nothing keeps the
  * process alive).
  */
-import ivm from 'isolated-vm'
+import { ivm, type IsolatedVM } from './ivm.js'
 
 /** Most isolates watched at once in one process. */
 const MAX_SLOTS = 512
@@ -96,7 +96,7 @@ class SliceWatchdog {
   private readonly words = new Int32Array(this.sab, 0, HEADER + MAX_SLOTS * SLOT)
   private readonly cpu = new Float64Array(this.sab, CPU_OFFSET, MAX_SLOTS)
   private readonly host = new Float64Array(this.sab, HOST_OFFSET, MAX_SLOTS)
-  private readonly watched = new Map<number, { isolate: ivm.Isolate; periodMs: number }>()
+  private readonly watched = new Map<number, { isolate: IsolatedVM.Isolate; periodMs: number }>()
   private readonly free: number[] = []
   private generation = 0
   /** watchdog loops started and not yet over (an ended loop's isolate is disposed asynchronously) */
@@ -107,7 +107,7 @@ class SliceWatchdog {
     for (let i = MAX_SLOTS - 1; i >= 0; i--) this.free.push(i)
   }
 
-  watch(isolate: ivm.Isolate, limitMs: number): SliceGuard {
+  watch(isolate: IsolatedVM.Isolate, limitMs: number): SliceGuard {
     const slot = this.free.pop()
     if (slot === undefined) throw new Error(`the sandbox watchdog watches at most ${MAX_SLOTS} isolates per process`)
     const base = HEADER + slot * SLOT
@@ -173,7 +173,7 @@ class SliceWatchdog {
     }
     args[1] = period
     const dog = new ivm.Isolate({ memoryLimit: 8 })
-    const loop = dog.createContextSync().evalSync(LOOP_SOURCE, { reference: true }) as ivm.Reference<(...a: unknown[]) => void>
+    const loop = dog.createContextSync().evalSync(LOOP_SOURCE, { reference: true }) as IsolatedVM.Reference<(...a: unknown[]) => void>
     this.running++
     const ended = (): void => {
       if (!dog.isDisposed) dog.dispose()
@@ -204,7 +204,7 @@ export function sliceWatchdogIdle(): Promise<void> {
 }
 
 /** Watch `isolate`: a slice running longer than `limitMs` (wall clock) is stopped. */
-export function watchSlices(isolate: ivm.Isolate, limitMs: number): SliceGuard {
+export function watchSlices(isolate: IsolatedVM.Isolate, limitMs: number): SliceGuard {
   instance ??= new SliceWatchdog()
   return instance.watch(isolate, limitMs)
 }

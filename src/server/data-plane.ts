@@ -29,6 +29,8 @@ let collecting: ProxyRequest | null = null
 function collectHeader(name: string, value: string): void {
   const r = collecting!
   r.raw.push(name, value)
+  // the line as sent, `name: value\r\n` (max_header_size; uWS checks only heads split across reads)
+  r.headerBytes += name.length + value.length + 4
   // uWS hands names lower-cased; only a few need a look now (framing, routing, expect)
   switch (name) {
     case 'host':
@@ -81,6 +83,8 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<DataPlane>
     isTrusted: createIpMatcher(settings.trusted_ips),
     headersOn: settings.headers,
     maxBody: settings.max_body_size,
+    maxRequestLine: settings.max_request_line,
+    maxHeaderSize: settings.max_header_size,
     requestIdPrefix: `${randomBytes(6).toString('hex')}${opts.workerId.toString(36)}-`,
     compileOptions,
     compiled,

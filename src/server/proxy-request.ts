@@ -43,6 +43,8 @@ export interface Plane {
   readonly isTrusted: IpMatcher
   readonly headersOn: boolean
   readonly maxBody: number
+  readonly maxRequestLine: number
+  readonly maxHeaderSize: number
   readonly requestIdPrefix: string
   readonly compileOptions: CompileOptions
   compiled: CompiledSnapshot
@@ -70,6 +72,8 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
   contentLength: string[] | null = null
   transferEncoding: string[] | null = null
   expect: string | null = null
+  /** bytes of the header lines as sent (data-plane.ts collectHeader) */
+  headerBytes = 0
   /** afterCloseGrace ran: answer now (gateway-answers.ts) */
   graceDone = false
 
@@ -140,6 +144,16 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
 
     const framing = checkFraming(this.contentLength, this.transferEncoding)
     if (framing === FRAMING_ERROR) return answerErrorAndClose(this, 'GW_ERR_REQUEST_FRAMING')
+    // `METHOD target HTTP/1.1\r\n`, as nginx measures its request line buffer
+    const lineBytes = this.method.length + this.path.length + (this.query === '' ? 0 : this.query.length + 1) + 11
+    if (lineBytes > p.maxRequestLine) {
+      p.log.info({ request_id: this.requestId, request_line_bytes: lineBytes, max_request_line: p.maxRequestLine }, 'request line over max_request_line: 414')
+      return answerErrorAndClose(this, 'GW_ERR_REQUEST_URI_TOO_LONG', framing !== FRAMING_NO_BODY)
+    }
+    if (this.headerBytes > p.maxHeaderSize) {
+      p.log.info({ request_id: this.requestId, header_bytes: this.headerBytes, max_header_size: p.maxHeaderSize }, 'request headers over max_header_size: 431')
+      return answerErrorAndClose(this, 'GW_ERR_REQUEST_HEADER_TOO_LARGE', framing !== FRAMING_NO_BODY)
+    }
     // Kong proxies TRACE like any other method. CONNECT (authority-form target) is refused, as
     // nginx does; uWS v20.30 itself closes the connection on a method outside its nine (TRACK,
     // PURGE, WebDAV's…) before any handler runs (test/proxy/methods.test.ts).
@@ -148,7 +162,10 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
     }
     // uWS already answered `100 Continue` for exactly `100-continue`; anything else is refused
     if (this.expect !== null && this.expect.toLowerCase() !== '100-continue') return answerErrorAndClose(this, 'GW_ERR_REQUEST_EXPECT')
-    if (framing > 0 && p.maxBody > 0 && framing > p.maxBody) return answerErrorAndClose(this, 'GW_ERR_REQUEST_TOO_LARGE', true)
+    if (framing > 0 && p.maxBody > 0 && framing > p.maxBody) {
+      p.log.info({ request_id: this.requestId, content_length: framing, max_body_size: p.maxBody }, 'Content-Length over max_body_size: 413')
+      return answerErrorAndClose(this, 'GW_ERR_REQUEST_TOO_LARGE', true)
+    }
 
     const result = this.compiled.router.match(this)
     if (result.kind === 'none') return answerError(this, 'GW_ERR_ROUTER_NO_ROUTE')
@@ -388,6 +405,7 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
   }
 
   bodyTooLarge(): void {
+    this.plane.log.info({ request_id: this.requestId, max_body_size: this.plane.maxBody }, 'request body over max_body_size: 413')
     this.abandonUpload('GW_ERR_REQUEST_TOO_LARGE')
   }
 

@@ -1,6 +1,8 @@
 /**
- * Request framing checks the gateway makes itself, because the pinned uWS (v20.30) predates the
- * parser fixes (test/proxy/request-framing.test.ts): it accepts differing duplicate Content-Length (using the first),
+ * Request framing checks the gateway makes itself, whichever uWS build runs (src/server/uws-loader.ts):
+ * uwebsockets 3.0.6's parser answers 400 itself to CL+TE, a Content-Length list or sign,
+ * `Transfer-Encoding: identity` and chunk extensions, and lets the rest below through; v20.30 predated
+ * even those parser fixes (test/proxy/request-framing.test.ts): it accepts differing duplicate Content-Length (using the first),
  * an empty Content-Length, and any Transfer-Encoding value as chunked. An ambiguous message is
  * answered 400 and its connection closed, so no leftover byte is ever parsed as a new request and
  * nothing reaches an upstream.

@@ -52,12 +52,15 @@ t.test('ambiguous framing never reaches the upstream', async (t) => {
       const before = up.requests.length
       // a follow-up request on the same socket must never be answered as a smuggled one
       const r = await rawExchange(dp.port, payload + 'GET /probe HTTP/1.1\r\nHost: a\r\n\r\n', 1000)
-      t.ok(r.closed, 'connection closed')
+      t.ok(r.closed, 'connection closed within 1 s')
       t.notMatch(r.data, /HTTP\/1\.1 200/, 'nothing answered 200')
+      // answered 400 by uWS's parser (its HTML body) or by the gateway (Kong's JSON body, sent after
+      // the handler returns: gateway-answers.ts); when bytes follow the request, uWS may close first
+      // (it refuses a request pipelined behind a pending response) or answer them 505 (docs/security.md)
       if (r.data !== '') {
-        t.match(r.data, /^HTTP\/1\.1 400 Bad Request\r\n/)
+        t.match(r.data, /^HTTP\/1\.1 (400 Bad Request|505 HTTP Version Not Supported)\r\n/)
         t.match(r.data, /Connection: close/i)
-        t.match(r.data, /\{"message":"Bad request"\}$/)
+        t.match(r.data, /(\{"message":"Bad request","request_id":"[0-9a-z-]+"\}|<\/h1>.*)$/)
       }
       await sleep(20)
       t.equal(up.requests.length, before, 'the upstream recorded nothing')
@@ -154,7 +157,7 @@ t.test('a header value uWS lets through but HTTP forbids (DEL) gets 400 at once:
   t.teardown(() => dp.close())
   const r = await rawExchange(dp.port, 'GET /del HTTP/1.1\r\nHost: a\r\nX-Odd: a\x7fb\r\nConnection: close\r\n\r\n')
   t.match(r.data, /^HTTP\/1\.1 400 Bad Request\r\n/)
-  t.match(r.data, /\{"message":"Bad request"\}$/)
+  t.match(r.data, /\{"message":"Bad request","request_id":"[0-9a-z-]+"\}$/)
   t.equal(up.requests.filter((q) => q.url === '/del').length, 0, 'nothing reached the upstream')
   const probe = await rawExchange(dp.port, 'GET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
   t.match(probe.data, /^HTTP\/1\.1 200 /, 'the gateway serves the next request')

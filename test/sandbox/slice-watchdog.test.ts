@@ -5,14 +5,14 @@
  * fail it.)
  */
 import t from 'tap'
-import ivm from 'isolated-vm'
+import { ivm, type IsolatedVM } from '../../src/sandbox/ivm.js'
 import { watchSlices } from '../../src/sandbox/slice-watchdog.js'
 
 interface Victim {
-  isolate: ivm.Isolate
-  spin: ivm.Reference<() => void>
-  quick: ivm.Reference<(n: number) => number>
-  viaHost: ivm.Reference<() => number>
+  isolate: IsolatedVM.Isolate
+  spin: IsolatedVM.Reference<() => void>
+  quick: IsolatedVM.Reference<(n: number) => number>
+  viaHost: IsolatedVM.Reference<() => number>
 }
 
 /** An isolate with a spinning function, a quick one, and one that calls a host function twice. */
@@ -32,7 +32,7 @@ function victim(hostWaitMs = 0, host: { enter(): void; leave(): void } = { enter
     }),
   )
   context.evalSync('globalThis.spin = () => { for (;;) {} }; globalThis.quick = (n) => n + 1; globalThis.viaHost = () => hostWait() + hostWait()')
-  const get = <T>(name: string) => context.global.getSync(name, { reference: true }) as ivm.Reference<T>
+  const get = <T>(name: string) => context.global.getSync(name, { reference: true }) as IsolatedVM.Reference<T>
   return { isolate, spin: get('spin'), quick: get('quick'), viaHost: get('viaHost') }
 }
 
