@@ -4,7 +4,7 @@
  * Everything listens on 127.0.0.1 and is stopped when the run ends. The nginx reference proxy lives
  * in nginx.ts.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -44,6 +44,8 @@ export function findBinary(name: string, extraDirs: string[] = []): string | nul
 export interface Proc {
   child: ChildProcess
   port: number
+  /** the Admin API's port, for a gateway */
+  adminPort?: number
   stop(): Promise<void>
 }
 
@@ -134,6 +136,11 @@ export interface GatewayOptions {
   nodeArgs?: string[]
   /** extra `bouncer start` arguments */
   args?: string[]
+  /**
+   * keep the config in a SQLite store (imported with `bouncer db import`) instead of DB-less
+   * `--config`, so the Admin API can write it
+   */
+  store?: boolean
 }
 
 /** Start `bouncer start` with a generated config and wait until every worker serves it. */
@@ -144,10 +151,20 @@ export async function startGateway(o: GatewayOptions): Promise<Proc> {
   const port = await freePort()
   const statusPort = await freePort()
   const adminPort = await freePort()
+  let source = ['--config', file]
+  if (o.store) {
+    const database = `sqlite:${path.join(dir, 'bench.db')}`
+    const r = spawnSync(process.execPath, [path.join(PACKAGE_ROOT, 'bin/bouncer.js'), 'db', 'import', file, '--database', database], { encoding: 'utf8' })
+    if (r.status !== 0) {
+      rmSync(dir, { recursive: true, force: true })
+      throw new Error(`bouncer db import failed (${r.status}): ${r.stderr.trim()}`)
+    }
+    source = ['--database', database]
+  }
   const child = spawnPinned(
     [
       process.execPath, ...(o.nodeArgs ?? []),
-      path.join(PACKAGE_ROOT, 'bin/bouncer.js'), 'start', '--config', file, '--workers', String(o.workers),
+      path.join(PACKAGE_ROOT, 'bin/bouncer.js'), 'start', ...source, '--workers', String(o.workers),
       '--proxy-listen', `127.0.0.1:${port}`, '--status-listen', `127.0.0.1:${statusPort}`,
       '--admin-listen', `127.0.0.1:${adminPort}`, '--log-level', 'warn', '--prefix', path.join(dir, 'prefix'), ...(o.args ?? []),
     ],
@@ -177,5 +194,5 @@ export async function startGateway(o: GatewayOptions): Promise<Proc> {
     }
     await new Promise((r) => setTimeout(r, 100))
   }
-  return { child, port, stop }
+  return { child, port, adminPort, stop }
 }

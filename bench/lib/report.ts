@@ -47,6 +47,15 @@ export function renderMarkdown(run: BenchResults): string {
     )
   }
   for (const s of run.skipped ?? []) lines.push('', `Skipped ${s.name}: ${s.reason}`)
+  for (const r of run.results) {
+    for (const x of r.runs) {
+      const b = x.background
+      if (b) {
+        lines.push('', `${r.name}, round ${x.round}: ${b.what} during the fixed-rate run: ${b.ok} of ${b.sent} answered 2xx (${b.failed} failed), ` +
+          `${b.rate}/s; write-to-applied (the reply comes after every worker applied it) p50 ${b.p50_ms} ms, p99 ${b.p99_ms} ms, max ${b.max_ms} ms.`)
+      }
+    }
+  }
   const targets = renderTargets(run)
   if (targets) lines.push('', targets)
   const overFloor = renderOverFloor(run)
@@ -167,6 +176,12 @@ export function targets(run: BenchResults): Target[] {
   overNoPlugins('sandbox-example', 'security-headers SDK plugin: added p50 over no plugins', 10)
   overNoPlugins('full-chain', 'full chain: added p50 over no plugins', 60)
   overNoPlugins('rate-limit-local', 'rate-limiting (local) alone: added p50 over no plugins', 10)
+  const aw = get('admin-writes')
+  if (aw) {
+    pair('proxy p99 while the Admin API takes 100 writes/s: rise over no plugins', 'admin-writes', 'no-plugins',
+      (x, y) => (y.latency.p99 > 0 ? (100 * (x.latency.p99 - y.latency.p99)) / y.latency.p99 : null), 10, false, '%')
+    out.push({ what: 'proxied requests failed while the Admin API takes 100 writes/s', value: aw.errors, spread: undefined, limit: 0, atLeast: false, unit: 'requests' })
+  }
   return out
 }
 
@@ -182,7 +197,7 @@ function renderTargets(run: BenchResults): string {
     '|---|---:|---:|---:|---|',
   ]
   for (const t of list) {
-    const d = t.unit === '×' ? 2 : t.unit === 'µs/req' ? 1 : 0
+    const d = t.unit === '×' ? 2 : t.unit === 'µs/req' || t.unit === '%' ? 1 : 0
     let verdict = 'not measured'
     if (t.value !== null && t.value !== undefined) {
       const ok = t.atLeast ? t.value >= t.limit : t.value <= t.limit

@@ -5,6 +5,7 @@
  */
 import type { Comparison } from './compare.js'
 import type { LatencyResult, SaturationResult } from './measure.js'
+import type { BackgroundResult } from '../scenarios/types.js'
 
 export const RESULTS_SCHEMA = 'bouncer-bench/1'
 
@@ -39,6 +40,8 @@ export interface RunSample {
   reference_rps_ratio: number | null
   /** latency − the reference's latency in this round (µs) */
   reference_added_us: Percentiles | null
+  /** what a background load (e.g. Admin API writes) did during the fixed-rate run */
+  background?: BackgroundResult
 }
 
 /** The metrics compared between runs; `higher` says which direction is better. */

@@ -167,7 +167,7 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
           if (sc.via === 'bouncer') {
             profDir = profRoot ? path.join(profRoot, `${sc.name}-r${round}`) : null
             target = await startGateway({
-              config: prep.config!, workers: o.workers, cpus: pin.gw, args: prep.args ?? [],
+              config: prep.config!, workers: o.workers, cpus: pin.gw, args: prep.args ?? [], store: prep.store === true,
               nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
             })
             port = target.port
@@ -199,7 +199,9 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
           const cpuUs = cpuPerRequestUs(cpuBefore, processTreeCpuMs(measuredPid), sat.requests)
           if (rate === 0) rate = Math.max(100, Math.round(sat.rps / 2)) // auto: half the first (direct) max
           log(`${tag}: latency at ${rate} req/s (${o.rateGen}) ${o.duration} s`)
+          const background = prep.background && target?.adminPort !== undefined ? prep.background({ adminPort: target.adminPort }) : null
           const lat = await (o.rateGen === 'paced' ? latencyAtRatePaced : latencyAtRateAutocannon)({ url, connections: o.connections, duration: o.duration, rate, headers })
+          const bg = background ? await background.stop() : undefined
           const base = sc.baseline ? thisRound.get(sc.baseline) : undefined
           const ref = sc.reference ? thisRound.get(sc.reference) : undefined
           const pct = { p50: lat.p50, p90: lat.p90, p99: lat.p99, p999: lat.p999 }
@@ -213,6 +215,7 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
             added_us: base ? diff(pct, base.latency) : null,
             reference_rps_ratio: ref ? sat.rps / ref.saturation.rps : null,
             reference_added_us: ref ? diff(pct, ref.latency) : null,
+            ...(bg ? { background: bg } : {}),
           }
           thisRound.set(sc.name, sample)
           samples.get(sc.name)!.push(sample)
@@ -222,7 +225,8 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
               `p50 ${lat.p50} µs, p99 ${lat.p99} µs` +
               `${cpuUs !== null ? `, ${cpuUs.toFixed(1)} µs CPU/req` : ''}` +
               `${sample.added_us ? `, added p50 ${Math.round(sample.added_us.p50)} µs / p99 ${Math.round(sample.added_us.p99)} µs` : ''}` +
-              `${errs ? `, ${errs} errors/non-2xx` : ''} (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
+              `${errs ? `, ${errs} errors/non-2xx` : ''}` +
+              `${bg ? `; ${bg.what}: ${bg.ok}/${bg.sent} ok at ${bg.rate}/s, write-to-applied p50 ${bg.p50_ms} ms, p99 ${bg.p99_ms} ms` : ''} (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
           )
         } catch (err) {
           // one failing scenario does not throw away the others: reported, and the exit status is 1

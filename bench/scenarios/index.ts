@@ -2,6 +2,7 @@
  * The scenario list, in run order. Baselines and references come before what is compared with them
  * (direct → nginx → HAProxy → floor → no-plugins → plugin scenarios), so every ratio is against this same round.
  */
+import { adminWrites } from './admin-writes.js'
 import { direct, direct16k } from './direct.js'
 import { floor, floor16k } from './floor.js'
 import { haproxy, haproxy16k, haproxyJwt } from './haproxy.js'
@@ -23,7 +24,7 @@ import type { Scenario } from './types.js'
 
 export const SCENARIOS: Scenario[] = [
   direct, nginx, haproxy, haproxyJwt, floor, noPlugins, jwtHs256, jwtRs256, keyAuth, jwtAcl, sandboxNoop, sandboxExample, fullChain, routes10k,
-  rateLimitLocal, rateLimitRedis, rateLimitRedisBatch,
+  rateLimitLocal, rateLimitRedis, rateLimitRedisBatch, adminWrites,
   direct16k, nginx16k, haproxy16k, floor16k, noPlugins16k,
 ]
 export { ScenarioUnavailable, type Prepared, type Scenario } from './types.js'

@@ -5,6 +5,7 @@
 export const CONSUMER = 'bench-user'
 
 export interface BenchConfigParts {
+  consumers?: object[]
   plugins?: object[]
   jwt_secrets?: object[]
   keyauth_credentials?: object[]

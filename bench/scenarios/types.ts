@@ -10,6 +10,10 @@ export interface Prepared {
   args?: string[]
   /** for 'haproxy' scenarios: verify an HS256 bearer token with this secret in HAProxy itself */
   haproxyJwtSecret?: string
+  /** for 'bouncer' scenarios: keep the config in a SQLite store (Admin API writable) instead of `--config` */
+  store?: boolean
+  /** load started beside the fixed-rate run and stopped after it (e.g. Admin API writes); its result goes into the sample */
+  background?: (target: { adminPort: number }) => Background
   /** remove what prepare() made (temp folders), after the run */
   cleanup?: () => void
 }
@@ -40,4 +44,23 @@ export interface Scenario {
   peers?: string[]
   /** build the request and config for an upstream on `upstreamPort`; called once per run */
   prepare(upstreamPort: number): Prepared | Promise<Prepared>
+}
+
+/** What a background load did during a fixed-rate run (bench/scenarios/admin-writes.ts). */
+export interface BackgroundResult {
+  what: string
+  /** operations started, answered 2xx, and failed (non-2xx or error) */
+  sent: number
+  ok: number
+  failed: number
+  /** operations per second achieved */
+  rate: number
+  /** ms, over the 2xx answers */
+  p50_ms: number
+  p99_ms: number
+  max_ms: number
+}
+
+export interface Background {
+  stop(): Promise<BackgroundResult>
 }

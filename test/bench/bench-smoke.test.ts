@@ -346,3 +346,25 @@ t.test('HAProxy and wrk end to end: haproxy-jwt verifies the same token, a targe
   t.equal(hp.errors, 0, 'every request through HAProxy answered 2xx: it verified the bench token')
   t.match(readFileSync(path.join(out, file!.replace(/\.json$/, '.md')), 'utf8'), /\| jwt HS256: req\/s vs HAProxy jwt_verify HS256 \| \d+\.\d\d × \|/, 'the target row')
 })
+
+t.test('admin-writes: the proxy at a fixed rate on the SQLite store while the Admin API takes 100 writes/s; writes recorded, none failed', async (t) => {
+  const out = mkdtempSync(path.join(os.tmpdir(), 'bouncer-bench-admin-'))
+  t.teardown(() => rmSync(out, { recursive: true, force: true }))
+  const r = await bench(['--scenarios', 'admin-writes', '--duration', '2', '--warmup', '0', '--workers', '1', '--connections', '4', '--rate', '200', '--loadgen', 'autocannon', '--out', out], 90_000)
+  t.equal(r.code, 0, `exit 0 (stderr: ${r.stderr.slice(-600)})`)
+  const file = readdirSync(out).find((f) => f.endsWith('.json'))
+  const run = JSON.parse(readFileSync(path.join(out, file!), 'utf8')) as BenchResults
+  t.same(run.results.map((s) => s.name), ['direct', 'no-plugins', 'admin-writes'], 'with its baseline and reference')
+  const aw = run.results.find((s) => s.name === 'admin-writes')!
+  t.equal(aw.errors, 0, 'no proxied request failed')
+  const bg = aw.runs[0]!.background
+  t.ok(bg, 'the writes are recorded with the sample')
+  t.ok(bg!.sent >= 100, `about 100 writes a second for 2 s were sent (${bg!.sent})`)
+  t.equal(bg!.failed, 0, 'every write answered 2xx')
+  t.equal(bg!.ok, bg!.sent)
+  t.ok(bg!.p50_ms > 0 && bg!.p50_ms <= bg!.p99_ms, 'write-to-applied percentiles')
+  const md = readFileSync(path.join(out, file!.replace(/\.json$/, '.md')), 'utf8')
+  t.match(md, /admin-writes, round 1: Admin API writes \(key-auth credential POST\/DELETE\) at 100\/s during the fixed-rate run: \d+ of \d+ answered 2xx \(0 failed\)/)
+  t.match(md, /\| proxy p99 while the Admin API takes 100 writes\/s: rise over no plugins \| -?\d+\.\d %/)
+  t.match(md, /\| proxied requests failed while the Admin API takes 100 writes\/s \| 0 requests \| — \| ≤ 0 requests \| met \|/)
+})

@@ -133,7 +133,13 @@ t.test('one gateway per prefix; status, reload (validated first) and stop operat
   t.equal(reload.code, 0, reload.stderr)
   const after = (await gw.status()).body
   t.not(after.config.hash, hash1)
-  t.match(reload.stdout, new RegExp(`reloaded: .*kong\\.yml v${after.config.version}, hash ${after.config.hash.slice(0, 12)}, in 2 workers`))
+  // the SIGHUP of the `same` reload above may still be read after the file changed (it returned
+  // without waiting, there being nothing to wait for): then the gateway already serves the new file
+  // and this reload rightly finds it unchanged; either way it returns once every worker has it
+  t.match(
+    reload.stdout,
+    new RegExp(`reloaded: .*kong\\.yml v${after.config.version}, hash ${after.config.hash.slice(0, 12)}, in 2 workers|config unchanged \\(.*kong\\.yml, hash ${after.config.hash.slice(0, 12)}, v${after.config.version}\\)`),
+  )
   t.ok(after.converged, 'every worker has it when reload returns')
   t.equal((await httpGet(gw.url('/b'))).statusCode, 200, 'the new route serves')
 
