@@ -154,9 +154,8 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
       p.log.info({ request_id: this.requestId, header_bytes: this.headerBytes, max_header_size: p.maxHeaderSize }, 'request headers over max_header_size: 431')
       return answerErrorAndClose(this, 'GW_ERR_REQUEST_HEADER_TOO_LARGE', framing !== FRAMING_NO_BODY)
     }
-    // Kong proxies TRACE like any other method. CONNECT (authority-form target) is refused, as
-    // nginx does; uWS v20.30 itself closes the connection on a method outside its nine (TRACK,
-    // PURGE, WebDAV's…) before any handler runs (test/proxy/methods.test.ts).
+    // Kong proxies TRACE, and any other token method, like GET (test/proxy/methods.test.ts).
+    // CONNECT (authority-form target) is refused, as nginx does.
     if (this.method === 'CONNECT') {
       return framing === FRAMING_NO_BODY ? answerError(this, 'GW_ERR_REQUEST_METHOD') : answerErrorAndClose(this, 'GW_ERR_REQUEST_METHOD')
     }

@@ -63,7 +63,7 @@ t.test('gateway-generated errors', async (t) => {
     const before = up.requests.length
     const r = await rawExchange(dp.port, 'CONNECT /api/x HTTP/1.1\r\nHost: a\r\n\r\n')
     t.match(r.data, /^HTTP\/1\.1 405 /)
-    t.match(r.data, /\{"message":"Method not allowed"\}/)
+    t.match(r.data, /\{"message":"Method not allowed","request_id":"[^"]+"\}/)
     t.equal(up.requests.length, before)
   })
 
