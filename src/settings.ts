@@ -43,6 +43,10 @@ export interface Settings {
    * null for DB-less (a config file, or `--database off`: an empty config)
    */
   database: string | null
+  /** Postgres only: most pooled connections per node (the LISTEN connection is one more) */
+  database_pool_size: number
+  /** Postgres only: ms to wait for a connection; a query may take twice that */
+  database_timeout: number
   /** the Admin API token (from --admin-token-file or BOUNCER_ADMIN_TOKEN), or null: loopback only */
   admin_token: string | null
 }
@@ -64,5 +68,7 @@ export const DEFAULT_SETTINGS: Settings = {
   plugins_dir: null,
   plugin_limits: {},
   database: null,
+  database_pool_size: 10,
+  database_timeout: 5_000,
   admin_token: null,
 }

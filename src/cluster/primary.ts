@@ -25,6 +25,9 @@ import { openSqliteStore, StoreOpenError } from '../store/sqlite-store.js'
 import { createStoreSource } from '../store/store-source.js'
 import type { Store } from '../store/types.js'
 import { startAdmin, type AdminHandle } from '../admin/primary-admin.js'
+import { isPostgresUrl, openPostgresForNode } from '../store/pg-open.js'
+import { PostgresStore } from '../store/pg-store.js'
+import { watchPostgres, type DatabaseWatch } from '../store/pg-watch.js'
 
 export { STARTUP_FAILURE_LIMIT } from './worker-supervisor.js'
 
@@ -77,7 +80,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   let store: Store | null = null
   if (settings.config === null && settings.database !== null) {
     try {
-      store = openDatabase(settings.database, log)
+      store = isPostgresUrl(settings.database) ? await openPostgresForNode(settings, settings.database, log) : openDatabase(settings.database, log)
     } catch (err) {
       if (!(err instanceof StoreOpenError)) throw err
       errorLine(err.message)
@@ -217,12 +220,17 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
 
   // 4. Workers.
   workers.start()
+  // Several nodes on one Postgres: hear the others' writes (src/store/pg-watch.ts)
+  const watch: DatabaseWatch | null = store instanceof PostgresStore
+    ? watchPostgres({ store, log, served: () => reloader.current!.version, catchUp: (trigger, behind) => reloader.reload(trigger, behind) })
+    : null
 
   const code = await workers.exited
   process.off('SIGTERM', onTerm)
   process.off('SIGINT', onTerm)
   process.off('SIGHUP', onHup)
   pluginServices.close()
+  await watch?.close()
   await Promise.all([statusServer.close(), admin.close(), source.close()])
   return code
 
@@ -272,8 +280,24 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
         workers_ready: readyCount,
         workers_expected: settings.workers,
         converged: w?.isConverged() ?? false,
+        // with a database: which, whether it answers, and (Postgres) the newest version it reported
+        ...(store !== null ? { database: databaseReport(store.name, current.version, watch?.state ?? null) } : {}),
       },
     }
+  }
+}
+
+/** /status's `database`: a balancer keeps a node whose database is unreachable (it still proxies). */
+function databaseReport(name: string, served: number, state: DatabaseWatch['state'] | null): Record<string, unknown> {
+  if (state === null) return { name, reachable: true, served_version: served }
+  return {
+    name,
+    reachable: state.reachable,
+    listening: state.listening,
+    served_version: served,
+    latest_version: state.latest_version,
+    error: state.error,
+    last_contact: state.last_contact === null ? null : new Date(state.last_contact).toISOString(),
   }
 }
 

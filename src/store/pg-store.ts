@@ -178,14 +178,15 @@ export class PostgresStore extends PgReads implements Store {
   }
 
   /** The connection settings for this store's pool, and for the one LISTEN connection (./pg-watch.ts). */
-  static clientConfig(url: string, options: PostgresStoreOptions, max?: number): pg.PoolConfig {
+  static clientConfig(url: string, options: PostgresStoreOptions, max?: number, role = 'bouncer'): pg.PoolConfig {
     return {
       connectionString: url,
       ...(max !== undefined ? { max } : {}),
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
       query_timeout: options.queryTimeoutMs ?? 10_000,
       idleTimeoutMillis: 30_000,
-      application_name: 'bouncer',
+      // `bouncer pid=N` / `bouncer-listen pid=N`: which node (and which of its connections) in pg_stat_activity
+      application_name: `${role} pid=${process.pid}`,
       ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
     }
   }

@@ -1,0 +1,207 @@
+/**
+ * Several nodes on one Postgres, with real processes: three `bouncer start --database postgres://…`
+ * nodes (2 workers each, own loopback ports) share a database made for this run.
+ *
+ * - Revocation everywhere: a JWT credential DELETEd through node A's Admin API is refused (401) by
+ *   every worker of nodes B and C; the time from the DELETE's 2xx to the first 401 on each other
+ *   node is printed (not asserted: timings belong in bench/).
+ * - The gap path: B's LISTEN connection is terminated (pg_terminate_backend), A writes, B catches up.
+ * - Database faults: C reaches Postgres through a TCP relay this test can cut. While cut, C keeps
+ *   proxying with its last Snapshot, /status says the database is unreachable, an Admin write answers
+ *   503; when the relay is back, C reconnects and catches up on what A wrote meanwhile.
+ *
+ * Needs `npx tsc -p .` first (the gateways run dist/) and a Postgres (test/helpers/postgres.ts).
+ */
+import net from 'node:net'
+import t from 'tap'
+import { createSigner } from 'fast-jwt'
+import { startGateway, waitFor, type Gateway } from '../helpers/gateway.js'
+import { createTestUpstream, echo } from '../helpers/upstream.js'
+import { testDatabase, withDatabase } from '../helpers/postgres.js'
+import { bearer, send } from '../integration/fixtures/client.js'
+import { adminOf, firstOnEveryWorker } from '../admin/fixtures/admin-client.js'
+
+interface DbStatus {
+  reachable: boolean
+  listening: boolean
+  served_version: number
+  latest_version: number | null
+  error: string | null
+}
+
+/** A TCP relay to Postgres that the test can cut (every connection dropped, port closed) and restore. */
+async function startRelay(target: { host: string; port: number }) {
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target.port, target.host)
+    for (const s of [client, upstream]) {
+      sockets.add(s)
+      s.on('close', () => sockets.delete(s))
+      s.on('error', () => {})
+    }
+    client.pipe(upstream).pipe(client)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as net.AddressInfo).port
+  return {
+    port,
+    cut: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        for (const s of sockets) s.destroy()
+      }),
+    restore: () => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve)),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy()
+        if (!server.listening) return resolve()
+        server.close(() => resolve())
+      }),
+  }
+}
+
+const db = await testDatabase(t)
+if (db !== null) {
+  const upstream = await createTestUpstream(echo)
+  t.teardown(() => upstream.close())
+  const target = new URL(db.url)
+  const relay = await startRelay({ host: target.hostname, port: Number(target.port || 5432) })
+  t.teardown(() => relay.close())
+  const viaRelay = (() => {
+    const u = new URL(withDatabase(db.url, db.name))
+    u.hostname = '127.0.0.1'
+    u.port = String(relay.port)
+    return u.toString()
+  })()
+
+  const node = (url: string) => startGateway({ workers: 2, logLevel: 'warn', readyTimeoutMs: 120_000, args: ['--database', url, '--database-timeout', '1000'] })
+  // three nodes starting at once on a fresh database: one of them migrates
+  const [a, b, c] = await Promise.all([node(db.url), node(db.url), node(viaRelay)])
+  t.teardown(() => Promise.all([a, b, c].map((gw) => gw.stop())))
+  const adminA = adminOf(a)
+  const dbStatus = async (gw: Gateway) => ((await gw.status()).body as unknown as { database: DbStatus }).database
+  const serves = (gw: Gateway, version: number) => waitFor(async () => (await gw.status()).body.workers.every((w) => (w.config_version ?? 0) >= version), 20_000, `node ${gw.pid} on v${version}`, 20)
+
+  t.test('three nodes started at once on a fresh database, each reaching it', async (t) => {
+    for (const gw of [a, b, c]) {
+      const st = await dbStatus(gw)
+      t.equal(st.reachable, true)
+      t.equal(st.served_version, 1)
+    }
+  })
+
+  let token = ''
+  let credKey = ''
+  t.test('a config written on A is served by every worker of B and C', async (t) => {
+    t.equal((await adminA('POST', '/services', { name: 'orders', url: `http://${upstream.address}` })).status, 201)
+    t.equal((await adminA('POST', '/services/orders/routes', { name: 'orders', paths: ['/orders'], strip_path: false })).status, 201)
+    t.equal((await adminA('POST', '/services/orders/plugins', { name: 'jwt' })).status, 201)
+    t.equal((await adminA('POST', '/consumers', { username: 'alice' })).status, 201)
+    const cred = await adminA('POST', '/consumers/alice/jwt', {})
+    t.equal(cred.status, 201)
+    const version = Number(cred.headers.get('x-bouncer-config-version'))
+    credKey = cred.body.key
+    token = createSigner({ key: cred.body.secret, algorithm: 'HS256', expiresIn: 600_000 })({ iss: cred.body.key })
+    for (const gw of [b, c]) {
+      await serves(gw, version)
+      const firsts = await firstOnEveryWorker(gw, () => send(gw.proxyPort, '/orders', { headers: [bearer(token)] }))
+      t.equal(firsts.size, 2)
+      for (const [id, res] of firsts) t.equal(res.status, 200, `node ${gw.pid} worker ${id}: the token works`)
+      t.equal((await dbStatus(gw)).served_version, version)
+    }
+  })
+
+  t.test('a DELETE on A: every worker of B and C answers 401 (DELETE-2xx → first 401 printed)', async (t) => {
+    const latencies: Record<string, number[]> = { B: [], C: [] }
+    const rounds = 5
+    for (let i = 0; i <= rounds; i++) {
+      // round 0 revokes alice's credential from the previous test; the next ones make a fresh one each
+      let key = credKey
+      let tok = token
+      if (i > 0) {
+        const cred = await adminA('POST', '/consumers/alice/jwt', {})
+        key = cred.body.key
+        tok = createSigner({ key: cred.body.secret, algorithm: 'HS256', expiresIn: 600_000 })({ iss: key })
+        const v = Number(cred.headers.get('x-bouncer-config-version'))
+        await Promise.all([serves(b, v), serves(c, v)])
+      }
+      const call = (gw: Gateway) => send(gw.proxyPort, '/orders', { headers: [bearer(tok)] })
+      const del = await adminA('DELETE', `/consumers/alice/jwt/${key}`)
+      const deleted = performance.now()
+      t.equal(del.status, 204)
+      await Promise.all(
+        (['B', 'C'] as const).map(async (name) => {
+          const gw = name === 'B' ? b : c
+          const status = await waitFor(async () => ((await call(gw)).status === 401 ? 401 : null), 20_000, `node ${name} to refuse the token`, 0)
+          latencies[name]!.push(performance.now() - deleted)
+          t.equal(status, 401)
+        }),
+      )
+      if (i === 0) {
+        for (const gw of [b, c]) {
+          const after = await firstOnEveryWorker(gw, () => call(gw))
+          t.equal(after.size, 2)
+          for (const [id, res] of after) {
+            t.equal(res.status, 401, `node ${gw.pid} worker ${id}: refused`)
+            t.same(res.body, { message: "No credentials found for given 'iss'" })
+          }
+        }
+      }
+    }
+    for (const [name, ms] of Object.entries(latencies)) {
+      const sorted = [...ms].sort((x, y) => x - y)
+      t.comment(`DELETE on A → first 401 on ${name}: ${sorted.map((x) => x.toFixed(1)).join(', ')} ms (median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(1)} ms, ${rounds + 1} revocations)`)
+    }
+  })
+
+  t.test("B's LISTEN connection is dropped: B reconnects and catches up", async (t) => {
+    const killed = await db.admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", [`bouncer-listen pid=${b.pid}`])
+    t.equal(killed.rowCount, 1, "B's one LISTEN connection terminated")
+    const res = await adminA('POST', '/consumers', { username: 'after-drop' })
+    t.equal(res.status, 201)
+    const version = Number(res.headers.get('x-bouncer-config-version'))
+    await serves(b, version)
+    t.pass(`B serves v${version}, written while its LISTEN connection was down`)
+    const st = await waitFor(async () => {
+      const s = await dbStatus(b)
+      return s.listening ? s : null
+    }, 20_000, 'B to listen again')
+    t.equal(st.reachable, true)
+    t.equal(st.served_version, version)
+  })
+
+  t.test("C's database goes away: C keeps proxying, says so, refuses writes with 503, and catches up when it is back", async (t) => {
+    // a fresh credential, known to C before the cut
+    const cred = await adminA('POST', '/consumers/alice/jwt', {})
+    const tok = createSigner({ key: cred.body.secret, algorithm: 'HS256', expiresIn: 600_000 })({ iss: cred.body.key })
+    await serves(c, Number(cred.headers.get('x-bouncer-config-version')))
+    await relay.cut()
+    const down = await waitFor(async () => {
+      const s = await dbStatus(c)
+      return !s.reachable ? s : null
+    }, 20_000, 'C to see its database unreachable')
+    t.equal(down.listening, false)
+    t.type(down.error, 'string')
+    t.equal((await c.status()).statusCode, 200, 'C still reports itself serving (it proxies)')
+    for (let i = 0; i < 4; i++) t.equal((await send(c.proxyPort, '/orders', { headers: [bearer(tok)] })).status, 200, 'C proxies with its last Snapshot')
+    const refused = await adminOf(c)('POST', '/consumers', { username: 'while-down' })
+    t.equal(refused.status, 503, 'an Admin write on C answers 503')
+    t.match(refused.body, { name: 'database error', message: /cannot be reached/ })
+    t.notMatch(JSON.stringify(refused.body), 'password')
+    // A writes meanwhile; C learns of it once the relay is back
+    const del = await adminA('DELETE', `/consumers/alice/jwt/${cred.body.key}`)
+    t.equal(del.status, 204)
+    const version = Number(del.headers.get('x-bouncer-config-version'))
+    t.equal((await send(c.proxyPort, '/orders', { headers: [bearer(tok)] })).status, 200, 'C cannot know of the DELETE while cut off')
+    await relay.restore()
+    await serves(c, version)
+    const back = await waitFor(async () => {
+      const s = await dbStatus(c)
+      return s.reachable && s.listening ? s : null
+    }, 20_000, 'C to reconnect')
+    t.equal(back.served_version, version)
+    const after = await firstOnEveryWorker(c, () => send(c.proxyPort, '/orders', { headers: [bearer(tok)] }))
+    for (const [id, res] of after) t.equal(res.status, 401, `C worker ${id}: the credential deleted during the outage is refused`)
+    t.equal((await adminOf(c)('POST', '/consumers', { username: 'after-outage' })).status, 201, 'C takes writes again')
+  })
+}
