@@ -43,6 +43,8 @@ export interface Settings {
    * null for DB-less (a config file, or `--database off`: an empty config)
    */
   database: string | null
+  /** Postgres only: where this node caches the last config it served (under the data directory) */
+  database_cache: string | null
   /** Postgres only: most pooled connections per node (the LISTEN connection is one more) */
   database_pool_size: number
   /** Postgres only: ms to wait for a connection; a query may take twice that */
@@ -68,6 +70,7 @@ export const DEFAULT_SETTINGS: Settings = {
   plugins_dir: null,
   plugin_limits: {},
   database: null,
+  database_cache: null,
   database_pool_size: 10,
   database_timeout: 5_000,
   admin_token: null,

@@ -5,6 +5,7 @@
  * names the flag or variable it came from, so `bouncer start --workers abc` and
  * `BOUNCER_WORKERS=abc bouncer start` each point at the thing to fix.
  */
+import { createHash } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
@@ -144,6 +145,9 @@ function resolveDatabase(
         throw new UsageError(`invalid ${db.from}: expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (e.g. postgres://bouncer@127.0.0.1:5432/bouncer)`)
       }
       settings.database = v
+      // the last served config, for a start while Postgres is down (src/store/snapshot-cache.ts)
+      const id = createHash('sha256').update(`${u.protocol}//${u.username}@${u.host}${u.pathname}${u.search}`).digest('hex').slice(0, 16)
+      settings.database_cache = path.join(defaultDataDir(dataDir, env, cwd), 'cache', `postgres-${id}.json`)
       return
     }
     const m = /^sqlite:(.+)$/.exec(v)

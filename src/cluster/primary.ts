@@ -25,7 +25,8 @@ import { openSqliteStore, StoreOpenError } from '../store/sqlite-store.js'
 import { createStoreSource } from '../store/store-source.js'
 import type { Store } from '../store/types.js'
 import { startAdmin, type AdminHandle } from '../admin/primary-admin.js'
-import { isPostgresUrl, openPostgresForNode } from '../store/pg-open.js'
+import { DatabaseUnreachableError, isPostgresUrl, openPostgresForNode, postgresStoreFor } from '../store/pg-open.js'
+import { cachedThenSource, readSnapshotCache, writeSnapshotCache, type CachedConfig } from '../store/snapshot-cache.js'
 import { PostgresStore } from '../store/pg-store.js'
 import { watchPostgres, type DatabaseWatch } from '../store/pg-watch.js'
 
@@ -78,18 +79,29 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   // With a database (the embedded SQLite file by default), the store is the source and the Admin API
   // writes to it; with a config file (or `--database off`), DB-less.
   let store: Store | null = null
+  // Postgres down at start, with a config this node cached earlier: serve that (said loudly)
+  let fromCache: CachedConfig | null = null
   if (settings.config === null && settings.database !== null) {
     try {
       store = isPostgresUrl(settings.database) ? await openPostgresForNode(settings, settings.database, log) : openDatabase(settings.database, log)
     } catch (err) {
       if (!(err instanceof StoreOpenError)) throw err
-      errorLine(err.message)
-      return 1
+      fromCache = err instanceof DatabaseUnreachableError && settings.database_cache !== null ? readSnapshotCache(settings.database_cache) : null
+      if (fromCache === null) {
+        errorLine(err.message)
+        return 1
+      }
+      store = postgresStoreFor(settings, settings.database!)
+      log.error(
+        { database: store.name, cache: settings.database_cache, cached_version: fromCache.version, cached_at: fromCache.written_at },
+        `DATABASE UNREACHABLE AT START: serving the config this node cached at ${fromCache.written_at} (v${fromCache.version}, ${settings.database_cache}) ` +
+          `until ${store.name} answers; Admin API writes fail meanwhile. ${err.message}`,
+      )
     }
   }
   const declarative = settings.config !== null ? createDeclarativeSource(createFileSource(settings.config)) : null
   const source: ConfigSource = store !== null
-    ? createStoreSource(store)
+    ? (fromCache !== null ? cachedThenSource(fromCache, createStoreSource(store)) : createStoreSource(store))
     : declarative ?? createValueSource(NO_CONFIG_FILE, () => ({ _format_version: '3.0' }))
   // `supervisor` exists once the config is known; the reloader reaches it through these closures.
   let supervisor: ReturnType<typeof createWorkerSupervisor> | null = null
@@ -107,7 +119,11 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
       plugins = next
       return atRead(next)
     },
-    publish: (snapshot) => supervisor!.publish(snapshot),
+    publish: (snapshot) => {
+      const published = supervisor!.publish(snapshot)
+      void published.then(() => cacheSnapshot(snapshot))
+      return published
+    },
     stopping: () => supervisor === null || supervisor.draining,
   })
   const initial = await reloader.initial()
@@ -118,6 +134,9 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     return 1
   }
   const first = initial.snapshot
+  if (fromCache === null) cacheSnapshot(first)
+  let servingCache = fromCache !== null
+  let watch: DatabaseWatch | null = null
 
   // 2. Ports: the proxy port must be free (see check-port.ts), then the status listener binds.
   try {
@@ -221,9 +240,18 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   // 4. Workers.
   workers.start()
   // Several nodes on one Postgres: hear the others' writes (src/store/pg-watch.ts)
-  const watch: DatabaseWatch | null = store instanceof PostgresStore
-    ? watchPostgres({ store, log, served: () => reloader.current!.version, catchUp: (trigger, behind) => reloader.reload(trigger, behind) })
-    : null
+  if (store instanceof PostgresStore) {
+    watch = watchPostgres({
+      store,
+      log,
+      served: () => reloader.current!.version,
+      catchUp: async (trigger, behind) => {
+        const outcome = await reloader.reload(trigger, behind)
+        if (outcome.status === 'applied' || outcome.status === 'unchanged') servingCache = false
+        return outcome
+      },
+    })
+  }
 
   const code = await workers.exited
   process.off('SIGTERM', onTerm)
@@ -235,6 +263,16 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   return code
 
   // ---------------------------------------------------------------------------------------------
+
+  /** Postgres: keep the served config on local disk for a start while the database is down. */
+  function cacheSnapshot(snapshot: Snapshot): void {
+    if (!(store instanceof PostgresStore) || settings.database_cache === null) return
+    try {
+      writeSnapshotCache(settings.database_cache, snapshot)
+    } catch (err) {
+      log.warn({ cache: settings.database_cache }, `cannot cache the config at ${settings.database_cache}: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  }
 
   async function report(): Promise<StatusReport> {
     const w = supervisor
@@ -281,7 +319,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
         workers_expected: settings.workers,
         converged: w?.isConverged() ?? false,
         // with a database: which, whether it answers, and (Postgres) the newest version it reported
-        ...(store !== null ? { database: databaseReport(store.name, current.version, watch?.state ?? null) } : {}),
+        ...(store !== null ? { database: { ...databaseReport(store.name, current.version, watch?.state ?? null), ...(servingCache ? { serving_cached_config: settings.database_cache } : {}) } } : {}),
       },
     }
   }

@@ -8,6 +8,12 @@ import type { Logger } from '../observability/logger.js'
 import type { Settings } from '../settings.js'
 import { PostgresStore } from './pg-store.js'
 import { StoreOpenError } from './sqlite-store.js'
+import { StoreError } from './types.js'
+
+/** The database could not be reached at start (a node with a cached config starts anyway). */
+export class DatabaseUnreachableError extends StoreOpenError {
+  override name = 'DatabaseUnreachableError'
+}
 
 export const isPostgresUrl = (database: string) => /^postgres(ql)?:/.test(database)
 
@@ -33,6 +39,7 @@ export async function openPostgresForNode(settings: Settings, url: string, log: 
   } catch (err) {
     await store.close()
     if (err instanceof StoreOpenError) throw err
+    if (err instanceof StoreError && err.code === 'unavailable') throw new DatabaseUnreachableError(`${err.message}; not starting without it`)
     throw new StoreOpenError(`cannot use the database ${store.name}: ${err instanceof Error ? err.message : String(err)}`)
   }
 }

@@ -12,7 +12,10 @@
  *
  * Needs `npx tsc -p .` first (the gateways run dist/) and a Postgres (test/helpers/postgres.ts).
  */
+import { mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import t from 'tap'
 import { createSigner } from 'fast-jwt'
 import { startGateway, waitFor, type Gateway } from '../helpers/gateway.js'
@@ -74,9 +77,13 @@ if (db !== null) {
     return u.toString()
   })()
 
-  const node = (url: string) => startGateway({ workers: 2, logLevel: 'warn', readyTimeoutMs: 120_000, args: ['--database', url, '--database-timeout', '1000'] })
+  const node = (url: string, env: Record<string, string> = {}) =>
+    startGateway({ workers: 2, logLevel: 'warn', readyTimeoutMs: 120_000, args: ['--database', url, '--database-timeout', '1000'], env })
+  // C's data directory outlives C: a later C starts from the config it cached there
+  const dataC = mkdtempSync(path.join(tmpdir(), 'bouncer-pg-nodes-c-'))
+  t.teardown(() => rmSync(dataC, { recursive: true, force: true }))
   // three nodes starting at once on a fresh database: one of them migrates
-  const [a, b, c] = await Promise.all([node(db.url), node(db.url), node(viaRelay)])
+  const [a, b, c] = await Promise.all([node(db.url), node(db.url), node(viaRelay, { BOUNCER_DATA_DIR: dataC })])
   t.teardown(() => Promise.all([a, b, c].map((gw) => gw.stop())))
   const adminA = adminOf(a)
   const dbStatus = async (gw: Gateway) => ((await gw.status()).body as unknown as { database: DbStatus }).database
@@ -203,5 +210,33 @@ if (db !== null) {
     const after = await firstOnEveryWorker(c, () => send(c.proxyPort, '/orders', { headers: [bearer(tok)] }))
     for (const [id, res] of after) t.equal(res.status, 401, `C worker ${id}: the credential deleted during the outage is refused`)
     t.equal((await adminOf(c)('POST', '/consumers', { username: 'after-outage' })).status, 201, 'C takes writes again')
+  })
+
+  t.test('C restarts while its database is down: it serves the config it cached, says so, and catches up', async (t) => {
+    const cred = await adminA('POST', '/consumers/alice/jwt', {})
+    const tok = createSigner({ key: cred.body.secret, algorithm: 'HS256', expiresIn: 600_000 })({ iss: cred.body.key })
+    const cachedVersion = Number(cred.headers.get('x-bouncer-config-version'))
+    await serves(c, cachedVersion)
+    await c.stop()
+    await relay.cut()
+    const c2 = await node(viaRelay, { BOUNCER_DATA_DIR: dataC })
+    t.teardown(() => c2.stop())
+    t.match(c2.output(), 'DATABASE UNREACHABLE AT START: serving the config this node cached', 'said loudly in the log')
+    const down = (await c2.status()).body as unknown as { database: DbStatus & { serving_cached_config?: string } }
+    t.equal(down.database.served_version, cachedVersion)
+    t.equal(down.database.reachable, false)
+    t.match(down.database.serving_cached_config, /postgres-[0-9a-f]{16}\.json$/)
+    const firsts = await firstOnEveryWorker(c2, () => send(c2.proxyPort, '/orders', { headers: [bearer(tok)] }))
+    for (const [id, res] of firsts) t.equal(res.status, 200, `worker ${id} serves the cached config`)
+    const del = await adminA('DELETE', `/consumers/alice/jwt/${cred.body.key}`)
+    const version = Number(del.headers.get('x-bouncer-config-version'))
+    await relay.restore()
+    await serves(c2, version)
+    const up = await waitFor(async () => {
+      const s = ((await c2.status()).body as unknown as { database: DbStatus & { serving_cached_config?: string } }).database
+      return s.reachable && s.listening ? s : null
+    }, 20_000, 'C to reach its database')
+    t.equal(up.serving_cached_config, undefined, 'no longer on the cached config')
+    t.equal((await send(c2.proxyPort, '/orders', { headers: [bearer(tok)] })).status, 401)
   })
 }
