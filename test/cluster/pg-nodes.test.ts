@@ -161,6 +161,22 @@ if (db !== null) {
     }
   })
 
+  t.test('concurrent writers on A and B: one version each, every node converges on the same config', async (t) => {
+    const adminB = adminOf(b)
+    const writes = Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? adminA : adminB)('POST', '/consumers', { username: `parallel-${i}` }))
+    const replies = await Promise.all(writes)
+    t.ok(replies.every((r) => r.status === 201), 'every write succeeded')
+    const versions = replies.map((r) => Number(r.headers.get('x-bouncer-config-version')))
+    t.equal(new Set(versions).size, versions.length, 'each write got a version of its own')
+    const top = Math.max(...versions)
+    t.equal(top - Math.min(...versions), versions.length - 1, 'the versions are consecutive')
+    await Promise.all([a, b, c].map((gw) => serves(gw, top)))
+    const hashes = await Promise.all([a, b, c].map(async (gw) => (await gw.status()).body.config.hash))
+    t.equal(new Set(hashes).size, 1, 'A, B and C serve the same config hash')
+    const listed = await adminOf(c)('GET', '/consumers?size=1000')
+    t.equal(listed.body.data.filter((x: { username: string }) => x.username.startsWith('parallel-')).length, 16, 'C lists all 16')
+  })
+
   t.test("B's LISTEN connection is dropped: B reconnects and catches up", async (t) => {
     const killed = await db.admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", [`bouncer-listen pid=${b.pid}`])
     t.equal(killed.rowCount, 1, "B's one LISTEN connection terminated")
