@@ -13,6 +13,10 @@ import { StoreError } from '../../src/store/types.js'
 import { freePort } from '../helpers/gateway.js'
 import { testDatabase } from '../helpers/postgres.js'
 import { storeContract } from './store-contract.js'
+import { DatabaseUnreachableError, openPostgresForNode } from '../../src/store/pg-open.js'
+import { StoreOpenError } from '../../src/store/sqlite-store.js'
+import { createLogger } from '../../src/observability/logger.js'
+import { DEFAULT_SETTINGS } from '../../src/settings.js'
 
 const db = await testDatabase(t)
 if (db !== null) {
@@ -94,5 +98,28 @@ if (db !== null) {
       t.match((err as StoreError).message, `the database postgres://postgres@127.0.0.1:${port}/nowhere cannot be reached: `)
       t.notMatch((err as StoreError).message, 'hunter2')
     }
+  })
+
+  t.test('a node opening the database: migrates, refuses a newer schema, tells unreachable apart', async (t) => {
+    const lines: string[] = []
+    const log = createLogger('silent')
+    const info = log.info.bind(log)
+    ;(log as unknown as { info: (...a: unknown[]) => void }).info = (...a: unknown[]) => { lines.push(String(a[a.length - 1])); info(...(a as [never])) }
+    const url = new URL(db.url)
+    url.searchParams.set('options', '-c search_path=opened')
+    const direct = new pg.Client({ connectionString: db.url })
+    await direct.connect()
+    t.teardown(() => direct.end())
+    await direct.query('CREATE SCHEMA opened')
+    const store = await openPostgresForNode(DEFAULT_SETTINGS, url.toString(), log)
+    t.equal(await store.version(), 1)
+    await store.close()
+    t.ok(lines.some((l) => /applied 000_base/.test(l)), 'says it applied the migrations')
+    await direct.query("INSERT INTO opened.schema_migrations (name, applied_at) VALUES ('999_future', 0)")
+    await t.rejects(openPostgresForNode(DEFAULT_SETTINGS, url.toString(), log), new StoreOpenError(`the database ${redactUrl(url.toString())} has migrations this version of bouncer does not know (999_future): it was written by a newer bouncer`))
+    const port = await freePort()
+    const err = await openPostgresForNode({ ...DEFAULT_SETTINGS, database_timeout: 500 }, `postgres://postgres@127.0.0.1:${port}/x`, log).then(() => null, (e: unknown) => e)
+    t.type(err, DatabaseUnreachableError)
+    t.match((err as Error).message, /cannot be reached: .*; not starting without it/)
   })
 }
