@@ -38,6 +38,7 @@ export const SETTING_FLAGS = {
   'data-dir': { arg: 'DIR', env: 'BOUNCER_DATA_DIR', help: 'where the default database lives (default $XDG_DATA_HOME/bouncer or ~/.local/share/bouncer)' },
   'database-pool-size': { arg: 'N', env: 'BOUNCER_DATABASE_POOL_SIZE', help: 'Postgres: most pooled connections per node (default 10)' },
   'database-timeout': { arg: 'MS', env: 'BOUNCER_DATABASE_TIMEOUT', help: 'Postgres: ms to wait for a connection; a query may take twice that (default 5000)' },
+  'database-write-wait': { arg: 'MS', env: 'BOUNCER_DATABASE_WRITE_WAIT', help: 'Postgres: an Admin API write also waits up to MS for every other live node to apply it (default 0: this node only)' },
   'admin-token-file': { arg: 'FILE', env: 'BOUNCER_ADMIN_TOKEN_FILE', help: 'file holding the Admin API token (or set BOUNCER_ADMIN_TOKEN); required off loopback' },
 } as const
 
@@ -117,6 +118,8 @@ export function resolveSettings(flags: SettingValues, env: NodeJS.ProcessEnv, cw
   resolveDatabase(settings, pick('database'), pick('data-dir'), env, cwd, config !== null)
   const poolSize = pick('database-pool-size')
   if (poolSize) settings.database_pool_size = parseInteger(poolSize.value, poolSize.from, 1, 1000)
+  const writeWait = pick('database-write-wait')
+  if (writeWait) settings.database_write_wait = parseInteger(writeWait.value, writeWait.from, 0, 600_000)
   const dbTimeout = pick('database-timeout')
   if (dbTimeout) settings.database_timeout = parseInteger(dbTimeout.value, dbTimeout.from, 100, 600_000)
   const tokenFile = pick('admin-token-file')

@@ -8,6 +8,7 @@
  * a second one forces; SIGHUP reloads the file) and the status listener. Workers never decide
  * lifecycle on their own. Nothing here is on the request path.
  */
+import { randomUUID } from 'node:crypto'
 import type { Snapshot } from '../config/model.js'
 import { formatIssue, summarize } from '../config/load.js'
 import { createFileSource, createValueSource, type ConfigSource } from '../config/config-source.js'
@@ -136,6 +137,8 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   const first = initial.snapshot
   if (fromCache === null) cacheSnapshot(first)
   let servingCache = fromCache !== null
+  // this node in the database's `bouncer_nodes` (Postgres: the version it serves, for --database-write-wait)
+  const nodeId = randomUUID()
   let watch: DatabaseWatch | null = null
 
   // 2. Ports: the proxy port must be free (see check-port.ts), then the status listener binds.
@@ -173,7 +176,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
       log,
       store,
       declarative,
-      reloader,
+      reloader: adminReloader(),
       registry: () => plugins.registry,
       workers: () => supervisor,
       startedAt: Date.now(),
@@ -245,6 +248,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
       store,
       log,
       served: () => reloader.current!.version,
+      nodeId,
       catchUp: async (trigger, behind) => {
         const outcome = await reloader.reload(trigger, behind)
         if (outcome.status === 'applied' || outcome.status === 'unchanged') servingCache = false
@@ -263,6 +267,37 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   return code
 
   // ---------------------------------------------------------------------------------------------
+
+  /**
+   * What the Admin API reloads through: the reloader, and with --database-write-wait a write also
+   * waits until every other live node (heartbeat within 3 s) serves its version, or the wait ends
+   * (logged with the nodes still behind).
+   */
+  function adminReloader(): typeof reloader {
+    const wait = settings.database_write_wait
+    if (!(store instanceof PostgresStore) || wait <= 0) return reloader
+    const pgStore = store
+    return {
+      get current() {
+        return reloader.current
+      },
+      initial: () => reloader.initial(),
+      async reload(trigger, behind) {
+        const outcome = await reloader.reload(trigger, behind)
+        if (outcome.status !== 'applied') return outcome
+        const deadline = Date.now() + wait
+        for (;;) {
+          const lagging = await pgStore.nodesBehind(outcome.version, 3_000, nodeId)
+          if (lagging.length === 0) return outcome
+          if (Date.now() >= deadline) {
+            log.warn({ config_version: outcome.version, nodes: lagging }, `config v${outcome.version}: ${lagging.length} node(s) did not apply it within ${wait} ms: ${lagging.map((n) => `${n.host} pid ${n.pid} (v${n.served_version})`).join(', ')}`)
+            return outcome
+          }
+          await new Promise((resolve) => setTimeout(resolve, 5))
+        }
+      },
+    }
+  }
 
   /** Postgres: keep the served config on local disk for a start while the database is down. */
   function cacheSnapshot(snapshot: Snapshot): void {

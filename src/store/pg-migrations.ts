@@ -57,4 +57,10 @@ export const PG_MIGRATIONS: Migration[] = [
       'CREATE INDEX config_changes_version ON config_changes(version);',
     ].join('\n'),
   },
+  {
+    // the nodes sharing the database and the version each serves (heartbeat every second): what a
+    // write waits on with --database-write-wait
+    name: '001_nodes',
+    sql: 'CREATE TABLE bouncer_nodes (node_id TEXT PRIMARY KEY, served_version BIGINT NOT NULL, seen_at BIGINT NOT NULL, pid INTEGER, host TEXT);',
+  },
 ]

@@ -381,6 +381,30 @@ export class PostgresStore extends PgReads implements Store {
     ctx.changes.push({ version: ctx.version, kind, id, op: 'delete' })
   }
 
+  // ---- the nodes sharing the database ----------------------------------------------------------
+
+  /** This node serves `version` now (a heartbeat; rows older than LIVE_MS are not live). */
+  async heartbeat(nodeId: string, version: number, host: string): Promise<void> {
+    await this.q(
+      `INSERT INTO bouncer_nodes (node_id, served_version, seen_at, pid, host) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (node_id) DO UPDATE SET served_version = excluded.served_version, seen_at = excluded.seen_at`,
+      [nodeId, version, Date.now(), process.pid, host],
+    )
+  }
+
+  async forgetNode(nodeId: string): Promise<void> {
+    await this.q('DELETE FROM bouncer_nodes WHERE node_id = $1', [nodeId])
+  }
+
+  /** The live nodes (heartbeat within `liveMs`) other than `self` that do not serve `version` yet. */
+  async nodesBehind(version: number, liveMs: number, self = ''): Promise<Array<{ node_id: string; served_version: number; host: string; pid: number }>> {
+    const rows = await this.q<{ node_id: string; served_version: string; host: string; pid: number }>(
+      'SELECT node_id, served_version, host, pid FROM bouncer_nodes WHERE seen_at > $1 AND served_version < $2 AND node_id <> $3 ORDER BY node_id',
+      [Date.now() - liveMs, version, self],
+    )
+    return rows.map((r) => ({ ...r, served_version: Number(r.served_version) }))
+  }
+
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true

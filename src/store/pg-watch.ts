@@ -17,6 +17,7 @@
  *
  * While the database is unreachable the node keeps serving its last Snapshot; nothing here stops it.
  */
+import os from 'node:os'
 import pg from 'pg'
 import type { Logger } from '../observability/logger.js'
 import { describePgError, PostgresStore } from './pg-store.js'
@@ -47,6 +48,8 @@ export interface PgWatchOptions {
   /** read the store and publish what changed (the config reloader's reload), unless `behind` is already served */
   catchUp: (trigger: string, behind?: number) => Promise<unknown>
   recheckMs?: number
+  /** this node's id in `bouncer_nodes` (its heartbeat: the version it serves, every check and catch-up) */
+  nodeId?: string
 }
 
 interface Kick {
@@ -92,6 +95,7 @@ export function watchPostgres(opts: PgWatchOptions): DatabaseWatch {
         again = null
         try {
           await opts.catchUp(next.trigger, next.version)
+          await beat()
         } catch (err) {
           lost(describePgError(err))
         }
@@ -143,6 +147,9 @@ export function watchPostgres(opts: PgWatchOptions): DatabaseWatch {
     kick('database (re)connected')
   }
 
+  const host = os.hostname()
+  const beat = () => (opts.nodeId !== undefined ? store.heartbeat(opts.nodeId, opts.served(), host) : Promise.resolve())
+
   let checking = false
   async function recheck(): Promise<void> {
     if (checking) return // the previous check still waits on the database (connect timeout)
@@ -150,6 +157,7 @@ export function watchPostgres(opts: PgWatchOptions): DatabaseWatch {
     try {
       const version = await store.version()
       saw(version)
+      await beat()
       if (version > opts.served()) kick(`database check v${version}`, version)
     } catch (err) {
       lost(describePgError(err))
@@ -172,6 +180,7 @@ export function watchPostgres(opts: PgWatchOptions): DatabaseWatch {
       client = null
       if (c) await c.end().catch(() => {})
       await running
+      if (opts.nodeId !== undefined) await store.forgetNode(opts.nodeId).catch(() => {})
     },
   }
 }

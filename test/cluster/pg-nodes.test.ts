@@ -77,13 +77,14 @@ if (db !== null) {
     return u.toString()
   })()
 
-  const node = (url: string, env: Record<string, string> = {}) =>
-    startGateway({ workers: 2, logLevel: 'warn', readyTimeoutMs: 120_000, args: ['--database', url, '--database-timeout', '1000'], env })
+  const node = (url: string, env: Record<string, string> = {}, args: string[] = []) =>
+    startGateway({ workers: 2, logLevel: 'warn', readyTimeoutMs: 120_000, args: ['--database', url, '--database-timeout', '1000', ...args], env })
   // C's data directory outlives C: a later C starts from the config it cached there
   const dataC = mkdtempSync(path.join(tmpdir(), 'bouncer-pg-nodes-c-'))
   t.teardown(() => rmSync(dataC, { recursive: true, force: true }))
   // three nodes starting at once on a fresh database: one of them migrates
-  const [a, b, c] = await Promise.all([node(db.url), node(db.url), node(viaRelay, { BOUNCER_DATA_DIR: dataC })])
+  // B's writes also wait for the other live nodes (--database-write-wait)
+  const [a, b, c] = await Promise.all([node(db.url), node(db.url, {}, ['--database-write-wait', '1000']), node(viaRelay, { BOUNCER_DATA_DIR: dataC })])
   t.teardown(() => Promise.all([a, b, c].map((gw) => gw.stop())))
   const adminA = adminOf(a)
   const dbStatus = async (gw: Gateway) => ((await gw.status()).body as unknown as { database: DbStatus }).database
@@ -162,6 +163,30 @@ if (db !== null) {
       const shown = sorted.length <= 12 ? `${sorted.map((x) => x.toFixed(1)).join(', ')} ms; ` : ''
       t.comment(`DELETE on A → first 401 on ${name}: ${shown}p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${at(1)} ms (${rounds + 1} revocations)`)
     }
+  })
+
+  t.test('--database-write-wait on B: when B\'s DELETE returns, A and C already refuse the token', async (t) => {
+    const adminB = adminOf(b)
+    const cred = await adminB('POST', '/consumers/alice/jwt', {})
+    t.equal(cred.status, 201)
+    const tok = createSigner({ key: cred.body.secret, algorithm: 'HS256', expiresIn: 600_000 })({ iss: cred.body.key })
+    for (const gw of [a, c]) {
+      const firsts = await firstOnEveryWorker(gw, () => send(gw.proxyPort, '/orders', { headers: [bearer(tok)] }))
+      for (const [id, res] of firsts) t.equal(res.status, 200, `node ${gw.pid} worker ${id}: the credential works as soon as B's POST returned`)
+    }
+    t.equal((await adminB('DELETE', `/consumers/alice/jwt/${cred.body.key}`)).status, 204)
+    for (const gw of [a, c]) {
+      const firsts = await firstOnEveryWorker(gw, () => send(gw.proxyPort, '/orders', { headers: [bearer(tok)] }))
+      for (const [id, res] of firsts) t.equal(res.status, 401, `node ${gw.pid} worker ${id}: refused on the first request after B's DELETE returned`)
+    }
+    // C paused (SIGSTOP): still live by its last heartbeat but applying nothing; B's write waits its
+    // 1000 ms, then answers and names the node that lags
+    c.kill('SIGSTOP')
+    const res = await adminB('POST', '/consumers', { username: 'while-c-paused' }).finally(() => c.kill('SIGCONT'))
+    t.equal(res.status, 201)
+    await waitFor(() => new RegExp(`did not apply it within 1000 ms: .*pid ${c.pid}`).test(b.output()), 5_000, "B's warning naming C")
+    await serves(c, Number(res.headers.get('x-bouncer-config-version')))
+    t.pass('C catches up once resumed')
   })
 
   t.test('concurrent writers on A and B: one version each, every node converges on the same config', async (t) => {
