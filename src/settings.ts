@@ -47,6 +47,17 @@ export interface Settings {
    * null for DB-less (a config file, or `--database off`: an empty config)
    */
   database: string | null
+  /** Postgres only: where this node caches the last config it served (under the data directory) */
+  database_cache: string | null
+  /**
+   * Postgres only: an Admin API write also waits (up to this many ms) until every other live node
+   * serves its version; 0 (default): it waits for this node's workers only
+   */
+  database_write_wait: number
+  /** Postgres only: most pooled connections per node (the LISTEN connection is one more) */
+  database_pool_size: number
+  /** Postgres only: ms to wait for a connection; a query may take twice that */
+  database_timeout: number
   /** the Admin API token (from --admin-token-file or BOUNCER_ADMIN_TOKEN), or null: loopback only */
   admin_token: string | null
   /** Kong's `prefix`: the directory of the pid file that `bouncer reload|stop|status` read (src/cli/prefix.ts); relative to the working directory */
@@ -72,6 +83,10 @@ export const DEFAULT_SETTINGS: Settings = {
   plugins_dir: null,
   plugin_limits: {},
   database: null,
+  database_cache: null,
+  database_write_wait: 0,
+  database_pool_size: 10,
+  database_timeout: 5_000,
   admin_token: null,
   prefix: '.bouncer',
 }

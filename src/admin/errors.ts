@@ -60,6 +60,7 @@ export function fromStoreError(err: StoreError): AdminError {
     case 'not_found':
       return notFound()
     case 'unavailable':
-      return kongError('DATABASE_ERROR', err.message)
+      // the database cannot be reached or written: nothing changed, try again later (503)
+      return new AdminError(503, { code: KONG_ERRORS.DATABASE_ERROR.code, name: KONG_ERRORS.DATABASE_ERROR.name, message: err.message })
   }
 }

@@ -85,7 +85,7 @@ export async function startAdmin(opts: StartAdminOptions): Promise<AdminHandle> 
           enabled_in_cluster: [...new Set((current?.plugins ?? []).map((p) => p.name))].sort(),
         },
         configuration: {
-          database: store ? 'sqlite' : 'off',
+          database: store ? (store.name.startsWith('postgres') ? 'postgres' : 'sqlite') : 'off',
           database_location: store?.name ?? null,
           declarative_config: settings.config,
           admin_listen: [formatListen(settings.admin_listen)],

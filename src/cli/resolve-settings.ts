@@ -5,6 +5,7 @@
  * names the flag or variable it came from, so `bouncer start --workers abc` and
  * `BOUNCER_WORKERS=abc bouncer start` each point at the thing to fix.
  */
+import { createHash } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
@@ -35,8 +36,11 @@ export const SETTING_FLAGS = {
   'max-request-line': { arg: 'BYTES', env: 'BOUNCER_MAX_REQUEST_LINE', help: 'longest request line in bytes, 414 beyond it (default 8192)' },
   'max-header-size': { arg: 'BYTES', env: 'BOUNCER_MAX_HEADER_SIZE', help: 'largest request header section in bytes, 431 beyond it (default 32768)' },
   'plugin-limits': { arg: 'FILE', env: 'BOUNCER_PLUGIN_LIMITS', help: 'JSON/YAML sandbox limits per plugin: {"<name>|*": {memory_mb, cpu_ms, wall_ms, ...}}' },
-  database: { arg: 'sqlite:PATH|off', env: 'BOUNCER_DATABASE', help: 'keep the config in a SQLite file (default without --config: sqlite:DATA_DIR/bouncer.db); off: DB-less' },
+  database: { arg: 'sqlite:PATH|postgres://…|off', env: 'BOUNCER_DATABASE', help: 'keep the config in a SQLite file (default without --config: sqlite:DATA_DIR/bouncer.db) or a Postgres database shared by several nodes; off: DB-less' },
   'data-dir': { arg: 'DIR', env: 'BOUNCER_DATA_DIR', help: 'where the default database lives (default $XDG_DATA_HOME/bouncer or ~/.local/share/bouncer)' },
+  'database-pool-size': { arg: 'N', env: 'BOUNCER_DATABASE_POOL_SIZE', help: 'Postgres: most pooled connections per node (default 10)' },
+  'database-timeout': { arg: 'MS', env: 'BOUNCER_DATABASE_TIMEOUT', help: 'Postgres: ms to wait for a connection; a query may take twice that (default 5000)' },
+  'database-write-wait': { arg: 'MS', env: 'BOUNCER_DATABASE_WRITE_WAIT', help: 'Postgres: an Admin API write also waits up to MS for every other live node to apply it (default 0: this node only)' },
   'admin-token-file': { arg: 'FILE', env: 'BOUNCER_ADMIN_TOKEN_FILE', help: 'file holding the Admin API token (or set BOUNCER_ADMIN_TOKEN); required off loopback' },
   prefix: { arg: 'DIR', env: 'BOUNCER_PREFIX', help: 'where the pid file goes, for bouncer reload|stop|status (default ./.bouncer)' },
 } as const
@@ -120,6 +124,12 @@ export function resolveSettings(flags: SettingValues, env: NodeJS.ProcessEnv, cw
   if (limits) settings.plugin_limits = readPluginLimits(path.resolve(cwd, limits.value), limits.from)
 
   resolveDatabase(settings, pick('database'), pick('data-dir'), env, cwd, config !== null)
+  const poolSize = pick('database-pool-size')
+  if (poolSize) settings.database_pool_size = parseInteger(poolSize.value, poolSize.from, 1, 1000)
+  const writeWait = pick('database-write-wait')
+  if (writeWait) settings.database_write_wait = parseInteger(writeWait.value, writeWait.from, 0, 600_000)
+  const dbTimeout = pick('database-timeout')
+  if (dbTimeout) settings.database_timeout = parseInteger(dbTimeout.value, dbTimeout.from, 100, 600_000)
   const tokenFile = pick('admin-token-file')
   if (tokenFile) settings.admin_token = readAdminToken(path.resolve(cwd, tokenFile.value), tokenFile.from)
   else if (env.BOUNCER_ADMIN_TOKEN !== undefined && env.BOUNCER_ADMIN_TOKEN !== '') settings.admin_token = checkToken(env.BOUNCER_ADMIN_TOKEN, 'BOUNCER_ADMIN_TOKEN')
@@ -141,10 +151,21 @@ function resolveDatabase(
     const v = db.value.trim()
     if (v === 'off') { settings.database = null; return }
     if (hasConfig) throw new UsageError(`${db.from} and a config file exclude each other: a config file is DB-less mode (use \`bouncer db import FILE\` to load it into a database)`)
+    if (/^postgres(ql)?:/.test(v)) {
+      let u: URL | null = null
+      try { u = new URL(v) } catch { /* reported below */ }
+      if (u === null || u.hostname === '' || u.pathname.length <= 1) {
+        throw new UsageError(`invalid ${db.from}: expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (e.g. postgres://bouncer@127.0.0.1:5432/bouncer)`)
+      }
+      settings.database = v
+      // the last served config, for a start while Postgres is down (src/store/snapshot-cache.ts)
+      const id = createHash('sha256').update(`${u.protocol}//${u.username}@${u.host}${u.pathname}${u.search}`).digest('hex').slice(0, 16)
+      settings.database_cache = path.join(defaultDataDir(dataDir, env, cwd), 'cache', `postgres-${id}.json`)
+      return
+    }
     const m = /^sqlite:(.+)$/.exec(v)
     if (!m) {
-      if (/^postgres(ql)?:/.test(v)) throw new UsageError(`invalid ${db.from} ${JSON.stringify(db.value)}: Postgres is not supported yet; use sqlite:PATH`)
-      throw new UsageError(`invalid ${db.from} ${JSON.stringify(db.value)}: expected sqlite:PATH (e.g. sqlite:./bouncer.db) or off`)
+      throw new UsageError(`invalid ${db.from} ${JSON.stringify(db.value)}: expected sqlite:PATH (e.g. sqlite:./bouncer.db), postgres://… or off`)
     }
     settings.database = `sqlite:${path.resolve(cwd, m[1]!)}`
     return

@@ -15,11 +15,11 @@ import { parseArgs } from 'node:util'
 import { stringify as toYaml } from 'yaml'
 import { UsageError, resolveSettings, type SettingValues } from './resolve-settings.js'
 
-const USAGE = `bouncer migrations up|status [--database sqlite:PATH] [--data-dir DIR]
+const USAGE = `bouncer migrations up|status [--database sqlite:PATH|postgres://…] [--data-dir DIR]
   status: list the store's migrations, applied and pending; up: apply the pending ones.
-bouncer db import FILE [--database sqlite:PATH] [--data-dir DIR] [--custom-plugins PATHS] [--plugins-dir DIR]
+bouncer db import FILE [--database sqlite:PATH|postgres://…] [--data-dir DIR] [--custom-plugins PATHS] [--plugins-dir DIR]
   Validate a declarative config (kong.yml) and make it the store's whole config, in one transaction.
-bouncer db export [FILE] [--database sqlite:PATH] [--data-dir DIR]
+bouncer db export [FILE] [--database sqlite:PATH|postgres://…] [--data-dir DIR]
   Write the store's config as a declarative file (YAML; JSON when FILE ends in .json), or to stdout.
 `
 
@@ -57,35 +57,35 @@ export async function runStoreCommand(command: 'migrations' | 'db', args: string
   const env: NodeJS.ProcessEnv = {}
   for (const k of ['BOUNCER_DATABASE', 'BOUNCER_DATA_DIR', 'BOUNCER_CUSTOM_PLUGINS', 'BOUNCER_PLUGINS_DIR', 'XDG_DATA_HOME', 'HOME']) if (process.env[k] !== undefined) env[k] = process.env[k]
   const settings = resolveSettings(flags, env)
-  if (settings.database === null) throw new UsageError(`bouncer ${command} needs a database: --database sqlite:PATH (not off)`)
-  const dbFile = settings.database.replace(/^sqlite:/, '')
-
+  if (settings.database === null) throw new UsageError(`bouncer ${command} needs a database: --database sqlite:PATH or postgres://… (not off)`)
   const { openSqliteStore, StoreOpenError } = await import('../store/sqlite-store.js')
+  const { isPostgresUrl, postgresStoreFor } = await import('../store/pg-open.js')
+  const { StoreError } = await import('../store/types.js')
   const fail = (message: string) => {
     process.stderr.write(`bouncer: ${message}\n`)
     return 1
   }
-  let store
+  let store: import('../store/types.js').Store
   try {
-    store = openSqliteStore(dbFile, { migrate: false })
+    store = isPostgresUrl(settings.database) ? postgresStoreFor(settings, settings.database) : openSqliteStore(settings.database.replace(/^sqlite:/, ''), { migrate: false })
   } catch (err) {
     if (err instanceof StoreOpenError) return fail(err.message)
     throw err
   }
   try {
     if (command === 'migrations') {
-      const status = store.migrationStatusSync()
+      const status = await store.migrationStatus()
       if (action === 'status') {
         process.stdout.write(`database ${store.name}\n`)
         for (const name of status.known) process.stdout.write(`  ${status.applied.includes(name) ? 'applied' : 'pending'}  ${name}\n`)
         process.stdout.write(status.pending.length === 0 ? 'schema up to date\n' : `${status.pending.length} pending: run \`bouncer migrations up\` (bouncer start also applies them)\n`)
         return 0
       }
-      const applied = store.migrateSync()
+      const applied = await store.migrate()
       process.stdout.write(applied.length === 0 ? `database ${store.name}: schema up to date, nothing to apply\n` : `database ${store.name}: applied ${applied.join(', ')}\n`)
       return 0
     }
-    store.migrateSync()
+    await store.migrate()
     if (action === 'export') {
       const { exportDeclarative } = await import('../store/store-source.js')
       const value = await exportDeclarative(store)
@@ -119,6 +119,10 @@ export async function runStoreCommand(command: 'migrations' | 'db', args: string
     const written = await store.replaceAll(lists)
     process.stdout.write(`imported ${file} into ${store.name} (config v${written.version}): ${summarize(result.snapshot)}\n`)
     return 0
+  } catch (err) {
+    // Postgres: the database cannot be reached (one line naming it, never its password)
+    if (err instanceof StoreError && err.code === 'unavailable') return fail(err.message)
+    throw err
   } finally {
     await store.close()
   }

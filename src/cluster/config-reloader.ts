@@ -60,8 +60,12 @@ export interface ConfigReloader {
   readonly current: Snapshot | null
   /** First read (version 1): the Snapshot, or the issues that keep the node from starting. */
   initial(): Promise<{ ok: true; snapshot: Snapshot } | { ok: false; issues: ConfigIssue[] }>
-  /** Read the source again and publish what changed; `trigger` names the cause in logs (e.g. SIGHUP). */
-  reload(trigger: string): Promise<ReloadOutcome>
+  /**
+   * Read the source again and publish what changed; `trigger` names the cause in logs (e.g. SIGHUP).
+   * `behind`: only when the served version is still below it when this reload's turn comes (a
+   * database notification of a version this node's own write already applied reads nothing).
+   */
+  reload(trigger: string, behind?: number): Promise<ReloadOutcome>
 }
 
 const short = (hash: string) => hash.slice(0, 12)
@@ -85,8 +89,11 @@ export function createConfigReloader(opts: ConfigReloaderOptions): ConfigReloade
       return result
     },
 
-    reload(trigger) {
-      const next = chain.then(() => reloadOnce(trigger))
+    reload(trigger, behind) {
+      const next = chain.then(() => {
+        if (behind !== undefined && current !== null && current.version >= behind) return { status: 'unchanged' as const, version: current.version, hash: current.hash }
+        return reloadOnce(trigger)
+      })
       chain = next.catch(() => {})
       return next
     },

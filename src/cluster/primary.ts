@@ -8,6 +8,7 @@
  * a second one forces; SIGHUP reloads the file) and the status listener. Workers never decide
  * lifecycle on their own. Nothing here is on the request path.
  */
+import { randomUUID } from 'node:crypto'
 import type { Snapshot } from '../config/model.js'
 import { formatIssue, summarize } from '../config/load.js'
 import { createFileSource, createValueSource, type ConfigSource } from '../config/config-source.js'
@@ -29,6 +30,10 @@ import type { Store } from '../store/types.js'
 import { startAdmin, type AdminHandle } from '../admin/primary-admin.js'
 import { armForcedExit } from './forced-exit.js'
 import { describeUws, type UwsBuild } from '../server/uws-loader.js'
+import { DatabaseUnreachableError, isPostgresUrl, openPostgresForNode, postgresStoreFor } from '../store/pg-open.js'
+import { cachedThenSource, readSnapshotCache, writeSnapshotCache, type CachedConfig } from '../store/snapshot-cache.js'
+import { PostgresStore } from '../store/pg-store.js'
+import { watchPostgres, type DatabaseWatch } from '../store/pg-watch.js'
 
 export { STARTUP_FAILURE_LIMIT } from './worker-supervisor.js'
 
@@ -79,18 +84,29 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   // With a database (the embedded SQLite file by default), the store is the source and the Admin API
   // writes to it; with a config file (or `--database off`), DB-less.
   let store: Store | null = null
+  // Postgres down at start, with a config this node cached earlier: serve that (said loudly)
+  let fromCache: CachedConfig | null = null
   if (settings.config === null && settings.database !== null) {
     try {
-      store = openDatabase(settings.database, log)
+      store = isPostgresUrl(settings.database) ? await openPostgresForNode(settings, settings.database, log) : openDatabase(settings.database, log)
     } catch (err) {
       if (!(err instanceof StoreOpenError)) throw err
-      errorLine(err.message)
-      return 1
+      fromCache = err instanceof DatabaseUnreachableError && settings.database_cache !== null ? readSnapshotCache(settings.database_cache) : null
+      if (fromCache === null) {
+        errorLine(err.message)
+        return 1
+      }
+      store = postgresStoreFor(settings, settings.database!)
+      log.error(
+        { database: store.name, cache: settings.database_cache, cached_version: fromCache.version, cached_at: fromCache.written_at },
+        `DATABASE UNREACHABLE AT START: serving the config this node cached at ${fromCache.written_at} (v${fromCache.version}, ${settings.database_cache}) ` +
+          `until ${store.name} answers; Admin API writes fail meanwhile. ${err.message}`,
+      )
     }
   }
   const declarative = settings.config !== null ? createDeclarativeSource(createFileSource(settings.config)) : null
   const source: ConfigSource = store !== null
-    ? createStoreSource(store)
+    ? (fromCache !== null ? cachedThenSource(fromCache, createStoreSource(store)) : createStoreSource(store))
     : declarative ?? createValueSource(NO_CONFIG_FILE, () => ({ _format_version: '3.0' }))
   // `supervisor` exists once the config is known; the reloader reaches it through these closures.
   let supervisor: ReturnType<typeof createWorkerSupervisor> | null = null
@@ -108,7 +124,11 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
       plugins = next
       return atRead(next)
     },
-    publish: (snapshot) => supervisor!.publish(snapshot),
+    publish: (snapshot) => {
+      const published = supervisor!.publish(snapshot)
+      void published.then(() => cacheSnapshot(snapshot))
+      return published
+    },
     stopping: () => supervisor === null || supervisor.draining,
   })
   const initial = await reloader.initial()
@@ -119,6 +139,11 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     return 1
   }
   const first = initial.snapshot
+  if (fromCache === null) cacheSnapshot(first)
+  let servingCache = fromCache !== null
+  // this node in the database's `bouncer_nodes` (Postgres: the version it serves, for --database-write-wait)
+  const nodeId = randomUUID()
+  let watch: DatabaseWatch | null = null
 
   // 2. Ports: the proxy port must be free (see check-port.ts), then the status listener binds.
   try {
@@ -155,7 +180,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
       log,
       store,
       declarative,
-      reloader,
+      reloader: adminReloader(),
       registry: () => plugins.registry,
       workers: () => supervisor,
       startedAt: Date.now(),
@@ -233,12 +258,27 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
 
   // 4. Workers.
   workers.start()
+  // Several nodes on one Postgres: hear the others' writes (src/store/pg-watch.ts)
+  if (store instanceof PostgresStore) {
+    watch = watchPostgres({
+      store,
+      log,
+      served: () => reloader.current!.version,
+      nodeId,
+      catchUp: async (trigger, behind) => {
+        const outcome = await reloader.reload(trigger, behind)
+        if (outcome.status === 'applied' || outcome.status === 'unchanged') servingCache = false
+        return outcome
+      },
+    })
+  }
 
   const code = await workers.exited
   process.off('SIGTERM', onTerm)
   process.off('SIGINT', onTerm)
   process.off('SIGHUP', onHup)
   pluginServices.close()
+  await watch?.close()
   await Promise.all([statusServer.close(), admin.close(), source.close()])
   return code
 
@@ -249,6 +289,47 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     const stats = supervisor ? await supervisor.stats() : []
     const perWorker = stats.map((st) => (st !== null && 'metrics' in st ? (st as { metrics: MetricPoint[] }).metrics : []))
     return { contentType: PROMETHEUS_CONTENT_TYPE, text: await renderMetrics(perWorker) }
+  }
+
+  /**
+   * What the Admin API reloads through: the reloader, and with --database-write-wait a write also
+   * waits until every other live node (heartbeat within 3 s) serves its version, or the wait ends
+   * (logged with the nodes still behind).
+   */
+  function adminReloader(): typeof reloader {
+    const wait = settings.database_write_wait
+    if (!(store instanceof PostgresStore) || wait <= 0) return reloader
+    const pgStore = store
+    return {
+      get current() {
+        return reloader.current
+      },
+      initial: () => reloader.initial(),
+      async reload(trigger, behind) {
+        const outcome = await reloader.reload(trigger, behind)
+        if (outcome.status !== 'applied') return outcome
+        const deadline = Date.now() + wait
+        for (;;) {
+          const lagging = await pgStore.nodesBehind(outcome.version, 3_000, nodeId)
+          if (lagging.length === 0) return outcome
+          if (Date.now() >= deadline) {
+            log.warn({ config_version: outcome.version, nodes: lagging }, `config v${outcome.version}: ${lagging.length} node(s) did not apply it within ${wait} ms: ${lagging.map((n) => `${n.host} pid ${n.pid} (v${n.served_version})`).join(', ')}`)
+            return outcome
+          }
+          await new Promise((resolve) => setTimeout(resolve, 5))
+        }
+      },
+    }
+  }
+
+  /** Postgres: keep the served config on local disk for a start while the database is down. */
+  function cacheSnapshot(snapshot: Snapshot): void {
+    if (!(store instanceof PostgresStore) || settings.database_cache === null) return
+    try {
+      writeSnapshotCache(settings.database_cache, snapshot)
+    } catch (err) {
+      log.warn({ cache: settings.database_cache }, `cannot cache the config at ${settings.database_cache}: ${err instanceof Error ? err.message : String(err)}`)
+    }
   }
 
   async function report(): Promise<StatusReport> {
@@ -297,8 +378,24 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
         workers_ready: readyCount,
         workers_expected: settings.workers,
         converged: w?.isConverged() ?? false,
+        // with a database: which, whether it answers, and (Postgres) the newest version it reported
+        ...(store !== null ? { database: { ...databaseReport(store.name, current.version, watch?.state ?? null), ...(servingCache ? { serving_cached_config: settings.database_cache } : {}) } } : {}),
       },
     }
+  }
+}
+
+/** /status's `database`: a balancer keeps a node whose database is unreachable (it still proxies). */
+function databaseReport(name: string, served: number, state: DatabaseWatch['state'] | null): Record<string, unknown> {
+  if (state === null) return { name, reachable: true, served_version: served }
+  return {
+    name,
+    reachable: state.reachable,
+    listening: state.listening,
+    served_version: served,
+    latest_version: state.latest_version,
+    error: state.error,
+    last_contact: state.last_contact === null ? null : new Date(state.last_contact).toISOString(),
   }
 }
 

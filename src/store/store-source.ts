@@ -20,10 +20,10 @@ import { createConfigLoader, type ConfigLoader } from '../config/config-loader.j
 import type { ConfigSource, ReadRequest } from '../config/config-source.js'
 import { ENTITY_LISTS, type SectionHashes, type Snapshot } from '../config/model.js'
 import type { ConfigResult } from '../config/types.js'
-import type { Entity, EntityKind, Store } from './types.js'
+import type { Entity, EntityKind, Store, StoreReads } from './types.js'
 
 /** The whole store as a Kong declarative config (flat lists, ids and parents by id): `db export`. */
-export async function exportDeclarative(store: Store): Promise<Record<string, unknown>> {
+export async function exportDeclarative(store: StoreReads): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = { _format_version: '3.0' }
   for (const kind of ENTITY_LISTS) {
     const list = await store.list(kind)
@@ -49,10 +49,11 @@ interface State {
 export function createStoreSource(store: Store, loader: ConfigLoader = createConfigLoader()): StoreSource {
   let state: State | null = null
   let lastReread: EntityKind[] = []
+  // every read of one Snapshot at one version, where the store can (src/store/pg-store.ts)
+  const atOneVersion = <T>(body: (reads: StoreReads) => Promise<T>): Promise<T> => (store.atOneVersion ? store.atOneVersion(body) : body(store))
 
   async function firstRead(request: ReadRequest): Promise<ConfigResult> {
-    const version = await store.version()
-    const value = await exportDeclarative(store)
+    const { version, value } = await atOneVersion(async (reads) => ({ version: await reads.version(), value: await exportDeclarative(reads) }))
     const result = await loader.load({ value, source: store.name, version, manifests: request.plugins.manifests })
     if (!result.ok) return result
     const snap = result.snapshot
@@ -67,16 +68,24 @@ export function createStoreSource(store: Store, loader: ConfigLoader = createCon
     return result
   }
 
-  async function laterRead(prev: State): Promise<ConfigResult> {
-    const since = await store.changesSince(prev.version)
-    if (since === null) { state = null; return { ok: false, issues: [{ path: '', message: `the store's change log does not reach back to v${prev.version}` }] } }
+  async function laterRead(prev: State, request: ReadRequest): Promise<ConfigResult> {
+    const read = await atOneVersion(async (reads) => {
+      const since = await reads.changesSince(prev.version)
+      if (since === null || since.version === prev.version) return { since, fresh: {} as Partial<Record<EntityKind, Entity[]>> }
+      const fresh: Partial<Record<EntityKind, Entity[]>> = {}
+      for (const kind of new Set(since.changes.map((c) => c.kind))) fresh[kind] = await reads.list(kind)
+      return { since, fresh }
+    })
+    const since = read.since
+    // the change log no longer reaches back (pruned): read everything again, as at start
+    if (since === null) { state = null; return firstRead(request) }
     if (since.version === prev.version) { lastReread = []; return { ok: true, snapshot: prev.snapshot } }
-    const kinds = [...new Set(since.changes.map((c) => c.kind))]
+    const kinds = Object.keys(read.fresh) as EntityKind[]
     const lists = { ...prev.lists }
     const json = { ...prev.json }
     const known: Partial<SectionHashes> = { ...prev.sections }
     for (const kind of kinds) {
-      lists[kind] = await store.list(kind)
+      lists[kind] = read.fresh[kind]!
       json[kind] = canonicalJson(lists[kind])
       delete known[kind]
     }
@@ -100,7 +109,7 @@ export function createStoreSource(store: Store, loader: ConfigLoader = createCon
     get lastReread() {
       return lastReread
     },
-    read: (request) => (state === null ? firstRead(request) : laterRead(state)),
+    read: (request) => (state === null ? firstRead(request) : laterRead(state, request)),
     close: async () => {
       await loader.close()
       await store.close()

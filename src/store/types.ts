@@ -95,8 +95,17 @@ export interface Store {
    * reaches back that far (the reader then re-reads everything).
    */
   changesSince(version: number): Promise<{ version: number; changes: Change[] } | null>
+  /**
+   * Optional: run `body`'s reads at one version (the Postgres store: one read-only REPEATABLE READ
+   * transaction), so a Snapshot never mixes two versions while other nodes write. Without it the
+   * reads see the live data (the SQLite store: one process owns the file).
+   */
+  atOneVersion?<T>(body: (reads: StoreReads) => Promise<T>): Promise<T>
   close(): Promise<void>
 }
+
+/** The reads a Snapshot is built from. */
+export type StoreReads = Pick<Store, 'version' | 'get' | 'findBy' | 'page' | 'list' | 'count' | 'changesSince'>
 
 export type StoreErrorCode = 'unique' | 'primary_key' | 'foreign_key' | 'referenced' | 'not_found' | 'unavailable'
 
