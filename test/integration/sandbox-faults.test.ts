@@ -41,8 +41,9 @@ await buildReloadable('v1')
 const limitsFile = path.join(built.root, 'limits.yml')
 writeFileSync(
   limitsFile,
-  `# tight limits so the faults are quick; only evil-auth is quarantined
-"*": { cpu_ms: 50, wall_ms: 500, memory_mb: 16, quarantine_after: 1000 }
+  `# limits tight enough that faults are quick, with CPU room enough that the bomb meets the memory
+# limit first even on a loaded machine; only evil-auth is quarantined
+"*": { cpu_ms: 300, wall_ms: 1000, memory_mb: 16, quarantine_after: 1000 }
 evil-auth: { quarantine_after: 3, quarantine_ms: 60000 }
 `,
 )

@@ -92,7 +92,7 @@ t.test("the scaffold's npm test typechecks before it tests", async (t) => {
   }
   const dir = path.join(work, 'scaffolded')
   const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { scripts: { test: string } }
-  t.match(pkg.scripts.test, /^tsc -p \. && /, 'npm test starts with the typecheck')
+  t.match(pkg.scripts.test, /^tsc -p tsconfig\.json && /, 'npm test starts with the typecheck')
   // what `npm install` gives the scaffold, linked to this checkout (no registry in tests)
   mkdirSync(path.join(dir, 'node_modules', '@bouncer'), { recursive: true })
   symlinkSync(path.join(repoRoot, 'sdk'), path.join(dir, 'node_modules', '@bouncer', 'sdk'))
