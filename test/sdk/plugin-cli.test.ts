@@ -11,6 +11,7 @@ import { runPluginCommand } from '../../src/cli/plugin-command.js'
 import { buildPlugin } from '../../src/cli/plugin-build.js'
 import { compileChains } from '../../src/plugins/chain.js'
 import { createSandbox } from '../../src/sandbox/sandbox.js'
+import { sliceWatchdogIdle } from '../../src/sandbox/slice-watchdog.js'
 import type { Plugin, Snapshot } from '../../src/config/model.js'
 import { built, context, repoRoot, route, service } from '../sandbox/fixtures/sandbox-fixtures.js'
 
@@ -27,6 +28,15 @@ function snap(plugins: Array<Pick<Plugin, 'name' | 'config'>>): Snapshot {
     upstreams: [], targets: [], jwt_secrets: [], keyauth_credentials: [], acls: [],
   }
 }
+
+
+// as test/sandbox/sandbox.test.ts: once every sandbox is disposed, let the slice watchdog stop and
+// leave without Node's environment teardown, where isolated-vm 5.0.4 aborts in about half the runs
+// under tap's coverage (every assertion had passed; the process then ended with SIGABRT)
+t.teardown(async () => {
+  await sliceWatchdogIdle()
+  process.once('exit', (code) => (process as unknown as { reallyExit(code: number): never }).reallyExit(code))
+})
 
 t.test('plugin new scaffolds a plugin whose build loads in the sandbox and runs', async (t) => {
   const parent = mkdtempSync(path.join(tmpdir(), 'bouncer-new-'))
