@@ -7,10 +7,10 @@
  * jwt-hs256 scenario's `claims_to_verify: [exp]`.
  */
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { findBinary, freePort, spawnPinned, stopChild, type Proc } from './processes.js'
+import { findBinary, freePort, startReferenceProxy, type Proc } from './processes.js'
 
 export const HAPROXY_INSTALL_HINT =
   '--with haproxy needs a `haproxy` binary (2.5 or later, for jwt_verify) on PATH. Debian/Ubuntu: ' +
@@ -83,32 +83,5 @@ export async function startHaproxy(
   const conf = path.join(dir, 'haproxy.cfg')
   writeFileSync(conf, haproxyConf({ dir, port, upstreamPort: o.upstreamPort, threads: o.threads, jwtSecret: o.jwtSecret }))
   // -db: stay in the foreground, no daemon (the bench owns the process and stops it)
-  const child = spawnPinned([bin, '-db', '-f', conf], o.cpus)
-  let stderr = ''
-  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
-  // SIGTERM: HAProxy's hard stop
-  const stop = async (): Promise<void> => {
-    await stopChild(child, 'SIGTERM')
-    rmSync(dir, { recursive: true, force: true })
-  }
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    if (child.exitCode !== null) {
-      rmSync(dir, { recursive: true, force: true })
-      throw new Error(`haproxy exited with ${child.exitCode}: ${stderr.trim()}`)
-    }
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}${o.probe.path}`, { headers: o.probe.headers })
-      await r.arrayBuffer()
-      if (r.status === 200) break
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) {
-      await stop()
-      throw new Error(`haproxy did not answer 200 in 10 s: ${stderr.trim()}`)
-    }
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  return { child, port, stop }
+  return startReferenceProxy('haproxy', [bin, '-db', '-f', conf], o.cpus, dir, port, { url: `http://127.0.0.1:${port}${o.probe.path}`, headers: o.probe.headers })
 }

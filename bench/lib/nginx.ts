@@ -5,10 +5,10 @@
  * C-proxy counterpart of one Bouncer route with no plugins.
  */
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { findBinary, freePort, spawnPinned, stopChild, type Proc } from './processes.js'
+import { findBinary, freePort, startReferenceProxy, type Proc } from './processes.js'
 
 export const NGINX_INSTALL_HINT =
   '--with nginx needs an `nginx` binary on PATH. Debian/Ubuntu: `sudo apt-get install nginx` (or nginx-light); ' +
@@ -91,32 +91,5 @@ export async function startNginx(
   const conf = path.join(dir, 'nginx.conf')
   writeFileSync(conf, nginxConf({ dir, port, upstreamPort, workers, ...more }))
   // -e: the error log before the config is read (else nginx opens the system one first)
-  const child = spawnPinned([bin, '-p', dir, '-c', conf, '-e', path.join(dir, 'error.log')], cpus)
-  let stderr = ''
-  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
-  // SIGTERM: nginx's fast shutdown (master and workers)
-  const stop = async (): Promise<void> => {
-    await stopChild(child, 'SIGTERM')
-    rmSync(dir, { recursive: true, force: true })
-  }
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    if (child.exitCode !== null) {
-      rmSync(dir, { recursive: true, force: true })
-      throw new Error(`nginx exited with ${child.exitCode}: ${stderr.trim()}`)
-    }
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/bench/`)
-      await r.arrayBuffer()
-      if (r.status === 200) break
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) {
-      await stop()
-      throw new Error(`nginx did not answer in 10 s: ${stderr.trim()}`)
-    }
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  return { child, port, stop }
+  return startReferenceProxy('nginx', [bin, '-p', dir, '-c', conf, '-e', path.join(dir, 'error.log')], cpus, dir, port, { url: `http://127.0.0.1:${port}/bench/` })
 }

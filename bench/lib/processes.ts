@@ -59,6 +59,48 @@ export function spawnPinned(cmd: string[], cpus: string | null, env: NodeJS.Proc
   return spawn(full[0]!, full.slice(1), { cwd: PACKAGE_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
 }
 
+/**
+ * Start a reference proxy (nginx, HAProxy) and resolve once `probeUrl` answers 200 (10 s at most):
+ * its stderr tail goes into the error when it exits or never answers, `dir` (its temp folder) is
+ * removed then and by `stop()`, which sends SIGTERM (both proxies' fast stop).
+ */
+export async function startReferenceProxy(
+  what: string,
+  cmd: string[],
+  cpus: string | null,
+  dir: string,
+  port: number,
+  probe: { url: string; headers?: Record<string, string> },
+): Promise<Proc> {
+  const child = spawnPinned(cmd, cpus)
+  let stderr = ''
+  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
+  const stop = async (): Promise<void> => {
+    await stopChild(child, 'SIGTERM')
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    if (child.exitCode !== null) {
+      rmSync(dir, { recursive: true, force: true })
+      throw new Error(`${what} exited with ${child.exitCode}: ${stderr.trim()}`)
+    }
+    try {
+      const r = await fetch(probe.url, { headers: probe.headers ?? {} })
+      await r.arrayBuffer()
+      if (r.status === 200) break
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) {
+      await stop()
+      throw new Error(`${what} did not answer 200 in 10 s: ${stderr.trim()}`)
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return { child, port, stop }
+}
+
 /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
 export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return

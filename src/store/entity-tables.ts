@@ -4,7 +4,7 @@
  * plugins go with it; an upstream's targets go with it; a service still used by routes cannot be
  * deleted). Written once here so the SQLite and Postgres stores cannot disagree on Kong's rules.
  */
-import type { Entity, EntityKind } from './types.js'
+import type { Entity, EntityKind, StoredRow } from './types.js'
 
 export interface ForeignKey {
   /** the entity field holding the parent's id (`consumer`, `service`, …) */
@@ -136,4 +136,30 @@ export function uniqueFields(spec: TableSpec, key: UniqueKey, e: Entity): Record
     out[f] = spec.foreign.some((x) => x.field === f) && v !== null ? { id: v } : v
   }
   return out
+}
+
+/**
+ * A row as both stores write it: the timestamps (created_at kept from the row it replaces; seconds,
+ * or milliseconds for a `millis` table as Kong's targets), and the column names with their values in
+ * table order (id, the spec's columns, tags, created_at, updated_at, the entity's JSON).
+ */
+export function rowFor(
+  spec: TableSpec,
+  entity: Entity,
+  existing: { created_at: number } | null | undefined,
+  nowMs: number,
+): { row: StoredRow; names: string[]; values: unknown[] } {
+  const now = spec.millis ? nowMs : Math.floor(nowMs / 1000)
+  const row: StoredRow = { entity, created_at: existing?.created_at ?? now, updated_at: now }
+  const columns = Object.keys(spec.columns)
+  const names = ['id', ...columns, 'tags', 'created_at', 'updated_at', 'entity']
+  const values = [
+    entity.id,
+    ...columns.map((c) => spec.columns[c]!(entity)),
+    Array.isArray(entity['tags']) ? JSON.stringify(entity['tags']) : null,
+    row.created_at,
+    row.updated_at,
+    JSON.stringify(entity),
+  ]
+  return { row, names, values }
 }

@@ -16,7 +16,7 @@
  * `unavailable` with one line naming the database: the Admin API answers it with a 503.
  */
 import pg from 'pg'
-import { childrenOf, KIND_ORDER, luaPretty, TABLES, uniqueFields, type TableSpec } from './entity-tables.js'
+import { childrenOf, KIND_ORDER, luaPretty, rowFor, TABLES, uniqueFields, type TableSpec } from './entity-tables.js'
 import { PG_MIGRATIONS } from './pg-migrations.js'
 import type { Migration } from './sqlite-migrations.js'
 import {
@@ -344,18 +344,7 @@ export class PostgresStore extends PgReads implements Store {
         throw new StoreError('unique', spec.kind, `UNIQUE violation detected on '${luaPretty(fields)}'`, fields)
       }
     }
-    const now = spec.millis ? ctx.now : Math.floor(ctx.now / 1000)
-    const row: StoredRow = { entity, created_at: existing?.created_at ?? now, updated_at: now }
-    const columns = Object.keys(spec.columns)
-    const names = ['id', ...columns, 'tags', 'created_at', 'updated_at', 'entity']
-    const values = [
-      entity.id,
-      ...columns.map((col) => spec.columns[col]!(entity)),
-      Array.isArray(entity['tags']) ? JSON.stringify(entity['tags']) : null,
-      row.created_at,
-      row.updated_at,
-      JSON.stringify(entity),
-    ]
+    const { row, names, values } = rowFor(spec, entity, existing, ctx.now)
     if (existing) {
       const sets = names.slice(1).map((n, i) => `${quote(n)} = $${i + 2}`).join(', ')
       await c.query(`UPDATE ${spec.kind} SET ${sets} WHERE id = $1`, values)

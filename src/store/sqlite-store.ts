@@ -10,7 +10,7 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import Database from 'better-sqlite3'
-import { childrenOf, KIND_ORDER, luaPretty, TABLES, uniqueFields, type TableSpec } from './entity-tables.js'
+import { childrenOf, KIND_ORDER, luaPretty, rowFor, TABLES, uniqueFields, type TableSpec } from './entity-tables.js'
 import { SQLITE_MIGRATIONS, type Migration } from './sqlite-migrations.js'
 import {
   StoreError, type Change, type Entity, type EntityKind, type MigrationStatus, type Page, type PageQuery, type Store, type StoredRow,
@@ -294,18 +294,7 @@ export class SqliteStore implements Store {
         throw new StoreError('unique', spec.kind, `UNIQUE violation detected on '${luaPretty(fields)}'`, fields)
       }
     }
-    const now = spec.millis ? ctx.now : Math.floor(ctx.now / 1000)
-    const row: StoredRow = { entity, created_at: existing?.created_at ?? now, updated_at: now }
-    const columns = Object.keys(spec.columns)
-    const names = ['id', ...columns, 'tags', 'created_at', 'updated_at', 'entity']
-    const values = [
-      entity.id,
-      ...columns.map((c) => spec.columns[c]!(entity)),
-      Array.isArray(entity['tags']) ? JSON.stringify(entity['tags']) : null,
-      row.created_at,
-      row.updated_at,
-      JSON.stringify(entity),
-    ]
+    const { row, names, values } = rowFor(spec, entity, existing, ctx.now)
     if (existing) {
       this.db.prepare(`UPDATE ${spec.kind} SET ${names.slice(1).map((n) => `${quote(n)} = ?`).join(', ')} WHERE id = ?`).run(...values.slice(1), entity.id)
     } else {
