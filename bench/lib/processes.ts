@@ -54,9 +54,38 @@ export function pinPrefix(cpus: string | null): string[] {
   return cpus ? ['taskset', '-c', cpus] : []
 }
 
+/**
+ * Every child the bench started and that is still running. When the bench itself is stopped (a
+ * signal, a test's timeout, an exception) they are killed with it: a bench killed mid-run once left
+ * its upstream and a gateway running (test/bench/bench-stop.test.ts checks that none survives).
+ */
+const liveChildren = new Set<ChildProcess>()
+let cleanupHooked = false
+
+function killLiveChildren(): void {
+  for (const child of liveChildren) child.kill('SIGKILL')
+  liveChildren.clear()
+}
+
+function track(child: ChildProcess): ChildProcess {
+  liveChildren.add(child)
+  child.once('exit', () => liveChildren.delete(child))
+  if (!cleanupHooked) {
+    cleanupHooked = true
+    process.once('exit', killLiveChildren)
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.once(signal, () => {
+        killLiveChildren()
+        process.exit(128 + (os.constants.signals[signal] ?? 15))
+      })
+    }
+  }
+  return child
+}
+
 export function spawnPinned(cmd: string[], cpus: string | null, env: NodeJS.ProcessEnv = process.env): ChildProcess {
   const full = [...pinPrefix(cpus), ...cmd]
-  return spawn(full[0]!, full.slice(1), { cwd: PACKAGE_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  return track(spawn(full[0]!, full.slice(1), { cwd: PACKAGE_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] }))
 }
 
 /**

@@ -29,7 +29,11 @@ function bench(args: string[], timeoutMs = 60_000): Promise<{ code: number | nul
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    // SIGTERM first: the bench then kills the upstream and gateways it started (bench/lib/processes.ts)
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM')
+      setTimeout(() => child.kill('SIGKILL'), 5_000).unref()
+    }, timeoutMs)
     child.once('error', reject)
     child.once('exit', (code) => {
       clearTimeout(timer)
