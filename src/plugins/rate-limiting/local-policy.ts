@@ -19,7 +19,7 @@ import type { Outcome, PeriodLimit, RateLimitPolicy } from './policy.js'
 /** the counter key of one period, as the store names it: `<identity>:<period>` (the store adds the window start) */
 const keyOf = (identity: string, limit: PeriodLimit) => `${identity}:${limit.period}`
 
-export function createLocalPolicy(limits: readonly PeriodLimit[], counters: CounterService, sliding: boolean): RateLimitPolicy {
+export function createLocalPolicy(limits: readonly PeriodLimit[], counters: Pick<CounterService, 'take' | 'give'>, sliding: boolean): RateLimitPolicy {
   const n = limits.length
   /** sliding: each period's previous window, cached per current window */
   const prevs = limits.map(() => ({ of: NaN, prev: { start: 0, ms: 0 } }))
