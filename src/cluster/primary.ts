@@ -201,7 +201,8 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   // rate-limiting `cluster` counts in the database, through the primary only (./store-counters.ts)
   const storeCounters = store === null ? null : createStoreCounters(store, {
     workers: settings.workers,
-    timeoutMs: Math.min(2_000, settings.database_timeout),
+    // a reservation waits on the database at most --database-timeout (then fault_tolerant decides)
+    timeoutMs: settings.database_timeout,
     onSweepError: (err) => log.warn({ database: store!.name, err }, `rate-limiting counters: cannot delete expired windows in ${store!.name}: ${err instanceof Error ? err.message : String(err)}`),
   })
   const pluginServices = createPluginServicesHost({ workers: settings.workers, storeCounters })

@@ -21,7 +21,7 @@ import type { ServiceOp, ServiceResult } from './plugin-services.js'
 export interface StoreCountersOptions {
   /** how many workers this node runs (sizes the blocks: spread = max(8, 2 × workers)) */
   workers: number
-  /** ms a reservation may wait on the database (default 2000) */
+  /** ms a reservation may wait on the database (default 2000; the primary passes --database-timeout) */
   timeoutMs?: number
   /** ms every reservation fails at once after a failure (default 1000) */
   backoffMs?: number
