@@ -8,14 +8,17 @@
  * database never admit more than the limit between them (overshoot 0); what is lost is what workers
  * hold unspent when the window ends (undershoot; docs/rate-limiting.md states the bound).
  *
- * Bounded waits: a reservation that the database has not answered within `timeoutMs` fails, and after
- * a failure every reservation fails at once for `backoffMs` (no pile-up of requests waiting on a dead
- * database); the handler then lets the request through and logs, or answers 500 (`fault_tolerant`).
+ * Bounded waits: a reservation that the database has not answered within `timeoutMs` fails; after the
+ * database was found unreachable (StoreError `unavailable`: refused, reset, pg's connect or read
+ * timeout) every reservation fails at once for `backoffMs` (no pile-up of requests waiting on a dead
+ * database). A slow answer fails only its own reservation: a loaded database does not turn into a
+ * second of uncounted traffic. The handler then lets the request through and logs, or answers 500
+ * (`fault_tolerant`).
  *
  * Bounded table: expired windows are deleted every `sweepMs` (a sliding window's row is kept one
  * window longer: the next window reads it).
  */
-import type { Store } from '../store/types.js'
+import { StoreError, type Store } from '../store/types.js'
 import type { ServiceOp, ServiceResult } from './plugin-services.js'
 
 export interface StoreCountersOptions {
@@ -23,7 +26,7 @@ export interface StoreCountersOptions {
   workers: number
   /** ms a reservation may wait on the database (default 2000; the primary passes --database-timeout) */
   timeoutMs?: number
-  /** ms every reservation fails at once after a failure (default 1000) */
+  /** ms every reservation fails at once after the database was found unreachable (default 1000) */
   backoffMs?: number
   /** ms between sweeps of expired windows (default 60,000) */
   sweepMs?: number
@@ -83,9 +86,12 @@ export function createStoreCounters(store: Store, options: StoreCountersOptions)
       }))
       return prev === undefined ? { ok: true, granted: r.granted, used: r.used } : { ok: true, granted: r.granted, used: r.used, limit, recheckAt }
     } catch (err) {
-      failedAt = now()
-      failure = err instanceof Error ? err.message : String(err)
-      return { ok: false, error: `rate-limiting counters: ${failure}` }
+      const message = err instanceof Error ? err.message : String(err)
+      if (err instanceof StoreError && err.code === 'unavailable') {
+        failedAt = now()
+        failure = message
+      }
+      return { ok: false, error: `rate-limiting counters: ${message}` }
     }
   }
 
