@@ -14,6 +14,7 @@ import { keyAuth } from './key-auth.js'
 import { nginx, nginx16k } from './nginx.js'
 import { noPlugins16k } from './no-plugins-16k.js'
 import { noPlugins } from './no-plugins.js'
+import { rateLimitCluster } from './rate-limit-cluster.js'
 import { rateLimitLocal } from './rate-limit-local.js'
 import { rateLimitRedis } from './rate-limit-redis.js'
 import { rateLimitRedisBatch } from './rate-limit-redis-batch.js'
@@ -24,7 +25,7 @@ import type { Scenario } from './types.js'
 
 export const SCENARIOS: Scenario[] = [
   direct, nginx, haproxy, haproxyJwt, floor, noPlugins, jwtHs256, jwtRs256, keyAuth, jwtAcl, sandboxNoop, sandboxExample, fullChain, routes10k,
-  rateLimitLocal, rateLimitRedis, rateLimitRedisBatch, adminWrites,
+  rateLimitLocal, rateLimitRedis, rateLimitRedisBatch, rateLimitCluster, adminWrites,
   direct16k, nginx16k, haproxy16k, floor16k, noPlugins16k,
 ]
 export { ScenarioUnavailable, type Prepared, type Scenario } from './types.js'

@@ -98,7 +98,7 @@ async function importIntoStore(configFile: string, database: string, pluginDir: 
     import('../config/model.js'),
   ])
   const file = path.join(path.dirname(database.replace(/^sqlite:/, '')), 'quickstart.db')
-  const registry = createGatewayRegistry(readCustomPlugins({ paths: [pluginDir], pluginsDir: null }).definitions)
+  const registry = createGatewayRegistry(readCustomPlugins({ paths: [pluginDir], pluginsDir: null }).definitions, { database: true })
   const loaded = await loadConfigFile(configFile, { plugins: registry })
   if (!loaded.ok) throw new Error(loaded.issues.map((i) => formatIssue(i, configFile)).join('\n'))
   const store = openSqliteStore(file)

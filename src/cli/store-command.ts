@@ -105,7 +105,7 @@ export async function runStoreCommand(command: 'migrations' | 'db', args: string
     ])
     let registry
     try {
-      registry = createGatewayRegistry(readCustomPlugins({ paths: settings.custom_plugins, pluginsDir: settings.plugins_dir }).definitions)
+      registry = createGatewayRegistry(readCustomPlugins({ paths: settings.custom_plugins, pluginsDir: settings.plugins_dir }).definitions, { database: true })
     } catch (err) {
       return fail(err instanceof Error ? err.message : String(err))
     }

@@ -88,9 +88,6 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
   let seq = 0
   let closed: string | null = null
   const inflight = new Map<number, Pending[]>()
-  const leases = new Map<string, Lease>()
-  /** sweep ended leases when the map grows past this (doubled when a sweep frees too little) */
-  let sweepAt = 10_000
   const stats = { batches: 0, ops: 0 }
 
   function flush(): void {
@@ -136,113 +133,129 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
     return r.value
   }
 
-  function leaseFor(key: string, windowStart: number, windowMs: number, explicit: boolean, limit: number, slide: PreviousWindow | undefined): Lease {
-    let lease = leases.get(key)
-    if (lease === undefined || lease.windowStart !== windowStart) {
-      // a new window: the old one's unspent units are worth nothing now
-      const prev = slide === undefined ? undefined : { start: slide.start ?? windowStart - windowMs, ms: slide.ms ?? windowMs }
-      // a new window of a known counter keeps its block size (a busy counter stays busy)
-      const want = lease?.want ?? blockSize
-      lease = { windowStart, endsAt: windowStart + windowMs, units: 0, exhausted: false, used: 0, inflight: null, explicit, prev, cap: limit, recheckAt: windowStart + windowMs, want, askedAt: 0 }
-      leases.set(key, lease)
-      if (leases.size > sweepAt) sweepLeases()
-    }
-    return lease
-  }
+  /**
+   * Leased windowed counters (`take`, `give`): in the primary's memory, or (`inStore`) in the
+   * gateway's database, which the primary reserves each block from (./store-counters.ts).
+   */
+  function createLeases(inStore: boolean): Pick<CounterService, 'take' | 'give'> {
+    const leases = new Map<string, Lease>()
+    /** sweep ended leases when the map grows past this (doubled when a sweep frees too little) */
+    let sweepAt = 10_000
 
-  /** drop the leases of windows that have ended (one key per client or consumer adds up) */
-  function sweepLeases(): void {
-    const t = now()
-    for (const [key, lease] of leases) if (lease.inflight === null && lease.endsAt <= t) leases.delete(key)
-    sweepAt = Math.max(10_000, leases.size * 2)
-  }
-
-  /** Reserve more units for `lease` (one reservation in flight per lease). */
-  function reserve(key: string, lease: Lease, limit: number, windowMs: number, min: number): Promise<number> {
-    if (lease.inflight !== null) return lease.inflight
-    const t = now()
-    if (t - lease.askedAt < quickMs && lease.want < maxBlockSize) lease.want = Math.min(maxBlockSize, lease.want * 2)
-    lease.askedAt = t
-    const want = Math.max(min, lease.want)
-    const op: ServiceOp = lease.prev === undefined
-      ? { op: 'reserve', key, limit, windowMs, windowStart: lease.windowStart, want, min }
-      : { op: 'reserve', key, limit, windowMs, windowStart: lease.windowStart, want, min, prev: lease.prev }
-    const p = call(op).then(
-      (r) => {
-        lease.inflight = null
-        if (!r.ok) throw new Error(r.error)
-        if (!('granted' in r)) throw new Error('plugin services: unexpected result')
-        lease.used = r.used
-        lease.cap = r.limit ?? limit
-        if (r.recheckAt !== undefined) lease.recheckAt = r.recheckAt
-        // none left at all (a refused `min` > 1 may still leave smaller takes room)
-        if (r.used >= lease.cap) lease.exhausted = true
-        lease.units += r.granted
-        return r.granted
-      },
-      (err: Error) => {
-        lease.inflight = null
-        throw err
-      },
-    )
-    lease.inflight = p
-    return p
-  }
-
-  function answer(lease: Lease, limit: number, windowMs: number, allowed: boolean): TakeResult {
-    return { allowed, limit, remaining: lease.exhausted ? 0 : Math.max(0, lease.cap - lease.used) + lease.units, resetAt: lease.windowStart + windowMs }
-  }
-
-  function take(key: string, limit: number, windowMs: number, cost = 1, start?: number, slide?: PreviousWindow): TakeResult | Promise<TakeResult> {
-    checkTake(limit, windowMs, cost)
-    const t = now()
-    const windowStart = start ?? Math.floor(t / windowMs) * windowMs
-    const lease = leaseFor(key, windowStart, windowMs, start !== undefined, limit, slide)
-    // a sliding window's limit rises as the previous window's weight decays: ask the primary again
-    if (lease.exhausted && lease.prev !== undefined && t >= lease.recheckAt) lease.exhausted = false
-    if (cost === 0) return answer(lease, limit, windowMs, true)
-    if (lease.units >= cost) {
-      lease.units -= cost
-      // running low: fetch the next block before it is needed (never when the window is spent)
-      if (!lease.exhausted && lease.inflight === null && lease.units * 4 <= lease.want) {
-        reserve(key, lease, limit, windowMs, 1).catch(() => {})
+    function leaseFor(key: string, windowStart: number, windowMs: number, explicit: boolean, limit: number, slide: PreviousWindow | undefined): Lease {
+      let lease = leases.get(key)
+      if (lease === undefined || lease.windowStart !== windowStart) {
+        // a new window: the old one's unspent units are worth nothing now
+        const prev = slide === undefined ? undefined : { start: slide.start ?? windowStart - windowMs, ms: slide.ms ?? windowMs }
+        // a new window of a known counter keeps its block size (a busy counter stays busy)
+        const want = lease?.want ?? blockSize
+        lease = { windowStart, endsAt: windowStart + windowMs, units: 0, exhausted: false, used: 0, inflight: null, explicit, prev, cap: limit, recheckAt: windowStart + windowMs, want, askedAt: 0 }
+        leases.set(key, lease)
+        if (leases.size > sweepAt) sweepLeases()
       }
-      return answer(lease, limit, windowMs, true)
+      return lease
     }
-    if (lease.exhausted || cost > limit) return answer(lease, limit, windowMs, false)
-    return waitAndTake(key, lease, limit, windowMs, cost, slide)
-  }
 
-  async function waitAndTake(key: string, lease: Lease, limit: number, windowMs: number, cost: number, slide: PreviousWindow | undefined): Promise<TakeResult> {
-    // several requests may wait on one reservation; each re-checks after it lands
-    for (;;) {
-      const granted = await reserve(key, lease, limit, windowMs, cost - lease.units)
-      // the window turned meanwhile: take from the one that holds now (an explicit window: the newer lease's)
-      const current = leases.get(key)
-      if (current !== lease) {
-        if (current === undefined || !lease.explicit) return take(key, limit, windowMs, cost, undefined, slide)
-        const next = slide === undefined ? undefined : { start: lease.windowStart, ms: lease.endsAt - lease.windowStart }
-        return take(key, limit, current.endsAt - current.windowStart, cost, current.windowStart, next)
-      }
+    /** drop the leases of windows that have ended (one key per client or consumer adds up) */
+    function sweepLeases(): void {
+      const t = now()
+      for (const [key, lease] of leases) if (lease.inflight === null && lease.endsAt <= t) leases.delete(key)
+      sweepAt = Math.max(10_000, leases.size * 2)
+    }
+
+    /** Reserve more units for `lease` (one reservation in flight per lease). */
+    function reserve(key: string, lease: Lease, limit: number, windowMs: number, min: number): Promise<number> {
+      if (lease.inflight !== null) return lease.inflight
+      const t = now()
+      if (t - lease.askedAt < quickMs && lease.want < maxBlockSize) lease.want = Math.min(maxBlockSize, lease.want * 2)
+      lease.askedAt = t
+      const want = Math.max(min, lease.want)
+      const op: Extract<ServiceOp, { op: 'reserve' }> = lease.prev === undefined
+        ? { op: 'reserve', key, limit, windowMs, windowStart: lease.windowStart, want, min }
+        : { op: 'reserve', key, limit, windowMs, windowStart: lease.windowStart, want, min, prev: lease.prev }
+      if (inStore) op.store = true
+      const p = call(op).then(
+        (r) => {
+          lease.inflight = null
+          if (!r.ok) throw new Error(r.error)
+          if (!('granted' in r)) throw new Error('plugin services: unexpected result')
+          lease.used = r.used
+          lease.cap = r.limit ?? limit
+          if (r.recheckAt !== undefined) lease.recheckAt = r.recheckAt
+          // none left at all (a refused `min` > 1 may still leave smaller takes room)
+          if (r.used >= lease.cap) lease.exhausted = true
+          lease.units += r.granted
+          return r.granted
+        },
+        (err: Error) => {
+          lease.inflight = null
+          throw err
+        },
+      )
+      lease.inflight = p
+      return p
+    }
+
+    function answer(lease: Lease, limit: number, windowMs: number, allowed: boolean): TakeResult {
+      return { allowed, limit, remaining: lease.exhausted ? 0 : Math.max(0, lease.cap - lease.used) + lease.units, resetAt: lease.windowStart + windowMs }
+    }
+
+    function take(key: string, limit: number, windowMs: number, cost = 1, start?: number, slide?: PreviousWindow): TakeResult | Promise<TakeResult> {
+      checkTake(limit, windowMs, cost)
+      const t = now()
+      const windowStart = start ?? Math.floor(t / windowMs) * windowMs
+      const lease = leaseFor(key, windowStart, windowMs, start !== undefined, limit, slide)
+      // a sliding window's limit rises as the previous window's weight decays: ask the primary again
+      if (lease.exhausted && lease.prev !== undefined && t >= lease.recheckAt) lease.exhausted = false
+      if (cost === 0) return answer(lease, limit, windowMs, true)
       if (lease.units >= cost) {
         lease.units -= cost
+        // running low: fetch the next block before it is needed (never when the window is spent)
+        if (!lease.exhausted && lease.inflight === null && lease.units * 4 <= lease.want) {
+          reserve(key, lease, limit, windowMs, 1).catch(() => {})
+        }
         return answer(lease, limit, windowMs, true)
       }
-      // the primary had fewer than the units still missing: refuse (what we hold stays for smaller takes)
-      if (lease.exhausted || granted === 0) return answer(lease, limit, windowMs, false)
+      if (lease.exhausted || cost > limit) return answer(lease, limit, windowMs, false)
+      return waitAndTake(key, lease, limit, windowMs, cost, slide)
     }
+
+    async function waitAndTake(key: string, lease: Lease, limit: number, windowMs: number, cost: number, slide: PreviousWindow | undefined): Promise<TakeResult> {
+      // several requests may wait on one reservation; each re-checks after it lands
+      for (;;) {
+        const granted = await reserve(key, lease, limit, windowMs, cost - lease.units)
+        // the window turned meanwhile: take from the one that holds now (an explicit window: the newer lease's)
+        const current = leases.get(key)
+        if (current !== lease) {
+          if (current === undefined || !lease.explicit) return take(key, limit, windowMs, cost, undefined, slide)
+          const next = slide === undefined ? undefined : { start: lease.windowStart, ms: lease.endsAt - lease.windowStart }
+          return take(key, limit, current.endsAt - current.windowStart, cost, current.windowStart, next)
+        }
+        if (lease.units >= cost) {
+          lease.units -= cost
+          return answer(lease, limit, windowMs, true)
+        }
+        // the primary had fewer than the units still missing: refuse (what we hold stays for smaller takes)
+        if (lease.exhausted || granted === 0) return answer(lease, limit, windowMs, false)
+      }
+    }
+
+    /** a refused request's units go back into this worker's lease: spent again here, no round trip */
+    function give(key: string, windowMs: number, cost = 1, windowStart?: number): void {
+      const lease = leases.get(key)
+      const start = windowStart ?? Math.floor(now() / windowMs) * windowMs
+      if (lease !== undefined && lease.windowStart === start && cost > 0) lease.units += cost
+    }
+
+    return { take, give }
   }
 
-  /** a refused request's units go back into this worker's lease: spent again here, no round trip */
-  function give(key: string, windowMs: number, cost = 1, windowStart?: number): void {
-    const lease = leases.get(key)
-    const start = windowStart ?? Math.floor(now() / windowMs) * windowMs
-    if (lease !== undefined && lease.windowStart === start && cost > 0) lease.units += cost
-  }
+  const memory = createLeases(false)
+  const database = createLeases(true)
 
   const counters: CounterService = {
-    take,
-    give,
+    take: memory.take,
+    give: memory.give,
     increment: async (key, by, ttlMs) => Number(await value({ op: 'increment', key, by, ttlMs })),
     read: async (key) => Number(await value({ op: 'read', key })),
   }
@@ -261,6 +274,7 @@ export function createPluginServicesClient(options: PluginServicesClientOptions)
   return {
     counters: Object.freeze(counters),
     kv: Object.freeze(kv),
+    storeCounters: Object.freeze(database),
     handle(msg) {
       if (msg.type !== 'services') return false
       const res = msg as ServiceResponse

@@ -19,6 +19,7 @@
  */
 import { createKvStore, type KvStore } from '#sdk/node-host'
 import type { CounterService, PluginServices, PreviousWindow, SharedKv, TakeResult } from '../plugins/services.js'
+import type { StoreCounters } from './store-counters.js'
 
 /** One operation of a batch (worker → primary). */
 export type ServiceOp =
@@ -34,6 +35,8 @@ export type ServiceOp =
      * kept one window past its end (the next window's previous)
      */
     prev?: { start: number; ms: number }
+    /** the counter lives in the gateway's database (rate-limiting `cluster`: ./store-counters.ts), not in the primary's memory */
+    store?: true
   }
   /** give back `units` of `key`'s window starting at `windowStart` (ms), never below 0 */
   | { op: 'release'; key: string; windowStart: number; units: number }
@@ -207,20 +210,38 @@ export interface PluginServicesHost {
 }
 
 /** The primary's side: one per `bouncer start`, created before the first worker and kept across reloads. */
-export function createPluginServicesHost(options: PluginServicesStoreOptions = {}): PluginServicesHost {
+export function createPluginServicesHost(options: PluginServicesStoreOptions & { storeCounters?: StoreCounters | null } = {}): PluginServicesHost {
   const store = createPluginServicesStore(options)
   const timer = setInterval(() => store.sweep(), 10_000)
   timer.unref()
+  const inDatabase = options.storeCounters ?? null
+  const fromDatabase = (op: Extract<ServiceOp, { op: 'reserve' }>): Promise<ServiceResult> =>
+    inDatabase === null
+      ? Promise.resolve({ ok: false, error: 'rate-limiting policy cluster: this node has no database (DB-less)' })
+      : inDatabase.reserve(op)
   return {
     store,
     handle(msg, reply) {
       if (msg.type !== 'services') return false
       const req = msg as ServiceRequest
       if (!Number.isSafeInteger(req.id) || !Array.isArray(req.ops)) return true
-      reply({ type: 'services', id: req.id, results: req.ops.map((op) => store.apply(op)) })
+      // the database's counters answer later: the batch answers once they all have (in order)
+      let later = false
+      const results = req.ops.map((op): ServiceResult | Promise<ServiceResult> => {
+        if (op?.op === 'reserve' && op.store === true) {
+          later = true
+          return fromDatabase(op)
+        }
+        return store.apply(op)
+      })
+      if (!later) reply({ type: 'services', id: req.id, results: results as ServiceResult[] })
+      else void Promise.all(results).then((all) => reply({ type: 'services', id: req.id, results: all }))
       return true
     },
-    close: () => clearInterval(timer),
+    close() {
+      clearInterval(timer)
+      inDatabase?.close()
+    },
   }
 }
 

@@ -24,6 +24,7 @@ import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from './prometheus.js'
 import type { MetricPoint } from '../sandbox/sandbox-metrics.js'
 import { createWorkerSupervisor } from './worker-supervisor.js'
 import { createPluginServicesHost } from './plugin-services.js'
+import { createStoreCounters } from './store-counters.js'
 import { openSqliteStore, StoreOpenError } from '../store/sqlite-store.js'
 import { createStoreSource } from '../store/store-source.js'
 import type { Store } from '../store/types.js'
@@ -197,7 +198,14 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   process.env.UWS_HTTP_MAX_HEADERS_SIZE ??= String(settings.max_request_line + settings.max_header_size + 2)
 
   // node-wide plugin state (counters, kv): outlives reloads and worker respawns, ends with the primary
-  const pluginServices = createPluginServicesHost({ workers: settings.workers })
+  // rate-limiting `cluster` counts in the database, through the primary only (./store-counters.ts)
+  const storeCounters = store === null ? null : createStoreCounters(store, {
+    workers: settings.workers,
+    // a reservation waits on the database at most --database-timeout (then fault_tolerant decides)
+    timeoutMs: settings.database_timeout,
+    onSweepError: (err) => log.warn({ database: store!.name, err }, `rate-limiting counters: cannot delete expired windows in ${store!.name}: ${err instanceof Error ? err.message : String(err)}`),
+  })
+  const pluginServices = createPluginServicesHost({ workers: settings.workers, storeCounters })
   const workers = createWorkerSupervisor({
     // the workers never see the admin token (they do not serve the Admin API)
     settings: { ...settings, admin_token: null },
@@ -419,18 +427,21 @@ function uwsOf(states: ReadonlyArray<{ uws: UwsBuild | null }>): UwsBuild | null
 }
 
 function atRead(loaded: LoadedPlugins): PluginsAtRead {
-  return { plugins: { registry: loaded.registry, manifests: loaded.custom.manifests }, fingerprint: loaded.custom.fingerprint }
+  return { plugins: { registry: loaded.registry, manifests: loaded.custom.manifests, database: loaded.database }, fingerprint: loaded.custom.fingerprint }
 }
 
 interface LoadedPlugins {
   custom: CustomPlugins
   /** built-ins + custom plugins: what kong.yml is validated against */
   registry: PluginRegistry
+  /** the config lives in a database (not DB-less): rate-limiting accepts `policy: cluster` */
+  database: boolean
 }
 
 /** Read the custom plugins' manifests and build the registry; throws one line naming the problem. */
 function loadPlugins(settings: Settings): LoadedPlugins {
   const custom = readCustomPlugins({ paths: settings.custom_plugins, pluginsDir: settings.plugins_dir, limits: settings.plugin_limits })
   checkLimitNames(settings.plugin_limits, custom.manifests)
-  return { custom, registry: createGatewayRegistry(custom.definitions) }
+  const database = settings.config === null && settings.database !== null
+  return { custom, registry: createGatewayRegistry(custom.definitions, { database }), database }
 }

@@ -20,6 +20,8 @@ export interface SourcePlugins {
   registry: PluginRegistry
   /** the custom plugins' manifests: plain JSON, so a read on another thread rebuilds the same registry */
   manifests: PluginManifest[]
+  /** the node keeps its config in a database (the registry was built for it: rate-limiting `cluster`) */
+  database?: boolean
 }
 
 export interface ReadRequest {
@@ -43,7 +45,7 @@ export interface ConfigSource {
 export function createFileSource(file: string, loader: ConfigLoader = createConfigLoader()): ConfigSource {
   return {
     name: file,
-    read: ({ version, plugins }) => loader.load({ file, version, manifests: plugins.manifests }),
+    read: ({ version, plugins }) => loader.load({ file, version, manifests: plugins.manifests, database: plugins.database === true }),
     close: () => loader.close(),
   }
 }
@@ -56,7 +58,7 @@ export function createFileSource(file: string, loader: ConfigLoader = createConf
 export function createValueSource(name: string, value: () => unknown, loader: ConfigLoader = createConfigLoader()): ConfigSource {
   return {
     name,
-    read: async ({ version, plugins }) => loader.load({ value: await value(), source: name, version, manifests: plugins.manifests }),
+    read: async ({ version, plugins }) => loader.load({ value: await value(), source: name, version, manifests: plugins.manifests, database: plugins.database === true }),
     close: () => loader.close(),
   }
 }

@@ -10,11 +10,11 @@ import type { PluginManifest } from '../sandbox/manifest.js'
 import { createGatewayRegistry, definitionFromManifest } from '../sandbox/definitions.js'
 
 export type LoadTask =
-  | { file: string; version: number; manifests: PluginManifest[] }
-  | { value: unknown; source: string; version: number; manifests: PluginManifest[] }
+  | { file: string; version: number; manifests: PluginManifest[]; database?: boolean }
+  | { value: unknown; source: string; version: number; manifests: PluginManifest[]; database?: boolean }
 
 export default async function loadTask(task: LoadTask): Promise<ConfigResult> {
-  const registry = createGatewayRegistry(task.manifests.map(definitionFromManifest))
+  const registry = createGatewayRegistry(task.manifests.map(definitionFromManifest), { database: task.database === true })
   if ('file' in task) return loadConfigFile(task.file, { version: task.version, plugins: registry })
   return loadConfigValue(task.value, { source: task.source, version: task.version, plugins: registry })
 }

@@ -8,7 +8,7 @@ import { aclPlugin } from './acl/index.js'
 import type { BuiltinPlugin } from './definition.js'
 import { jwtPlugin } from './jwt/index.js'
 import { keyAuthPlugin } from './key-auth/index.js'
-import { rateLimitingPlugin } from './rate-limiting/index.js'
+import { databaseRateLimitingPlugin, rateLimitingPlugin } from './rate-limiting/index.js'
 import { createPluginRegistry, type PluginRegistry } from './registry.js'
 import { corsPlugin } from './cors/index.js'
 import { ipRestrictionPlugin } from './ip-restriction/index.js'
@@ -32,7 +32,11 @@ export const builtinPlugins: readonly BuiltinPlugin[] = Object.freeze([
   responseTransformerPlugin,
 ])
 
-/** A fresh registry holding the built-in plugins (register SDK plugins on it, or use it as is). */
-export function createBuiltinRegistry(): PluginRegistry {
-  return createPluginRegistry(builtinPlugins)
+/**
+ * A fresh registry holding the built-in plugins (register SDK plugins on it, or use it as is).
+ * `database`: validate for a node whose config lives in a database (rate-limiting accepts `policy:
+ * cluster`); the default is DB-less, as a config file is.
+ */
+export function createBuiltinRegistry(options: { database?: boolean } = {}): PluginRegistry {
+  return createPluginRegistry(options.database === true ? builtinPlugins.map((p) => (p === rateLimitingPlugin ? databaseRateLimitingPlugin : p)) : builtinPlugins)
 }

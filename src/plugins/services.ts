@@ -87,4 +87,12 @@ export interface SharedKv {
 export interface PluginServices {
   readonly counters: CounterService
   readonly kv: SharedKv
+  /**
+   * Windowed counters in the gateway's database, shared by every node on it (rate-limiting's
+   * `cluster` policy): the same leases as `counters.take`, but the primary reserves each block from
+   * the database (src/cluster/store-counters.ts), so the nodes together never admit more than the
+   * limit. Absent where there is no primary (tests, the floor proxy); a take fails where the node has
+   * no database.
+   */
+  readonly storeCounters?: Pick<CounterService, 'take' | 'give'>
 }

@@ -74,10 +74,11 @@ export function readCustomPlugins(sources: PluginSources): CustomPlugins {
 
 /**
  * The gateway's registry: the built-in plugins plus `custom`. A custom plugin named like a built-in
- * (or like another custom plugin) is an error that says so.
+ * (or like another custom plugin) is an error that says so. `database`: the node keeps its config in a
+ * database (createBuiltinRegistry).
  */
-export function createGatewayRegistry(custom: readonly PluginDefinition[]): PluginRegistry {
-  const registry = createBuiltinRegistry()
+export function createGatewayRegistry(custom: readonly PluginDefinition[], options: { database?: boolean } = {}): PluginRegistry {
+  const registry = createBuiltinRegistry(options)
   for (const d of custom) {
     if (registry.has(d.name)) {
       const builtin = builtinPlugins.some((b) => b.name === d.name)

@@ -63,4 +63,21 @@ export const PG_MIGRATIONS: Migration[] = [
     name: '001_nodes',
     sql: 'CREATE TABLE bouncer_nodes (node_id TEXT PRIMARY KEY, served_version BIGINT NOT NULL, seen_at BIGINT NOT NULL, pid INTEGER, host TEXT);',
   },
+  {
+    // rate-limiting's `cluster` policy: one row per counter and window, shared by every node
+    // (src/cluster/store-counters.ts); `granted` is what the last reservation got (read back by the
+    // same statement); rows are deleted once expired, so the table holds only live windows
+    name: '002_ratelimiting_metrics',
+    sql: [
+      `CREATE TABLE ratelimiting_metrics (
+  key TEXT COLLATE "C" NOT NULL,
+  window_start BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  value BIGINT NOT NULL,
+  granted BIGINT NOT NULL,
+  PRIMARY KEY (key, window_start)
+);`,
+      'CREATE INDEX ratelimiting_metrics_expires ON ratelimiting_metrics(expires_at);',
+    ].join('\n'),
+  },
 ]

@@ -21,7 +21,7 @@ import { PG_MIGRATIONS } from './pg-migrations.js'
 import type { Migration } from './sqlite-migrations.js'
 import {
   StoreError, type Change, type Entity, type EntityKind, type MigrationStatus, type Page, type PageQuery, type Store, type StoredRow,
-  type StoreReads, type WriteOp, type WriteResult,
+  type StoreReads, type UnitReservation, type WriteOp, type WriteResult, unitsToGrant,
 } from './types.js'
 
 export interface PostgresStoreOptions {
@@ -392,6 +392,36 @@ export class PostgresStore extends PgReads implements Store {
       [Date.now() - liveMs, version, self],
     )
     return rows.map((r) => ({ ...r, served_version: Number(r.served_version) }))
+  }
+
+  // ---- rate-limiting counters (policy cluster) ------------------------------------------------------
+
+  /**
+   * One statement, atomic across nodes: a new window's row is inserted with what a fresh window
+   * grants; an existing one (or one another node inserted meanwhile: ON CONFLICT waits for it) is
+   * updated with what its current count leaves, under the row lock, and `granted` reads back what
+   * this statement granted (test/store/rate-limit-counters.test.ts races nodes on it).
+   */
+  async reserveUnits(r: UnitReservation): Promise<{ granted: number; used: number }> {
+    const left = 'GREATEST(0, $5::bigint - m.value)'
+    const grant = `CASE WHEN ${left} < $7::bigint THEN 0 ELSE LEAST($6::bigint, ${left}, GREATEST($7::bigint, ${left} / $8::bigint)) END`
+    const rows = await this.q<{ value: string; granted: string }>(
+      `INSERT INTO ratelimiting_metrics AS m (key, window_start, expires_at, value, granted) VALUES ($1, $2, $3, $4, $4)
+       ON CONFLICT (key, window_start) DO UPDATE SET value = m.value + ${grant}, granted = ${grant}
+       RETURNING value, granted`,
+      [r.key, r.windowStart, r.expiresAt, unitsToGrant(0, r), r.limit, r.want, r.min, r.spread],
+    )
+    return { granted: Number(rows[0]!.granted), used: Number(rows[0]!.value) }
+  }
+
+  async readUnits(key: string, windowStart: number): Promise<number> {
+    const rows = await this.q<{ value: string }>('SELECT value FROM ratelimiting_metrics WHERE key = $1 AND window_start = $2', [key, windowStart])
+    return rows.length === 0 ? 0 : Number(rows[0]!.value)
+  }
+
+  async sweepUnits(now: number): Promise<number> {
+    const rows = await this.q<{ n: string }>('WITH d AS (DELETE FROM ratelimiting_metrics WHERE expires_at <= $1 RETURNING 1) SELECT count(*) AS n FROM d', [now])
+    return Number(rows[0]!.n)
   }
 
   async close(): Promise<void> {

@@ -55,7 +55,7 @@ export function cachedThenSource(cache: CachedConfig, then: ConfigSource, loader
     async read(request) {
       if (!first) return then.read(request)
       first = false
-      return loader.load({ value: cache.config, source: then.name, version: cache.version, manifests: request.plugins.manifests })
+      return loader.load({ value: cache.config, source: then.name, version: cache.version, manifests: request.plugins.manifests, database: request.plugins.database === true })
     },
     close: async () => {
       await loader.close()

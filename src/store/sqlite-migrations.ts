@@ -57,4 +57,20 @@ export const SQLITE_MIGRATIONS: Migration[] = [
       'CREATE INDEX config_changes_version ON config_changes(version);',
     ].join('\n'),
   },
+  {
+    // rate-limiting's `cluster` policy: one row per counter and window (src/cluster/store-counters.ts);
+    // rows are deleted once expired, so the table holds only live windows
+    name: '001_ratelimiting_metrics',
+    sql: [
+      `CREATE TABLE ratelimiting_metrics (
+  key TEXT NOT NULL,
+  window_start INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  value INTEGER NOT NULL,
+  granted INTEGER NOT NULL,
+  PRIMARY KEY (key, window_start)
+) STRICT;`,
+      'CREATE INDEX ratelimiting_metrics_expires ON ratelimiting_metrics(expires_at);',
+    ].join('\n'),
+  },
 ]

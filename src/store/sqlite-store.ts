@@ -14,7 +14,7 @@ import { childrenOf, KIND_ORDER, luaPretty, rowFor, TABLES, uniqueFields, type T
 import { SQLITE_MIGRATIONS, type Migration } from './sqlite-migrations.js'
 import {
   StoreError, type Change, type Entity, type EntityKind, type MigrationStatus, type Page, type PageQuery, type Store, type StoredRow,
-  type WriteOp, type WriteResult,
+  type UnitReservation, type WriteOp, type WriteResult, unitsToGrant,
 } from './types.js'
 
 /** The file cannot be used: unreadable, not a database, read-only, or its schema is newer than this code. */
@@ -317,6 +317,31 @@ export class SqliteStore implements Store {
     }
     this.db.prepare(`DELETE FROM ${kind} WHERE id = ?`).run(id)
     ctx.changes.push({ version: ctx.version, kind, id, op: 'delete' })
+  }
+
+  // ---- rate-limiting counters (policy cluster) ------------------------------------------------------
+
+  /** one transaction (this process owns the file): read the window's count, grant, write it back */
+  async reserveUnits(r: UnitReservation): Promise<{ granted: number; used: number }> {
+    return this.db.transaction(() => {
+      const row = this.db.prepare('SELECT value FROM ratelimiting_metrics WHERE key = ? AND window_start = ?').get(r.key, r.windowStart) as { value: number } | undefined
+      const before = row?.value ?? 0
+      const granted = unitsToGrant(before, r)
+      this.db.prepare(
+        `INSERT INTO ratelimiting_metrics (key, window_start, expires_at, value, granted) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (key, window_start) DO UPDATE SET value = value + excluded.granted, granted = excluded.granted`,
+      ).run(r.key, r.windowStart, r.expiresAt, granted, granted)
+      return { granted, used: before + granted }
+    }).immediate()
+  }
+
+  async readUnits(key: string, windowStart: number): Promise<number> {
+    const row = this.db.prepare('SELECT value FROM ratelimiting_metrics WHERE key = ? AND window_start = ?').get(key, windowStart) as { value: number } | undefined
+    return row?.value ?? 0
+  }
+
+  async sweepUnits(now: number): Promise<number> {
+    return this.db.prepare('DELETE FROM ratelimiting_metrics WHERE expires_at <= ?').run(now).changes
   }
 
   async close(): Promise<void> {

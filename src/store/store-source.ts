@@ -54,7 +54,7 @@ export function createStoreSource(store: Store, loader: ConfigLoader = createCon
 
   async function firstRead(request: ReadRequest): Promise<ConfigResult> {
     const { version, value } = await atOneVersion(async (reads) => ({ version: await reads.version(), value: await exportDeclarative(reads) }))
-    const result = await loader.load({ value, source: store.name, version, manifests: request.plugins.manifests })
+    const result = await loader.load({ value, source: store.name, version, manifests: request.plugins.manifests, database: request.plugins.database === true })
     if (!result.ok) return result
     const snap = result.snapshot
     const lists = {} as Record<EntityKind, Entity[]>

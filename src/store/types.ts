@@ -101,7 +101,38 @@ export interface Store {
    * reads see the live data (the SQLite store: one process owns the file).
    */
   atOneVersion?<T>(body: (reads: StoreReads) => Promise<T>): Promise<T>
+  /**
+   * Rate-limiting counters in the database (policy `cluster`, table `ratelimiting_metrics`): reserve
+   * a block of one window's units, atomically (one statement: concurrent callers, on any node, never
+   * get more than `limit` units of a window between them). Grants min(want, left, max(min,
+   * ⌊left / spread⌋)) of what is left, or nothing when fewer than `min` are left.
+   */
+  reserveUnits(r: UnitReservation): Promise<{ granted: number; used: number }>
+  /** the count of a window (0 when none): a sliding window's previous one */
+  readUnits(key: string, windowStart: number): Promise<number>
+  /** delete the windows that expired before `now` (epoch ms); resolves with how many */
+  sweepUnits(now: number): Promise<number>
   close(): Promise<void>
+}
+
+/** One reservation of rate-limiting units (Store.reserveUnits). */
+export interface UnitReservation {
+  /** the counter: `ratelimit:<route>:<service>:<identifier>:<period>` */
+  key: string
+  /** the window's start, epoch ms */
+  windowStart: number
+  /** the row may be deleted after this (epoch ms) */
+  expiresAt: number
+  limit: number
+  want: number
+  min: number
+  spread: number
+}
+
+/** What `reserveUnits` grants when `used` units of the window are taken (the stores' SQL says the same). */
+export function unitsToGrant(used: number, r: Pick<UnitReservation, 'limit' | 'want' | 'min' | 'spread'>): number {
+  const left = Math.max(0, r.limit - used)
+  return left < r.min ? 0 : Math.min(r.want, left, Math.max(r.min, Math.floor(left / r.spread)))
 }
 
 /** The reads a Snapshot is built from. */

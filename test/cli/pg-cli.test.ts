@@ -42,7 +42,7 @@ if (db !== null) {
     t.equal(before.code, 0, before.stderr)
     t.match(before.stdout, /pending {2}000_base/)
     const up = await runCli(['migrations', 'up', '--database', db.url])
-    t.match(up.stdout, /applied 000_base/)
+    t.match(up.stdout, /applied 000_base, 001_nodes, 002_ratelimiting_metrics/)
     const again = await runCli(['migrations', 'up', '--database', db.url])
     t.match(again.stdout, /nothing to apply/)
   })

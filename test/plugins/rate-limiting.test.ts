@@ -4,7 +4,14 @@
  * scoping, calendar windows (second … year, UTC) and their boundaries, fractional limits, the sliding
  * window, fault_tolerant, and exact node-wide counting by two workers' lease clients over one primary.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import t from 'tap'
+import { createStoreCounters } from '../../src/cluster/store-counters.js'
+import { parseConfigText } from '../../src/config/load.js'
+import { createBuiltinRegistry } from '../../src/plugins/builtin.js'
+import { openSqliteStore } from '../../src/store/sqlite-store.js'
 import { createPluginServicesClient } from '../../src/cluster/plugin-services-client.js'
 import { createLocalPluginServices, createPluginServicesHost, createPluginServicesStore, type ServiceRequest } from '../../src/cluster/plugin-services.js'
 import { builtinPlugins } from '../../src/plugins/builtin.js'
@@ -291,4 +298,72 @@ t.test('local sliding window across two workers with leases: exact, and room com
   t.equal(await round(T0 + 1000, 100), 100, 'the first minute: the limit')
   t.equal(await round(T0 + 90_000, 60), 50, 'half a minute into the next: half the previous minute still counts')
   t.equal(await round(T0 + 96_000, 30), 10, 'six seconds later a tenth more of it has faded: exhausted workers ask again')
+})
+
+t.test('cluster: accepted where the node keeps its config in a database, with Kong defaults', async (t) => {
+  const text = `${V3}plugins:\n  - name: rate-limiting\n    config: { minute: 5, policy: cluster }\n`
+  hasIssue(t, issuesOf(t, text), 'plugins[0].config.policy', 'expected one of: local, redis')
+  const withDatabase = parseConfigText(text, { plugins: createBuiltinRegistry({ database: true }) })
+  t.ok(withDatabase.ok, 'a registry built for a database accepts it')
+  if (withDatabase.ok) t.equal(withDatabase.snapshot.plugins[0]!.config['policy'], 'cluster')
+  const other = parseConfigText(`${V3}plugins:\n  - name: rate-limiting\n    config: { minute: 5, policy: memcached }\n`, { plugins: createBuiltinRegistry({ database: true }) })
+  t.notOk(other.ok, 'other values are still refused')
+})
+
+t.test('cluster: two workers over one primary counting in a SQLite store admit exactly the limit', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bouncer-rl-cluster-unit-'))
+  const store = openSqliteStore(path.join(dir, 'c.db'))
+  t.teardown(async () => {
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const now = () => T0
+  const counters = createStoreCounters(store, { workers: 2, now })
+  const host = createPluginServicesHost({ workers: 2, now, storeCounters: counters })
+  t.teardown(() => host.close())
+  const client = () => {
+    const c = createPluginServicesClient({
+      now,
+      send(request) {
+        const copy = JSON.parse(JSON.stringify(request)) as ServiceRequest
+        setImmediate(() => host.handle(copy, (res) => setImmediate(() => c.handle(JSON.parse(JSON.stringify(res))))))
+        return true
+      },
+    })
+    return c
+  }
+  const workers = [client(), client()]
+  const rls = workers.map((services) => rateLimited({ minute: 300, hour: 301, policy: 'cluster' }, { services }))
+  const all = await Promise.all(rls.flatMap((rl) => Array.from({ length: 400 }, () => rl.send())))
+  t.equal(all.filter((r) => r.status === 200).length, 300, 'exactly the limit: never over (atomic blocks), and every worker spent what it held')
+  t.equal(all.filter((r) => r.status === 429).length, 500)
+  const minute = Math.floor(T0 / 60_000) * 60_000
+  // a plugin without a route or service counts under the all-zero ids (as in Kong)
+  const EMPTY = '00000000-0000-0000-0000-000000000000'
+  t.equal(await store.readUnits(`ratelimit:${EMPTY}:${EMPTY}:127.0.0.1:minute`, minute), 300, 'the store holds the window: every unit granted')
+  t.ok(workers.every((w) => w.stats.batches < 100), `most takes answered from leases (round trips: ${workers.map((w) => w.stats.batches).join(', ')})`)
+})
+
+t.test('cluster: no database counters (no primary, or a DB-less node): fault_tolerant decides', async (t) => {
+  const errors: unknown[] = []
+  const tolerant = rateLimited({ minute: 5, policy: 'cluster' }, { errors })
+  const through = await tolerant.send()
+  t.equal(through.status, 200, 'fault_tolerant: through')
+  t.equal(through.headers['x-ratelimit-limit-minute'], undefined)
+  t.match(String(errors[0]), /no database counters/)
+  const now = () => T0
+  const host = createPluginServicesHost({ workers: 1, now })
+  t.teardown(() => host.close())
+  const c = createPluginServicesClient({
+    now,
+    send(request) {
+      setImmediate(() => host.handle(request, (res) => setImmediate(() => c.handle(res))))
+      return true
+    },
+  })
+  const strict = rateLimited({ minute: 5, policy: 'cluster', fault_tolerant: false }, { services: c })
+  t.same((await strict.send()).exit, { status: 500, body: 'An unexpected error occurred', error: true }, 'fault_tolerant false: 500')
+  const logged: unknown[] = []
+  await rateLimited({ minute: 5, policy: 'cluster' }, { services: c, errors: logged }).send()
+  t.match(String(logged[0]), /this node has no database/, 'the primary says why')
 })

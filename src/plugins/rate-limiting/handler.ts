@@ -19,6 +19,14 @@ import { resolveRedisConfig, type RateLimitingConfig } from './schema.js'
 
 const EMPTY_UUID = '00000000-0000-0000-0000-000000000000'
 
+/** `cluster` where the plugin services have no database counters (no primary): every check fails (fault_tolerant decides) */
+const NO_DATABASE: Pick<PluginServices['counters'], 'take' | 'give'> = {
+  take() {
+    throw new Error('rate-limiting policy cluster: no database counters in this process (it has no primary)')
+  },
+  give() {},
+}
+
 /** Where a policy failure is reported (the worker's logger; nowhere by default). */
 export interface RateLimitingLog {
   error(obj: Record<string, unknown>, msg: string): void
@@ -42,7 +50,7 @@ export function createRateLimitingInstance(config: RateLimitingConfig, plugin: P
   const sliding = config.window === 'sliding'
   const policy: RateLimitPolicy = config.policy === 'redis'
     ? createRedisPolicy(limits, resolveRedisConfig(config as unknown as Record<string, unknown>), sliding, config.sync_rate, config.batch_size)
-    : createLocalPolicy(limits, services.counters, sliding)
+    : createLocalPolicy(limits, config.policy === 'cluster' ? services.storeCounters ?? NO_DATABASE : services.counters, sliding)
   const { now, log } = options
   const hide = config.hide_client_headers
   const faultTolerant = config.fault_tolerant

@@ -15,7 +15,12 @@ export function setRateLimitingLog(log: RateLimitingLog | null): void {
   processLog = log
 }
 
-export function createRateLimitingPlugin(options: { now?: () => number; log?: RateLimitingLog } = {}): BuiltinPlugin {
+/**
+ * `database`: the definition a node with a config database validates against (`policy: cluster`
+ * accepted); the default refuses `cluster` as Kong does DB-less. Both create the same instances.
+ */
+export function createRateLimitingPlugin(options: { now?: () => number; log?: RateLimitingLog; database?: boolean } = {}): BuiltinPlugin {
+  const database = options.database ?? false
   const now = options.now ?? Date.now
   const log = options.log === undefined ? () => processLog : () => options.log!
   return defineBuiltinPlugin<RateLimitingConfig>({
@@ -24,9 +29,12 @@ export function createRateLimitingPlugin(options: { now?: () => number; log?: Ra
     schema: rateLimitingConfigSchema,
     consumerScoped: true,
     protocols: ALL_PROTOCOLS,
-    check: checkRateLimitingConfig,
+    check: (config) => checkRateLimitingConfig(config, database),
     create: (config, plugin, _index, services) => createRateLimitingInstance(config, plugin, services, { now, log }),
   })
 }
 
 export const rateLimitingPlugin = createRateLimitingPlugin()
+
+/** the definition for nodes with a config database (`cluster` accepted) */
+export const databaseRateLimitingPlugin = createRateLimitingPlugin({ database: true })

@@ -2,7 +2,9 @@
  * The `local` policy: one count per node, exact across the node's worker processes, through the
  * plugin services' `CounterService.take` (leases: a worker spends units it reserved from the primary,
  * so most requests never cross IPC, and the primary never grants more than the limit: no overshoot;
- * src/plugins/services.ts states the bound and the undershoot).
+ * src/plugins/services.ts states the bound and the undershoot). The `cluster` policy is this policy
+ * over `services.storeCounters`: the same leases, the primary reserving each block from the gateway's
+ * database (src/cluster/store-counters.ts).
  *
  * Kong counts a request only when every period admits it; here each period's `take` counts it, and a
  * request another period refuses gives its units back (`give`: local to the worker, no round trip).
@@ -19,7 +21,7 @@ import type { Outcome, PeriodLimit, RateLimitPolicy } from './policy.js'
 /** the counter key of one period, as the store names it: `<identity>:<period>` (the store adds the window start) */
 const keyOf = (identity: string, limit: PeriodLimit) => `${identity}:${limit.period}`
 
-export function createLocalPolicy(limits: readonly PeriodLimit[], counters: CounterService, sliding: boolean): RateLimitPolicy {
+export function createLocalPolicy(limits: readonly PeriodLimit[], counters: Pick<CounterService, 'take' | 'give'>, sliding: boolean): RateLimitPolicy {
   const n = limits.length
   /** sliding: each period's previous window, cached per current window */
   const prevs = limits.map(() => ({ of: NaN, prev: { start: 0, ms: 0 } }))

@@ -49,7 +49,7 @@ export const rateLimitingConfigSchema = Type.Object(
       pattern: '^/', errorMessage: 'should start with: /',
     }),
     policy: Type.Optional(Type.Enum(['local', 'cluster', 'redis'], {
-      default: 'local', description: 'where counters live: local (this node, exact across its workers), redis (shared by every node); cluster is refused in DB-less mode',
+      default: 'local', description: "where counters live: local (this node, exact across its workers), cluster (the gateway's database, shared by every node on it; refused in DB-less mode), redis (shared by every node)",
     })),
     fault_tolerant: Type.Optional(Type.Boolean({ default: true, description: 'when the counters cannot be reached: let the request through and log (true) or answer 500 (false)' })),
     redis: Type.Optional(redisConfigSchema),
@@ -100,8 +100,12 @@ export function resolveRedisConfig(config: Record<string, unknown>): RedisConfig
 /** Kong's `%.1f`. */
 const f1 = (n: number) => n.toFixed(1)
 
-/** Kong's entity checks and `validate_periods_order`, on a config with its defaults filled in. */
-export function checkRateLimitingConfig(config: Record<string, unknown>): PluginConfigIssue[] {
+/**
+ * Kong's entity checks and `validate_periods_order`, on a config with its defaults filled in.
+ * `database`: the node keeps its config in a database (SQLite or Postgres), where `cluster` counts;
+ * DB-less (a config file, `--database off`) refuses it as Kong does.
+ */
+export function checkRateLimitingConfig(config: Record<string, unknown>, database = false): PluginConfigIssue[] {
   const issues: PluginConfigIssue[] = []
   if (PERIODS.every((p) => typeof config[p] !== 'number')) {
     issues.push({ path: [], message: `at least one of these fields must be non-empty: ${PERIODS.map((p) => `'config.${p}'`).join(', ')}` })
@@ -128,9 +132,8 @@ export function checkRateLimitingConfig(config: Record<string, unknown>): Plugin
     if (policy !== 'redis') issues.push({ path: ['batch_size'], message: 'batch_size can only be used with the redis policy' })
     else if (syncRate !== -1) issues.push({ path: ['batch_size'], message: 'batch_size and sync_rate cannot be used together' })
   }
-  // Kong builds the `policy` field without `cluster` when the node runs without a database (DB-less);
-  // Bouncer has no store-backed counters yet, so every node is DB-less here (docs/rate-limiting.md).
-  if (policy === 'cluster') issues.push({ path: ['policy'], message: 'expected one of: local, redis' })
+  // Kong builds the `policy` field without `cluster` when the node runs without a database (DB-less)
+  if (policy === 'cluster' && !database) issues.push({ path: ['policy'], message: 'expected one of: local, redis' })
   if (config['limit_by'] === 'header' && typeof config['header_name'] !== 'string') issues.push({ path: ['header_name'], message: 'required field missing' })
   if (config['limit_by'] === 'path' && typeof config['path'] !== 'string') issues.push({ path: ['path'], message: 'required field missing' })
   if (policy === 'redis' && config['redis'] !== undefined && typeof resolveRedisConfig(config).host !== 'string') {
