@@ -78,7 +78,8 @@ export function createAdminApi(opts: AdminApiOptions) {
 
   return async function handle(req: AdminRequest): Promise<AdminResponse> {
     try {
-      return await route(req)
+      // HEAD is answered as GET; ./admin-server.ts then sends only the headers
+      return await route(req.method === 'HEAD' ? { ...req, method: 'GET' } : req)
     } catch (err) {
       if (err instanceof AdminError) return { status: err.status, body: err.body }
       if (err instanceof StoreError) {
