@@ -340,6 +340,76 @@ t.test('form-urlencoded and multipart bodies are coerced by the schema', async (
   t.same((await call('GET', '/plugins/enabled')).body.enabled_plugins, registry.names())
 })
 
+t.test('GET /tags and /tags/{tag}: every tag of every entity kind, paginated as Kong', async (t) => {
+  const { call } = await storeNode(t, 'tags.db')
+  const svc = await call('POST', '/services', { name: 's', host: 's.test', tags: ['prod', 'team-a'] })
+  const route = await call('POST', '/services/s/routes', { name: 'r', paths: ['/r'], tags: ['prod'] })
+  await call('POST', '/services', { name: 'untagged', host: 'u.test' })
+  const amy = await call('POST', '/consumers', { username: 'amy', tags: ['team-a', 'prod', 'vip'] })
+  const key = await call('POST', '/consumers/amy/key-auth', { tags: ['prod'] })
+  const up = await call('POST', '/upstreams', { name: 'u', tags: ['infra'] })
+  const target = await call('POST', '/upstreams/u/targets', { target: '127.0.0.1:1', tags: ['infra'] })
+
+  const all = await call('GET', '/tags')
+  t.equal(all.status, 200)
+  const expected = [
+    { entity_name: 'services', entity_id: svc.body.id, tag: 'prod' },
+    { entity_name: 'services', entity_id: svc.body.id, tag: 'team-a' },
+    { entity_name: 'routes', entity_id: route.body.id, tag: 'prod' },
+    { entity_name: 'consumers', entity_id: amy.body.id, tag: 'team-a' },
+    { entity_name: 'consumers', entity_id: amy.body.id, tag: 'prod' },
+    { entity_name: 'consumers', entity_id: amy.body.id, tag: 'vip' },
+    { entity_name: 'upstreams', entity_id: up.body.id, tag: 'infra' },
+    { entity_name: 'targets', entity_id: target.body.id, tag: 'infra' },
+    { entity_name: 'keyauth_credentials', entity_id: key.body.id, tag: 'prod' },
+  ]
+  t.same(all.body, { data: expected, next: null }, 'one row per tag, untagged entities left out')
+
+  for (const size of [1, 2, 4]) {
+    const rows: unknown[] = []
+    let next: string | null = `/tags?size=${size}`
+    let pages = 0
+    while (next !== null) {
+      const page: Reply = await call('GET', next)
+      t.equal(page.status, 200)
+      t.ok(page.body.data.length <= size)
+      rows.push(...page.body.data)
+      if (page.body.next !== null) t.match(page.body.next, new RegExp(`^/tags\\?offset=[\\w-]+&size=${size}$`))
+      next = page.body.next
+      pages++
+    }
+    t.same(rows, expected, `pages of ${size} list every row once, in order`)
+    t.equal(pages, Math.ceil(expected.length / size), `${pages} pages of ${size}`)
+  }
+
+  const prod = await call('GET', '/tags/prod')
+  t.same(prod.body.data, expected.filter((r) => r.tag === 'prod'))
+  const firstProd = await call('GET', '/tags/prod?size=2')
+  t.equal(firstProd.body.data.length, 2)
+  t.match(firstProd.body.next, /^\/tags\/prod\?offset=/)
+  const restProd = await call('GET', firstProd.body.next)
+  t.same([...firstProd.body.data, ...restProd.body.data], prod.body.data)
+  t.same((await call('GET', '/tags/nobody-has-this')).body, { data: [], next: null })
+
+  // an entity deleted between two pages: the listing goes on after it
+  const split = await call('GET', '/tags?size=4')
+  t.equal(split.body.data[3].entity_id, amy.body.id, 'the page stops inside the consumer')
+  await call('DELETE', '/consumers/amy')
+  const after = await call('GET', split.body.next)
+  t.same(after.body.data, expected.slice(6, 8), "the consumer's remaining tags are gone with it (its key-auth too)")
+
+  t.match((await call('GET', '/tags?size=0')).body, { code: 9 })
+  t.match((await call('GET', '/tags?offset=bad')).body, { code: 7, name: 'invalid offset' })
+  const listOffset = Buffer.from(JSON.stringify([svc.body.id])).toString('base64url')
+  t.match((await call('GET', `/tags?offset=${listOffset}`)).body, { code: 7 }, "a collection's offset is not a /tags offset")
+  const farKind = Buffer.from(JSON.stringify(['tags', 99, svc.body.id, 0])).toString('base64url')
+  t.match((await call('GET', `/tags?offset=${farKind}`)).body, { code: 7 }, 'nor one naming no entity kind')
+  const notId = Buffer.from(JSON.stringify(['tags', 0, "x' OR 1=1", 0])).toString('base64url')
+  t.match((await call('GET', `/tags?offset=${notId}`)).body, { code: 7 }, 'nor one whose entity is not a UUID')
+  t.equal((await call('POST', '/tags', {})).status, 405)
+  t.equal((await call('GET', '/tags/a/b')).status, 404)
+})
+
 t.test("what the workers' acknowledgements say reaches the reply", async (t) => {
   const node = await storeNode(t, 'apply.db')
   node.workers.failNext([{ worker: 1, reason: 'no acknowledgement within 30000 ms' }])
@@ -477,6 +547,7 @@ t.test('DB-less: reads from the Snapshot, GET/POST /config, writes are 405', asy
   t.equal((await call('GET', '/status')).body.database, undefined, 'no database to reach')
   const first = await call('GET', '/consumers/a')
   t.equal(first.status, 200)
+  t.same((await call('GET', '/tags')).body, { data: [{ entity_name: 'consumers', entity_id: first.body.id, tag: 't' }], next: null }, 'DB-less /tags reads the running config')
   const write = await call('POST', '/consumers', { username: 'b' })
   t.equal(write.status, 405)
   t.same(write.body, { code: 12, name: 'operation unsupported', message: "cannot create 'consumers' entities when not using a database" })
