@@ -17,7 +17,8 @@ import t, { type Test } from 'tap'
 import { createAdminServer, AdminConfigError, isLoopback, ADMIN_MAX_BODY } from '../../src/admin/admin-server.js'
 import { createDeclarativeSource } from '../../src/admin/declarative.js'
 import { startAdmin, KONG_API_VERSION } from '../../src/admin/primary-admin.js'
-import { AdminError } from '../../src/admin/errors.js'
+import { decodeForm } from '../../src/admin/body.js'
+import { AdminError, fromStoreError } from '../../src/admin/errors.js'
 import { PortError } from '../../src/cluster/check-port.js'
 import { createConfigReloader, type PluginsAtRead } from '../../src/cluster/config-reloader.js'
 import type { PublishResult, WorkerSupervisor } from '../../src/cluster/worker-supervisor.js'
@@ -26,6 +27,7 @@ import type { Snapshot } from '../../src/config/model.js'
 import { createBuiltinRegistry } from '../../src/plugins/builtin.js'
 import { DEFAULT_SETTINGS, type Settings } from '../../src/settings.js'
 import { openSqliteStore } from '../../src/store/sqlite-store.js'
+import { StoreError } from '../../src/store/types.js'
 import { createStoreSource } from '../../src/store/store-source.js'
 import type { Logger } from '../../src/observability/logger.js'
 
@@ -548,6 +550,7 @@ t.test('DB-less: reads from the Snapshot, GET/POST /config, writes are 405', asy
   const first = await call('GET', '/consumers/a')
   t.equal(first.status, 200)
   t.same((await call('GET', '/tags')).body, { data: [{ entity_name: 'consumers', entity_id: first.body.id, tag: 't' }], next: null }, 'DB-less /tags reads the running config')
+  t.same((await call('GET', '/consumers?custom_id=none')).body, { data: [], next: null }, 'DB-less ?custom_id=')
   const write = await call('POST', '/consumers', { username: 'b' })
   t.equal(write.status, 405)
   t.same(write.body, { code: 12, name: 'operation unsupported', message: "cannot create 'consumers' entities when not using a database" })
@@ -607,4 +610,21 @@ t.test('DB-less: reads from the Snapshot, GET/POST /config, writes are 405', asy
   t.equal(busy.status, 429, 'a second POST while one loads')
   t.same(busy.body, { message: 'Currently loading previous configuration' })
   t.equal((await slow).status, 201)
+})
+
+t.test("a store's refusals as Kong's errors; a form key that is not a path", async (t) => {
+  const cases: Array<[StoreError['code'], number, Record<string, unknown>]> = [
+    ['unique', 409, { code: 5, name: 'unique constraint violation' }],
+    ['primary_key', 400, { code: 3, name: 'primary key violation' }],
+    ['foreign_key', 400, { code: 4, name: 'foreign key violation' }],
+    ['referenced', 400, { code: 4, name: 'foreign key violation' }],
+    ['not_found', 404, { message: 'Not found' }],
+    ['unavailable', 503, { code: 8, name: 'database error', message: 'database down' }],
+  ]
+  for (const [code, status, body] of cases) {
+    const e = fromStoreError(new StoreError(code, 'consumers', 'database down', { username: 'x' }))
+    t.equal(e.status, status, code)
+    t.match(e.body, body, code)
+  }
+  t.same(decodeForm([['a]b', 'x']]), { 'a]b': 'x' }, 'kept as one key')
 })
