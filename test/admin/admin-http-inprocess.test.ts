@@ -551,6 +551,7 @@ t.test('DB-less: reads from the Snapshot, GET/POST /config, writes are 405', asy
   t.equal(first.status, 200)
   t.same((await call('GET', '/tags')).body, { data: [{ entity_name: 'consumers', entity_id: first.body.id, tag: 't' }], next: null }, 'DB-less /tags reads the running config')
   t.same((await call('GET', '/consumers?custom_id=none')).body, { data: [], next: null }, 'DB-less ?custom_id=')
+  t.same((await call('GET', `/consumers/${first.body.id}`)).body, first.body, 'DB-less by id')
   const write = await call('POST', '/consumers', { username: 'b' })
   t.equal(write.status, 405)
   t.same(write.body, { code: 12, name: 'operation unsupported', message: "cannot create 'consumers' entities when not using a database" })
@@ -627,4 +628,5 @@ t.test("a store's refusals as Kong's errors; a form key that is not a path", asy
     t.match(e.body, body, code)
   }
   t.same(decodeForm([['a]b', 'x']]), { 'a]b': 'x' }, 'kept as one key')
+  t.same(decodeForm([['m[1][2]', 'x']]), { m: [[undefined, 'x']] }, 'an array in an array')
 })

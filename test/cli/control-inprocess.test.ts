@@ -206,6 +206,17 @@ t.test('reload: validated first; SIGHUP; waits for every worker on the new hash'
   t.equal(applied.text(), `reloaded: ${config} v4, hash ${hash.slice(0, 12)}, in 2 workers (pid ${child.pid})\n`)
   clearInterval(watch)
 
+  // /status answers once (the state before the signal), then garbles: asked again until the deadline
+  body.current = okStatus(child.pid!, 'old0000000000000', { converged: false })
+  const garble = setInterval(() => {
+    if (hups() === 3) body.current = '<html>'
+  }, 10)
+  t.teardown(() => clearInterval(garble))
+  const lost = io()
+  t.equal(await runControlCommand('reload', ['--prefix', prefix, '--timeout', '0.3'], {}, lost.io), 1)
+  t.match(lost.errors(), `does not show hash ${hash.slice(0, 12)} in every worker after 0.3 s (it shows v3, hash old000000000, not converged)`)
+  clearInterval(garble)
+
   body.current = okStatus(child.pid!, 'old0000000000000', { converged: false })
   const late = io()
   t.equal(await runControlCommand('reload', ['--prefix', prefix, '--timeout', '0.3'], {}, late.io), 1)
