@@ -31,6 +31,12 @@ export interface Settings {
   max_header_size: number
   /** SIGTERM drain deadline, ms (default 30 s) */
   drain_timeout: number
+  /**
+   * How long a config change waits for each live worker's acknowledgement, ms (default 30 s): a worker
+   * silent that long is named in `X-Bouncer-Workers-Failed`, killed, and respawned on the current
+   * Snapshot (src/cluster/worker-supervisor.ts publish(), test/cluster/reload-ack.test.ts)
+   */
+  worker_ack_timeout: number
   /** max connections per upstream target per worker (the upstream pool's `connections`) */
   upstream_connections: number
   /** upstream keep-alive idle timeout, ms: kept below the common 5 s server default (test/proxy/upstream-faults.test.ts, U-09) */
@@ -76,6 +82,7 @@ export const DEFAULT_SETTINGS: Settings = {
   max_request_line: 8 * 1024,
   max_header_size: 32 * 1024,
   drain_timeout: 30_000,
+  worker_ack_timeout: 30_000,
   upstream_connections: 128,
   upstream_keepalive_timeout: 4_000,
   log_level: 'info',

@@ -78,7 +78,8 @@ export function createAdminApi(opts: AdminApiOptions) {
 
   return async function handle(req: AdminRequest): Promise<AdminResponse> {
     try {
-      return await route(req)
+      // HEAD is answered as GET; ./admin-server.ts then sends only the headers
+      return await route(req.method === 'HEAD' ? { ...req, method: 'GET' } : req)
     } catch (err) {
       if (err instanceof AdminError) return { status: err.status, body: err.body }
       if (err instanceof StoreError) {
@@ -108,6 +109,7 @@ export function createAdminApi(opts: AdminApiOptions) {
       return only(m, ['GET'], () => ({ status: 200, body: { enabled_plugins: opts.registry().names() } }))
     }
     if (first === 'schemas') return schemas(req, segs.slice(1))
+    if (first === 'tags' && segs.length <= 2) return only(m, ['GET'], () => tags(req, second ?? null))
     if (first === 'upstreams' && third === 'targets' && fourth === 'all' && segs.length === 4) {
       return only(m, ['GET'], async () => {
         const u = await mustFind('upstreams', second!)
@@ -188,17 +190,12 @@ export function createAdminApi(opts: AdminApiOptions) {
   // ---- reads -------------------------------------------------------------------------------------
 
   async function list(req: AdminRequest, kind: EntityKind, scope: { field: string; id: string } | null, base: string): Promise<AdminResponse> {
-    const sizeText = req.query.get('size')
-    let size = DEFAULT_PAGE
-    if (sizeText !== null) {
-      size = Number(sizeText)
-      if (!/^\d+$/.test(sizeText) || size < 1 || size > MAX_PAGE) throw kongError('INVALID_SIZE', `size must be an integer between 1 and ${MAX_PAGE}`)
-    }
+    const { size, sizeText } = pageSize(req)
     const offsetText = req.query.get('offset')
     let offset: string | null = null
     if (offsetText !== null && offsetText !== '') {
       offset = decodeOffset(offsetText)
-      if (offset === null) throw kongError('INVALID_OFFSET', `'${offsetText}' is not a valid offset: bad base64 encoding`)
+      if (offset === null) throw invalidOffset(offsetText)
     }
     const tagsText = req.query.get('tags')
     let tags: PageQuery['tags'] = null
@@ -224,6 +221,68 @@ export function createAdminApi(opts: AdminApiOptions) {
       if (tagsText) q.set('tags', tagsText)
       body['offset'] = token
       body['next'] = `${base}?${q.toString()}`
+    }
+    return { status: 200, body }
+  }
+
+  /**
+   * Kong's `GET /tags` and `GET /tags/{tag}`: one `{ entity_name, entity_id, tag }` per tag of every
+   * tagged entity (or per entity carrying `tag`), across the entity kinds in ADMIN_KINDS order, each
+   * kind by id; paginated like a collection. The offset says where to resume: the kind, the entity and
+   * how many of its tags were already listed (test/admin/admin-http-inprocess.test.ts).
+   */
+  async function tags(req: AdminRequest, tag: string | null): Promise<AdminResponse> {
+    const { size, sizeText } = pageSize(req)
+    const offsetText = req.query.get('offset')
+    let at: TagCursor = { k: 0, id: null, t: 0 }
+    if (offsetText !== null && offsetText !== '') {
+      const cursor = decodeTagCursor(offsetText)
+      if (cursor === null) throw invalidOffset(offsetText)
+      at = cursor
+    }
+    const data: Array<{ entity_name: string; entity_id: string; tag: string }> = []
+    const stop: { at: TagCursor | null } = { at: null }
+    const filter: PageQuery['tags'] = tag === null ? null : { mode: 'and', values: [tag] }
+    const tagsOf = (e: Entity): string[] => {
+      const all = Array.isArray(e['tags']) ? (e['tags'] as string[]) : []
+      return tag === null ? all : all.filter((x) => x === tag)
+    }
+    /** list `entity`'s tags from index `from`; false once the page is full (next then set) */
+    const emit = (k: number, kind: EntityKind, e: Entity, from: number): boolean => {
+      const list = tagsOf(e)
+      for (let i = from; i < list.length; i++) {
+        if (data.length === size) {
+          stop.at = { k, id: e.id, t: i }
+          return false
+        }
+        data.push({ entity_name: ADMIN_KINDS[kind].name, entity_id: e.id, tag: list[i]! })
+      }
+      return true
+    }
+    const kinds = Object.keys(ADMIN_KINDS) as EntityKind[]
+    scan: for (let k = at.k; k < kinds.length; k++) {
+      const kind = kinds[k]!
+      let offset: string | null = null
+      if (k === at.k && at.id !== null) {
+        // resume inside the entity the last page stopped in (gone since: go on after its id)
+        const row = await reader.get(kind, at.id)
+        if (row && !emit(k, kind, row.entity, at.t)) break
+        offset = at.id
+      }
+      do {
+        const page: Page = await reader.page(kind, { size: Math.min(MAX_PAGE, size + 1), offset, tags: filter, where: null })
+        for (const row of page.rows) if (!emit(k, kind, row.entity, 0)) break scan
+        offset = page.offset
+      } while (offset !== null)
+    }
+    const body: Record<string, unknown> = { data, next: null }
+    if (stop.at !== null) {
+      const token = encodeTagCursor(stop.at)
+      const q = new URLSearchParams()
+      q.set('offset', token)
+      if (sizeText !== null) q.set('size', String(size))
+      body['offset'] = token
+      body['next'] = `/tags${tag === null ? '' : `/${encodeURIComponent(tag)}`}?${q.toString()}`
     }
     return { status: 200, body }
   }
@@ -345,6 +404,43 @@ function mergePatch(kind: EntityKind, stored: Entity, patch: Record<string, unkn
     out['config'] = { ...(stored['config'] as Record<string, unknown>), ...(patch['config'] as Record<string, unknown>) }
   }
   return out
+}
+
+/** `?size=`: 1 to MAX_PAGE (Kong's code 9 otherwise), DEFAULT_PAGE when absent */
+function pageSize(req: AdminRequest): { size: number; sizeText: string | null } {
+  const sizeText = req.query.get('size')
+  if (sizeText === null) return { size: DEFAULT_PAGE, sizeText }
+  const size = Number(sizeText)
+  if (!/^\d+$/.test(sizeText) || size < 1 || size > MAX_PAGE) throw kongError('INVALID_SIZE', `size must be an integer between 1 and ${MAX_PAGE}`)
+  return { size, sizeText }
+}
+
+const invalidOffset = (text: string) => kongError('INVALID_OFFSET', `'${text}' is not a valid offset: bad base64 encoding`)
+
+/** where a `/tags` page resumes: kind index, the entity it stopped in (null: the kind's start), its tags already listed */
+interface TagCursor {
+  k: number
+  id: string | null
+  t: number
+}
+
+function encodeTagCursor(c: TagCursor): string {
+  return Buffer.from(JSON.stringify(['tags', c.k, c.id, c.t])).toString('base64url')
+}
+
+function decodeTagCursor(token: string): TagCursor | null {
+  try {
+    const v = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as unknown
+    if (!Array.isArray(v) || v[0] !== 'tags') return null
+    const [, k, id, t] = v as unknown[]
+    const kinds = Object.keys(ADMIN_KINDS).length
+    if (!Number.isSafeInteger(k) || (k as number) < 0 || (k as number) >= kinds) return null
+    // an id goes into the store's query: only a UUID (a Postgres uuid column refuses anything else)
+    if (typeof id !== 'string' || !isUuid(id) || !Number.isSafeInteger(t) || (t as number) < 0) return null
+    return { k: k as number, id, t: t as number }
+  } catch {
+    return null
+  }
 }
 
 /** Kong's offsets are opaque; ours are the last id of the page, base64url-encoded. */

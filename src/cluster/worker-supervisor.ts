@@ -31,13 +31,6 @@ const CRASH_WINDOW_MS = 60_000
 const STATS_TIMEOUT_MS = 500
 /** Beyond the drain deadline, how long workers get to close before they are killed. */
 const DRAIN_GRACE_MS = 5_000
-/**
- * How long publish() waits for a worker's acknowledgement. A worker compiles a 10,000-route Snapshot
- * in about a second (bench/reload-propagation.ts); one that has not answered in this time is reported
- * as failed rather than holding the caller forever.
- */
-export const ACK_TIMEOUT_MS = 30_000
-
 const WORKER_ENTRY = fileURLToPath(new URL('./worker.js', import.meta.url))
 
 /** One worker as the supervisor sees it (also what /status reports per worker). */
@@ -392,6 +385,10 @@ export function createWorkerSupervisor(opts: WorkerSupervisorOptions): WorkerSup
     // of JSON through the channel); any other gets it whole.
     const delta = diffSnapshot(base, snapshot)
     return new Promise((resolve) => {
+      // settings.worker_ack_timeout (default 30 s): a worker compiles a 10,000-route Snapshot in about a
+      // second (bench/reload-propagation.ts); one that has not answered in this time is reported as
+      // failed rather than holding the caller forever.
+      const ackTimeout = settings.worker_ack_timeout
       const waiter: AckWaiter = {
         version: snapshot.version,
         pending: new Set(),
@@ -399,13 +396,13 @@ export function createWorkerSupervisor(opts: WorkerSupervisorOptions): WorkerSup
         failed: [],
         timer: setTimeout(() => {
           for (const slot of waiter.pending) {
-            settle(waiter, slot, `no acknowledgement within ${ACK_TIMEOUT_MS} ms`)
+            settle(waiter, slot, `no acknowledgement within ${ackTimeout} ms`)
             // A worker that cannot apply config in this time is replaced: its successor starts on the
             // current Snapshot, so it does not keep serving a revoked credential.
-            log.error({ worker: slot.id, pid: slot.pid, config_version: snapshot.version }, `worker ${slot.id} did not acknowledge config v${snapshot.version} within ${ACK_TIMEOUT_MS} ms; replacing it`)
+            log.error({ worker: slot.id, pid: slot.pid, config_version: snapshot.version }, `worker ${slot.id} did not acknowledge config v${snapshot.version} within ${ackTimeout} ms; replacing it`)
             slot.child?.kill('SIGKILL')
           }
-        }, ACK_TIMEOUT_MS),
+        }, ackTimeout),
         resolve,
       }
       waiters.add(waiter)
