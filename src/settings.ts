@@ -31,6 +31,12 @@ export interface Settings {
   max_header_size: number
   /** SIGTERM drain deadline, ms (default 30 s) */
   drain_timeout: number
+  /**
+   * ms between SIGTERM and closing the proxy listeners: /status answers 503 at once while the workers
+   * keep serving, so a load balancer's health check takes the node out before it stops accepting
+   * (default 0: close at once)
+   */
+  drain_delay: number
   /** max connections per upstream target per worker (the upstream pool's `connections`) */
   upstream_connections: number
   /** upstream keep-alive idle timeout, ms: kept below the common 5 s server default (test/proxy/upstream-faults.test.ts, U-09) */
@@ -76,6 +82,7 @@ export const DEFAULT_SETTINGS: Settings = {
   max_request_line: 8 * 1024,
   max_header_size: 32 * 1024,
   drain_timeout: 30_000,
+  drain_delay: 0,
   upstream_connections: 128,
   upstream_keepalive_timeout: 4_000,
   log_level: 'info',
