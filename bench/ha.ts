@@ -152,14 +152,30 @@ ${o.nodes.map((n, i) => `  server node${i + 1} 127.0.0.1:${n.proxyPort} check po
 export async function runHaScenario(o: HaOptions): Promise<HaResult> {
   const log = o.log ?? (() => {})
   const cleanups: Array<() => Promise<void> | void> = []
-  try {
-    return await scenario(o, log, cleanups)
-  } finally {
+  let cleaned: Promise<void> | null = null
+  const state = { stopping: false }
+  const cleanUp = () => (cleaned ??= (async () => {
+    state.stopping = true
     for (const c of cleanups.reverse()) await Promise.resolve().then(c).catch(() => {})
+  })())
+  // the nodes run in process groups of their own and Postgres as a daemon: a Ctrl-C (or a test
+  // runner's timeout) must stop them too, not only a run that ends
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`${signal}: stopping the nodes, HAProxy and Postgres`)
+    void cleanUp().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143))
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  try {
+    return await scenario(o, log, cleanups, state)
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    await cleanUp()
   }
 }
 
-async function scenario(o: HaOptions, log: (line: string) => void, cleanups: Array<() => Promise<void> | void>): Promise<HaResult> {
+async function scenario(o: HaOptions, log: (line: string) => void, cleanups: Array<() => Promise<void> | void>, state: { stopping: boolean }): Promise<HaResult> {
   // 1. Postgres, the upstream, the nodes
   const pgServer: ThrowawayPostgres = await startThrowawayPostgres(o.postgresBin)
   cleanups.push(() => pgServer.stop())
@@ -182,6 +198,8 @@ async function scenario(o: HaOptions, log: (line: string) => void, cleanups: Arr
   cleanups.push(() => Promise.all(nodes.map((n) => killNode(n))).then(() => {}))
 
   const startNode = async (n: Node): Promise<void> => {
+    // a signal's clean-up has begun: start nothing it would miss
+    if (state.stopping) throw new Error('stopped')
     const env: NodeJS.ProcessEnv = {}
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('BOUNCER_') && k !== 'NODE_OPTIONS' && !k.startsWith('TAP')) env[k] = v
     const child = spawn(process.execPath, [
