@@ -37,6 +37,12 @@ export interface Settings {
    * Snapshot (src/cluster/worker-supervisor.ts publish(), test/cluster/reload-ack.test.ts)
    */
   worker_ack_timeout: number
+  /**
+   * ms between SIGTERM and closing the proxy listeners: /status answers 503 at once while the workers
+   * keep serving, so a load balancer's health check takes the node out before it stops accepting
+   * (default 0: close at once)
+   */
+  drain_delay: number
   /** max connections per upstream target per worker (the upstream pool's `connections`) */
   upstream_connections: number
   /** upstream keep-alive idle timeout, ms: kept below the common 5 s server default (test/proxy/upstream-faults.test.ts, U-09) */
@@ -83,6 +89,7 @@ export const DEFAULT_SETTINGS: Settings = {
   max_header_size: 32 * 1024,
   drain_timeout: 30_000,
   worker_ack_timeout: 30_000,
+  drain_delay: 0,
   upstream_connections: 128,
   upstream_keepalive_timeout: 4_000,
   log_level: 'info',

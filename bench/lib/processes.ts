@@ -23,6 +23,29 @@ export async function freePort(): Promise<number> {
 }
 
 /**
+ * `count` different free loopback ports below the kernel's ephemeral range (32768 and up on Linux),
+ * so that no outgoing connection of another process takes one between now and the node's bind (a
+ * node restarted after a crash binds the same ports again). Each is held until all are found.
+ */
+export async function distinctPorts(count: number): Promise<number[]> {
+  const held: net.Server[] = []
+  try {
+    while (held.length < count) {
+      const port = 20_000 + Math.floor(Math.random() * 12_000)
+      const srv = net.createServer()
+      const ok = await new Promise<boolean>((resolve) => {
+        srv.once('error', () => resolve(false))
+        srv.listen(port, '127.0.0.1', () => resolve(true))
+      })
+      if (ok) held.push(srv)
+    }
+    return held.map((s) => (s.address() as net.AddressInfo).port)
+  } finally {
+    await Promise.all(held.map((s) => new Promise((r) => s.close(r))))
+  }
+}
+
+/**
  * An executable named `name` on PATH, or in the sbin folders where Debian puts daemons (nginx,
  * haproxy) and which a user's PATH may lack; null when there is none.
  */

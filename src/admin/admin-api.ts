@@ -4,7 +4,8 @@
  *
  * A write is one store transaction; it answers only after `apply(version)` (the config reloader, then
  * every live worker's acknowledgement) so a 2xx means the node already serves it. The reply carries
- * `X-Bouncer-Config-Version`, and `X-Bouncer-Workers-Failed` names workers that did not acknowledge.
+ * `X-Bouncer-Config-Version`, and `X-Bouncer-Workers-Failed` names workers that did not acknowledge;
+ * with --database-write-wait, `X-Bouncer-Nodes-Behind` names the other nodes that did not apply it in time.
  * Transport (HTTP, auth, body limits, audit) is ./admin-server.ts.
  */
 import { randomUUID } from 'node:crypto'
@@ -41,6 +42,11 @@ export interface ApplyResult {
   version: number
   /** workers that did not acknowledge, with why */
   failed: Array<{ worker: number; reason: string }>
+  /**
+   * --database-write-wait: the other live nodes that still did not serve the version when the wait
+   * ended, one label each (`node_id (host pid N, vM)`); absent or empty when none lags
+   */
+  behind?: string[]
 }
 
 export interface Reader extends RowReader {
@@ -300,6 +306,7 @@ export function createAdminApi(opts: AdminApiOptions) {
     if (result.changes.length > 0) {
       const applied = await opts.apply(result.version)
       if (applied.failed.length > 0) headers['X-Bouncer-Workers-Failed'] = applied.failed.map((f) => `${f.worker} (${f.reason})`).join(', ')
+      if (applied.behind !== undefined && applied.behind.length > 0) headers['X-Bouncer-Nodes-Behind'] = applied.behind.join(', ')
     }
     return { rows: result.rows, headers }
   }

@@ -35,11 +35,18 @@ export interface StartAdminOptions {
   registry: () => PluginRegistry
   workers: () => WorkerSupervisor | null
   startedAt: number
+  /** this node's id (GET / `node_id`; with Postgres, its row in `bouncer_nodes`) */
+  nodeId?: string
+  /**
+   * --database-write-wait: after this node serves `version`, wait for the other live nodes; resolves
+   * with the ones still behind when the wait ended (labels for `X-Bouncer-Nodes-Behind`)
+   */
+  awaitNodes?: (version: number) => Promise<string[]>
 }
 
 export async function startAdmin(opts: StartAdminOptions): Promise<AdminHandle> {
   const { settings, store, reloader } = opts
-  const nodeId = randomUUID()
+  const nodeId = opts.nodeId ?? randomUUID()
   let loadedAt = Date.now()
   let loadedHash = reloader.current?.hash ?? ''
   const reader = store ?? createSnapshotReader(
@@ -54,14 +61,25 @@ export async function startAdmin(opts: StartAdminOptions): Promise<AdminHandle> 
     const outcome = await opts.reloader.reload('admin API')
     switch (outcome.status) {
       case 'applied':
-        return { version: outcome.version, failed: outcome.failed }
+        return { version: outcome.version, failed: outcome.failed, ...(await othersBehind(version, outcome.version)) }
       case 'unchanged':
-        return { version: Math.max(version, outcome.version), failed: [] }
+        // 'unchanged' also when this node's database watch applied the write first (its NOTIFY can
+        // arrive before this reload's turn): the write is served, and the other nodes are waited for too
+        return { version: Math.max(version, outcome.version), failed: [], ...(await othersBehind(version, outcome.version)) }
       case 'rejected':
         return { version, failed: [{ worker: 0, reason: `the config was not applied: ${outcome.issues[0] ?? 'rejected'}` }] }
       case 'stopping':
         return { version, failed: [{ worker: 0, reason: 'the node is stopping' }] }
     }
+  }
+
+  /**
+   * The wait for the other nodes: up to the written version, or the one this node serves when that is
+   * lower (a write whose config hash did not change leaves every node on the version before it).
+   */
+  async function othersBehind(written: number, served: number): Promise<{ behind?: string[] }> {
+    if (opts.awaitNodes === undefined) return {}
+    return { behind: await opts.awaitNodes(Math.min(written, served)) }
   }
 
   const handle = createAdminApi({

@@ -31,6 +31,7 @@ export const SETTING_FLAGS = {
   'log-level': { arg: 'LEVEL', env: 'BOUNCER_LOG_LEVEL', help: 'trace, debug, info, warn, error, fatal or silent (default info)' },
   'drain-timeout': { arg: 'MS', env: 'BOUNCER_DRAIN_TIMEOUT', help: 'ms to finish in-flight requests on SIGTERM (default 30000)' },
   'worker-ack-timeout': { arg: 'MS', env: 'BOUNCER_WORKER_ACK_TIMEOUT', help: 'ms a config change waits for each worker to apply it; a silent worker is then replaced (default 30000)' },
+  'drain-delay': { arg: 'MS', env: 'BOUNCER_DRAIN_DELAY', help: 'on SIGTERM, keep accepting for MS while /status answers 503, so a load balancer stops sending first (default 0)' },
   'max-body-size': { arg: 'BYTES', env: 'BOUNCER_MAX_BODY_SIZE', help: 'largest request body in bytes, 0 = unlimited (default 2 GiB)' },
   'custom-plugins': { arg: 'PATHS', env: 'BOUNCER_CUSTOM_PLUGINS', help: 'SDK plugins to load, comma-separated: folders holding manifest.json (`bouncer plugin build` output)' },
   'plugins-dir': { arg: 'DIR', env: 'BOUNCER_PLUGINS_DIR', help: 'load every SDK plugin folder under DIR (after --custom-plugins)' },
@@ -106,6 +107,8 @@ export function resolveSettings(flags: SettingValues, env: NodeJS.ProcessEnv, cw
   // how long an Admin API write may hold its caller
   const ack = pick('worker-ack-timeout')
   if (ack) settings.worker_ack_timeout = parseInteger(ack.value, ack.from, 100, 600_000)
+  const drainDelay = pick('drain-delay')
+  if (drainDelay) settings.drain_delay = parseInteger(drainDelay.value, drainDelay.from, 0, 3600 * 1000)
 
   const body = pick('max-body-size')
   if (body) settings.max_body_size = parseInteger(body.value, body.from, 0, Number.MAX_SAFE_INTEGER)

@@ -28,7 +28,8 @@ export function claimFor(command: 'start' | 'quickstart', settings: Settings): S
     config: settings.config,
     custom_plugins: settings.custom_plugins,
     plugins_dir: settings.plugins_dir,
-    drain_timeout: settings.drain_timeout,
+    // what `bouncer stop` waits before forcing: the whole drain, --drain-delay included
+    drain_timeout: settings.drain_delay + settings.drain_timeout,
   })
   if (claim.replaced !== null) process.stderr.write(`bouncer: ${claim.replaced}\n`)
   return {

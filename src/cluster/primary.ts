@@ -181,7 +181,9 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
       log,
       store,
       declarative,
-      reloader: adminReloader(),
+      reloader,
+      nodeId,
+      awaitNodes: nodesWait(),
       registry: () => plugins.registry,
       workers: () => supervisor,
       startedAt: Date.now(),
@@ -300,33 +302,33 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   }
 
   /**
-   * What the Admin API reloads through: the reloader, and with --database-write-wait a write also
-   * waits until every other live node (heartbeat within 3 s) serves its version, or the wait ends
-   * (logged with the nodes still behind).
+   * --database-write-wait: an Admin API write also waits until every other live node (heartbeat
+   * within 3 s) serves `version`, or the wait ends; the nodes still behind then are logged and named
+   * in the reply (`X-Bouncer-Nodes-Behind`, src/admin/admin-api.ts).
    */
-  function adminReloader(): typeof reloader {
+  function nodesWait(): ((version: number) => Promise<string[]>) | undefined {
     const wait = settings.database_write_wait
-    if (!(store instanceof PostgresStore) || wait <= 0) return reloader
+    if (!(store instanceof PostgresStore) || wait <= 0) return undefined
     const pgStore = store
-    return {
-      get current() {
-        return reloader.current
-      },
-      initial: () => reloader.initial(),
-      async reload(trigger, behind) {
-        const outcome = await reloader.reload(trigger, behind)
-        if (outcome.status !== 'applied') return outcome
-        const deadline = Date.now() + wait
-        for (;;) {
-          const lagging = await pgStore.nodesBehind(outcome.version, 3_000, nodeId)
-          if (lagging.length === 0) return outcome
-          if (Date.now() >= deadline) {
-            log.warn({ config_version: outcome.version, nodes: lagging }, `config v${outcome.version}: ${lagging.length} node(s) did not apply it within ${wait} ms: ${lagging.map((n) => `${n.host} pid ${n.pid} (v${n.served_version})`).join(', ')}`)
-            return outcome
-          }
-          await new Promise((resolve) => setTimeout(resolve, 5))
+    return async (version) => {
+      const deadline = Date.now() + wait
+      for (;;) {
+        let lagging: Awaited<ReturnType<PostgresStore['nodesBehind']>>
+        try {
+          lagging = await pgStore.nodesBehind(version, 3_000, nodeId)
+        } catch (err) {
+          // the write is committed and served here; only the others' progress is unknown
+          const why = err instanceof Error ? err.message : String(err)
+          log.warn({ config_version: version }, `config v${version}: cannot tell which nodes applied it: ${why}`)
+          return [`unknown (${why.replace(/[\r\n,]/g, ' ')})`]
         }
-      },
+        if (lagging.length === 0) return []
+        if (Date.now() >= deadline) {
+          log.warn({ config_version: version, nodes: lagging }, `config v${version}: ${lagging.length} node(s) did not apply it within ${wait} ms: ${lagging.map((n) => `${n.host} pid ${n.pid} (v${n.served_version})`).join(', ')}`)
+          return lagging.map((n) => `${n.node_id} (${n.host} pid ${n.pid}, v${n.served_version})`)
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
     }
   }
 

@@ -361,21 +361,37 @@ export function createWorkerSupervisor(opts: WorkerSupervisorOptions): WorkerSup
       return
     }
     draining = true
-    log.info({ signal, drain_timeout_ms: settings.drain_timeout }, `${signal} received: draining (status 503, listeners closing, in-flight requests finishing)`)
+    const delay = settings.drain_delay
+    log.info(
+      { signal, drain_timeout_ms: settings.drain_timeout, drain_delay_ms: delay },
+      delay > 0
+        ? `${signal} received: draining (status 503 now; the workers keep accepting for ${delay} ms, then close their listeners and finish in-flight requests)`
+        : `${signal} received: draining (status 503, listeners closing, in-flight requests finishing)`,
+    )
     for (const s of slots) {
       if (s.respawnTimer) clearTimeout(s.respawnTimer)
       s.respawnTimer = null
-      if (!s.child) continue
-      if (s.child.connected) send(s, { type: 'drain', timeoutMs: settings.drain_timeout })
-      else s.child.kill('SIGKILL')
     }
-    if (slots.every((s) => s.child === null)) return finish(0)
+    // --drain-delay: /status says 503 from now on (`draining`), while the workers serve on, so a load
+    // balancer's health check takes this node out before its listeners close (examples/ha/README.md)
+    const drainWorkers = () => {
+      if (finished) return
+      for (const s of slots) {
+        if (!s.child) continue
+        if (s.child.connected) send(s, { type: 'drain', timeoutMs: settings.drain_timeout })
+        else s.child.kill('SIGKILL')
+      }
+      if (slots.every((s) => s.child === null)) finish(0)
+    }
+    if (delay > 0) setTimeout(drainWorkers, delay)
+    else drainWorkers()
+    if (finished) return
     setTimeout(() => {
       if (finished) return
       log.error('workers did not exit within the drain deadline; killing them')
       for (const s of slots) s.child?.kill('SIGKILL')
       finish(1)
-    }, settings.drain_timeout + DRAIN_GRACE_MS).unref()
+    }, delay + settings.drain_timeout + DRAIN_GRACE_MS).unref()
   }
 
   function publish(snapshot: Snapshot): Promise<PublishResult> {

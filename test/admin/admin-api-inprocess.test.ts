@@ -28,7 +28,7 @@ function api(file: string) {
     registry: () => registry,
     apply: async (version) => {
       applied.push(version)
-      return { version, failed: version % 7 === 0 ? [{ worker: 2, reason: 'test' }] : [] }
+      return { version, failed: version % 7 === 0 ? [{ worker: 2, reason: 'test' }] : [], behind: version === 5 ? ['n-1 (h pid 1, v4)', 'n-2 (h pid 2, v3)'] : [] }
     },
     nodeInfo: () => ({ version: 'x' }),
     status: async () => ({ ok: true }),
@@ -81,6 +81,9 @@ t.test('writes apply the version they made; a failed worker is named', async (t)
   for (let i = 0; i < 5; i++) replies.push(await call('POST', '/consumers', { username: `u${i}` }))
   const seventh = replies.find((r) => r.headers?.['X-Bouncer-Config-Version'] === '7')
   t.equal(seventh?.headers?.['X-Bouncer-Workers-Failed'], '2 (test)')
+  const fifth = replies.find((r) => r.headers?.['X-Bouncer-Config-Version'] === '5')
+  t.equal(fifth?.headers?.['X-Bouncer-Nodes-Behind'], 'n-1 (h pid 1, v4), n-2 (h pid 2, v3)', 'nodes behind after the write wait are named in the reply')
+  t.equal(seventh?.headers?.['X-Bouncer-Nodes-Behind'], undefined, 'and no header when none is behind')
   const nothing = await call('DELETE', '/consumers/nobody')
   t.equal(nothing.status, 204)
   t.equal(applied.length, 6, 'a write that changed nothing applies nothing')

@@ -25,7 +25,7 @@ t.test('--help prints usage for every command and exits 0', async (t) => {
     t.match(r.stdout, cmd)
   }
   t.match(r.stdout, 'npx bouncer-gateway', 'says which package the CLI is')
-  for (const flag of ['--config', '--workers', '--proxy-listen', '--admin-listen', '--status-listen', '--trusted-ips', '--headers', '--log-level', '--drain-timeout']) {
+  for (const flag of ['--config', '--workers', '--proxy-listen', '--admin-listen', '--status-listen', '--trusted-ips', '--headers', '--log-level', '--drain-timeout', '--drain-delay']) {
     t.match(r.stdout, flag)
   }
   t.match(r.stdout, 'BOUNCER_WORKERS')
@@ -80,6 +80,7 @@ t.test('bad values name the flag or environment variable and exit 2', async (t) 
     [['start'], { BOUNCER_WORKERS: '0' }, /invalid BOUNCER_WORKERS "0"/],
     [['start'], { BOUNCER_PROXY_LISTEN: '127.0.0.1:70000' }, /invalid BOUNCER_PROXY_LISTEN/],
     [['start'], { BOUNCER_DRAIN_TIMEOUT: '-5' }, /invalid BOUNCER_DRAIN_TIMEOUT/],
+    [['start', '--drain-delay', 'soon'], {}, /invalid --drain-delay "soon"/],
   ]
   const results = await Promise.all(cases.map(([args, env]) => runCli(args, env)))
   cases.forEach(([args, env, pattern], i) => {

@@ -71,3 +71,25 @@ t.test('a second SIGTERM forces the exit without waiting for in-flight requests'
   t.match(gw.output(), /forced exit on second SIGTERM/)
   t.equal(await inflight, 'error', 'the cut request fails rather than hanging')
 })
+
+t.test('--drain-delay: /status answers 503 at once while new requests are still served, then the node drains and exits 0', async (t) => {
+  const { upstream } = await slowUpstream()
+  t.teardown(() => upstream.close())
+  const gw = await startGateway({ config: yamlConfig([{ name: 'fast', port: upstream.port, paths: ['/'] }]), workers: 1, args: ['--drain-delay', '3000'] })
+  t.teardown(() => gw.stop())
+  const signalled = Date.now()
+  gw.kill('SIGTERM')
+  const draining = await waitFor(async () => {
+    const s = await gw.status()
+    return s.body.status === 'draining' ? s : null
+  }, 2000, '/status to say draining', 10)
+  t.equal(draining.statusCode, 503, 'the health check fails first')
+  // a new connection during the delay is still served (a balancer that has not yet seen the 503)
+  const during = await httpGet(gw.url('/during'))
+  t.equal(during.statusCode, 200, 'a request during the delay is answered')
+  t.ok(Date.now() - signalled < 3000, 'and it came within the delay')
+  const exit = await gw.exited
+  t.same(exit, { code: 0, signal: null }, 'then it drains and exits 0')
+  t.ok(Date.now() - signalled >= 3000, `not before the delay (${Date.now() - signalled} ms after SIGTERM)`)
+  t.match(gw.output(), /keep accepting for 3000 ms/)
+})
