@@ -30,6 +30,7 @@ import { readPluginBundle, type PluginBundle, type PluginManifest } from './mani
 import { PluginIsolate, SandboxFault, type FaultKind, type PluginIsolateOptions } from './plugin-isolate.js'
 import { createSandboxMetrics, type SandboxMetrics } from './sandbox-metrics.js'
 import { ResultError, validateResult, type SandboxResult } from './validate-result.js'
+import { headersJson, jsonString } from './view-json.js'
 
 /** The part of a pino Logger the sandbox uses. */
 export interface SandboxLogger {
@@ -407,16 +408,29 @@ function entityView(e: { id: string; name: string | null } | null): string {
 }
 
 /**
+ * The request's headers as JSON, for the last request seen: a request's header record is built once
+ * (`headers()` returns the same object every time) and never changes, so a request that crosses
+ * more than once (several sandboxed plugins, or access and response) writes it once. One entry, not
+ * a WeakMap: an ephemeron per request cost more in GC than it saved (bench/sandbox-crossing.ts).
+ */
+let lastHeaders: object | null = null
+let lastHeadersJson = ''
+
+/**
  * The request part of the view: the text JSON.stringify of a `WireRequest` (@bouncer/sdk/wire) would
- * give, written directly (no intermediate object; test/sandbox/sandbox.test.ts checks what arrives). Not cached per request: a WeakMap keyed by the request context
- * cost more in GC (one ephemeron per request) than it saved (measured, bench/sandbox-crossing.ts).
+ * give, written directly (no intermediate object; test/sandbox/sandbox.test.ts checks what arrives).
  */
 function requestView(ctx: PluginContext): string {
   const r = ctx.request
   const consumer = ctx.consumer
   const credential = ctx.credential
   const q = JSON.stringify
-  return `{"method":${q(r.method)},"path":${q(r.path)},"query":${q(r.query)},"headers":${q(r.headers())},"clientIp":${q(r.clientIp)},"scheme":${q(r.scheme)},"startTime":${Date.now()},"consumer":${consumer === null ? 'null' : q({ id: consumer.id, username: consumer.username, custom_id: consumer.custom_id })},"credential":${credential === null ? 'null' : q({ id: credential.id, identifier: credential.identifier })},"route":${entityView(ctx.route)},"service":${entityView(ctx.service)}}`
+  const headers = r.headers()
+  if (headers !== lastHeaders) {
+    lastHeadersJson = headersJson(headers)
+    lastHeaders = headers
+  }
+  return `{"method":${jsonString(r.method)},"path":${jsonString(r.path)},"query":${jsonString(r.query)},"headers":${lastHeadersJson},"clientIp":${jsonString(r.clientIp)},"scheme":${jsonString(r.scheme)},"startTime":${Date.now()},"consumer":${consumer === null ? 'null' : q({ id: consumer.id, username: consumer.username, custom_id: consumer.custom_id })},"credential":${credential === null ? 'null' : q({ id: credential.id, identifier: credential.identifier })},"route":${entityView(ctx.route)},"service":${entityView(ctx.service)}}`
 }
 
 /** The request view as JSON (the copy that crosses into the isolate). */
@@ -431,7 +445,7 @@ function requestInput(ctx: PluginContext, status?: number, responseHeaders?: Rec
     }
     break
   }
-  return `{"request":${requestView(ctx)},"shared":${shared}${status === undefined ? '' : `,"status":${status}`}${responseHeaders === undefined ? '' : `,"responseHeaders":${JSON.stringify(responseHeaders)}`}}`
+  return `{"request":${requestView(ctx)},"shared":${shared}${status === undefined ? '' : `,"status":${status}`}${responseHeaders === undefined ? '' : `,"responseHeaders":${headersJson(responseHeaders)}`}}`
 }
 
 function applyShared(ctx: PluginContext, result: SandboxResult): void {

@@ -154,6 +154,45 @@ const EMPTY_RESULT: SandboxResult = Object.freeze({
 export function validateResult(json: string, phase: 'access' | 'response' | 'log'): SandboxResult {
   // a handler that changed nothing (the common case for most requests) needs no parse
   if (json === '{}') return EMPTY_RESULT
+  const cache = CACHES[phase]
+  const known = cache.get(json)
+  if (known !== undefined) return known
+  const result = validate(json, phase)
+  if (json.length <= CACHE_MAX_JSON && isCacheable(result)) {
+    if (cache.size >= CACHE_MAX_ENTRIES) cache.clear()
+    cache.set(json, freezeResult(result))
+  }
+  return result
+}
+
+/**
+ * Validated results by their exact JSON text, per phase. `validate` is a pure function of the text
+ * and the phase, and most plugins hand back the same few results request after request (the
+ * security-headers example: the same seven edits on every response), so a result seen before skips
+ * the parse and the checks (callgrind, bench/README.md "crossing"). Only results made of strings
+ * are kept, frozen: header edits, path, query, deleted shared keys. One that carries objects the
+ * gateway hands on (shared values, an exit's body, log fields, an auth) is validated every time,
+ * so no request can see another's objects. Bounded: cleared when full; a text over
+ * CACHE_MAX_JSON characters is never kept.
+ */
+const CACHES: Record<'access' | 'response' | 'log', Map<string, SandboxResult>> = { access: new Map(), response: new Map(), log: new Map() }
+const CACHE_MAX_ENTRIES = 256
+const CACHE_MAX_JSON = 4096
+
+function isCacheable(r: SandboxResult): boolean {
+  return r.exit === null && r.shared === null && r.auth === null && r.logs === null && r.metrics === null && r.error === null
+}
+
+function freezeResult(r: SandboxResult): SandboxResult {
+  if (r.upstream !== null) for (const op of r.upstream) Object.freeze(op)
+  if (r.responseHeaders !== null) for (const op of r.responseHeaders) Object.freeze(op)
+  Object.freeze(r.upstream)
+  Object.freeze(r.responseHeaders)
+  Object.freeze(r.sharedDeleted)
+  return Object.freeze(r)
+}
+
+function validate(json: string, phase: 'access' | 'response' | 'log'): SandboxResult {
   let raw: unknown
   try {
     raw = JSON.parse(json)

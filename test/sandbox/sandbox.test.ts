@@ -188,6 +188,23 @@ t.test('an empty result needs no parse: every field is null, and the shared answ
   t.same(validateResult('{ }', 'response'), empty, 'the slow path gives the same answer')
 })
 
+t.test('a result text seen before is not validated again; only results made of strings are kept, frozen, per phase', async (t) => {
+  const { validateResult } = await import('../../src/sandbox/validate-result.js')
+  const edits = '{"responseHeaders":[["clear","server",""],["set","X-Frame-Options","DENY"]]}'
+  const first = validateResult(edits, 'response')
+  t.same(first.responseHeaders, [['clear', 'server', ''], ['set', 'x-frame-options', 'DENY']])
+  t.equal(validateResult(edits, 'response'), first, 'the same text: the same validated result')
+  t.ok(Object.isFrozen(first) && Object.isFrozen(first.responseHeaders) && Object.isFrozen(first.responseHeaders![1]), 'frozen: no request can change what the next one gets')
+  t.throws(() => validateResult(edits, 'access'), /response header changes in the access phase/, 'the phase still counts')
+  const shared = '{"shared":{"n":{"deep":1}}}'
+  const a = validateResult(shared, 'access')
+  const b = validateResult(shared, 'access')
+  t.not(a, b, 'a result carrying shared values is validated into new objects every time')
+  t.not(a.shared!['n'], b.shared!['n'])
+  const bad = '{"upstream":[["set","x-consumer-id","forged"]]}'
+  for (let i = 0; i < 2; i++) t.throws(() => validateResult(bad, 'access'), /owned by the gateway/, `a forged result fails every time (${i + 1})`)
+})
+
 t.test('S-08 a shared key named __proto__ does not pollute the host', async (t) => {
   const { validateResult } = await import('../../src/sandbox/validate-result.js')
   t.throws(() => validateResult('{"shared":{"__proto__":{"isAdmin":true}}}', 'access'), /not allowed/)
