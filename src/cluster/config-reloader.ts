@@ -125,7 +125,11 @@ export function createConfigReloader(opts: ConfigReloaderOptions): ConfigReloade
     const accepted = performance.now()
     const fingerprintChanged = next.fingerprint !== plugins.fingerprint
     plugins = next
-    if (result.snapshot.hash === current.hash && !fingerprintChanged) {
+    // A store's write that changed nothing the Snapshot holds (a PATCH to the same value) still moves
+    // the store's version: that version is published (the same config; its sections are reused), else
+    // this node would stay "behind" the store's version and every later check would read again.
+    const storeVersionMoved = source.versioned === true && result.snapshot.version > current.version
+    if (result.snapshot.hash === current.hash && !fingerprintChanged && !storeVersionMoved) {
       log.info({ config_hash: current.hash }, `${trigger}: config unchanged (hash ${short(current.hash)}); still v${current.version}`)
       return { status: 'unchanged', version: current.version, hash: current.hash }
     }

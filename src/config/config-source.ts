@@ -33,6 +33,12 @@ export interface ReadRequest {
 export interface ConfigSource {
   /** for logs, /status and `snapshot.source`: a file path, a store's name */
   readonly name: string
+  /**
+   * The Snapshot's version is the source's own (a store's config version, the same on every node),
+   * not the reloader's count of reads: an identical config at a newer version is then still published,
+   * so the version a node serves follows the store's (src/cluster/config-reloader.ts).
+   */
+  readonly versioned?: boolean
   /** Read the config now. Never throws for bad config: that is `{ ok: false, issues }`. */
   read(request: ReadRequest): Promise<ConfigResult>
   close(): Promise<void>

@@ -105,6 +105,7 @@ export function createStoreSource(store: Store, loader: ConfigLoader = createCon
 
   return {
     name: store.name,
+    versioned: true,
     store,
     get lastReread() {
       return lastReread

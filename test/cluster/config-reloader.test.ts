@@ -99,6 +99,34 @@ t.test('an unchanged config is still published when what workers load beside it 
   t.equal(published.length, 1)
 })
 
+t.test("a store's newer version with an identical config is still published, so the node is not left behind", async (t) => {
+  // a store source: the Snapshot's version is the store's (a PATCH to the same value moves it)
+  const inner = createValueSource('store', () => config(['/a']))
+  t.teardown(() => inner.close())
+  let storeVersion = 1
+  const published: Snapshot[] = []
+  const reloader = createConfigReloader({
+    source: { name: 'store', versioned: true, read: (req) => inner.read({ ...req, version: storeVersion }), close: async () => {} },
+    log: createLogger('silent'),
+    plugins,
+    refreshPlugins: () => plugins,
+    publish: async (snapshot) => {
+      published.push(snapshot)
+      return { version: snapshot.version, acked: [1], failed: [] }
+    },
+  })
+  await reloader.initial()
+  const hash = reloader.current!.hash
+  storeVersion = 3
+  const moved = await reloader.reload('database check v3')
+  t.match(moved, { status: 'applied', version: 3, hash }, 'the same config, published at the store version')
+  t.equal(reloader.current!.version, 3, 'the node serves the store version')
+  t.same(published.map((s) => s.version), [3])
+  t.same(await reloader.reload('database check v3', 3), { status: 'unchanged', version: 3, hash }, 'a later check finds nothing to do')
+  t.same(await reloader.reload('database check'), { status: 'unchanged', version: 3, hash }, 'nor a read at the same version')
+  t.equal(published.length, 1)
+})
+
 t.test('an invalid config is rejected with path-only issues, and the last good Snapshot stays', async (t) => {
   const { reloader, published, set } = setup(t)
   await reloader.initial()

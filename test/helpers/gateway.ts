@@ -298,7 +298,9 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
     if (k.startsWith('BOUNCER_') || k === 'NODE_OPTIONS' || k.startsWith('TAP')) continue
     env[k] = v
   }
-  return { ...env, BOUNCER_PREFIX: tempPrefix(), ...extra }
+  // XDG_DATA_HOME: a gateway started without --config or --database opens the default store under
+  // it (and Postgres nodes cache their Snapshot there): a temp one, never the user's ~/.local/share
+  return { ...env, BOUNCER_PREFIX: tempPrefix(), XDG_DATA_HOME: path.join(path.dirname(tempPrefix()), 'xdg-data'), ...extra }
 }
 
 export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
