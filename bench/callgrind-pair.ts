@@ -14,22 +14,26 @@
  * native instead of 50×), so the warm-up runs long enough for V8 to optimize the hot path. Then,
  * for the worker process only (the primary idles, uninstrumented): `callgrind_control -i on`, a few
  * hundred settling requests, `-z` (zero), the measured requests, `-d` (dump). The dump holds
- * exactly what the worker ran for those requests, event loop and GC included, divided by N.
+ * exactly what the worker ran for those requests, event loop and GC included, divided by N, one
+ * file per thread (`--separate-threads`): the main thread is the A/B metric (less its timers, see
+ * below); the helper threads (TurboFan, concurrent marking) are reported apart, as a mark-compact or
+ * a late compile lands in some windows and not others.
  *
  * Names for JIT code: callgrind names code outside any ELF symbol by its address; node runs with
  * `--perf-basic-prof`, which writes /tmp/perf-PID.map (address, size, name of each code object),
  * and this script renames those addresses to the JS function names before it adds them up.
  *
- * Caveat: valgrind stretches wall time ~50×, so time-driven work (timers, the primary's heartbeat
- * IPC) lands 50× more often per request than natively; the per-function list shows how much that
- * is (uv__run_timers, process `message` handlers) and it is small here.
+ * Caveat: valgrind stretches wall time ~50×, so time-driven work (timers: the pool's 10 ms sweeper,
+ * the worker's reports to the primary) lands ~50× more often per request than natively, and more
+ * the more loaded the machine is: the main thread's `uv__run_timers` is printed apart (2,000–4,400
+ * instructions per request here, natively a few tens).
  *
  * Usage: `npx tsc -p tsconfig.json && node dist/bench/callgrind-pair.js [--requests 20000]
  * [--warmup 40000] [--only floor|bouncer] [--top 30] [--out DIR] [--bouncer-root DIR]
  * [--node-arg=--max-semi-space-size=32 ...]`. Needs valgrind on PATH.
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -296,9 +300,11 @@ async function measure(
     'valgrind', '--tool=callgrind', '--trace-children=yes', '--instr-atstart=no', '--separate-threads=yes',
     `--callgrind-out-file=${dir}/callgrind.out.%p`, '--log-file=' + `${dir}/valgrind.%p.log`,
   ]
-  const nodeArgs = ['--perf-basic-prof', ...o.nodeArgs]
+  // --perf-basic-prof also turns on V8's log (isolate-*-v8.log in the working folder): into DIR instead
+  const nodeArgs = ['--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${dir}/v8.log`, ...o.nodeArgs]
   let proc: Proc
   let head: string
+  const workerPids: number[] = []
   if (what === 'floor') {
     proc = await startFloor(upstreamPort, 1, null, wrap, nodeArgs, 300_000)
     head = 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
@@ -308,6 +314,7 @@ async function measure(
   }
   try {
     const workers = childrenOf(proc.child.pid!)
+    workerPids.push(...workers)
     if (workers.length !== 1) throw new Error(`${what}: expected 1 worker process, found ${workers.length}`)
     const pid = workers[0]!
     const conn = await OneConnection.open(proc.port)
@@ -343,10 +350,12 @@ async function measure(
     return { profile, perRequest: profile.total / o.requests, file: main }
   } finally {
     await proc.stop()
+    // the perf maps of this run's node processes (primary and worker), once read
+    for (const pid of [proc.child.pid, ...workerPids]) if (pid !== undefined) rmSync(`/tmp/perf-${pid}.map`, { force: true })
   }
 }
 
-function table(title: string, a: Map<string, number>, b: Map<string, number>, n: number, top: number): string {
+function table(title: string, a: Map<string, number>, b: Map<string, number>, n: number, top: number, labels = ['floor', 'bouncer']): string {
   const names = new Set([...a.keys(), ...b.keys()])
   const rows = [...names].map((k) => {
     const fa = (a.get(k) ?? 0) / n
@@ -354,7 +363,7 @@ function table(title: string, a: Map<string, number>, b: Map<string, number>, n:
     return { k, fa, fb, d: fb - fa }
   })
   rows.sort((x, y) => Math.abs(y.d) - Math.abs(x.d))
-  const lines = [`${title} (instructions per request)`, `${'floor'.padStart(9)} ${'bouncer'.padStart(9)} ${'diff'.padStart(9)}  function`]
+  const lines = [`${title} (instructions per request)`, `${labels[0]!.padStart(9)} ${labels[1]!.padStart(9)} ${'diff'.padStart(9)}  function`]
   for (const r of rows.slice(0, top)) {
     lines.push(`${r.fa.toFixed(0).padStart(9)} ${r.fb.toFixed(0).padStart(9)} ${(r.d >= 0 ? '+' : '') + r.d.toFixed(0).padStart(8)}  ${r.k.slice(0, 140)}`)
   }
@@ -406,7 +415,7 @@ async function main(): Promise<void> {
     process.stdout.write(table('inclusive', f.profile.inclusive, b.profile.inclusive, o.requests, o.top) + '\n')
   } else {
     const one = (f ?? b)!
-    process.stdout.write(table('self', new Map(), one.profile.self, o.requests, o.top) + '\n')
+    process.stdout.write(table('self', new Map(), one.profile.self, o.requests, o.top, ['-', f ? 'floor' : 'bouncer']) + '\n')
   }
   writeFileSync(path.join(o.out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n')
   process.stdout.write(`\nfiles: ${o.out}\n`)
