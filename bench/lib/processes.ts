@@ -197,10 +197,10 @@ export async function startUpstream(cpus: string | null): Promise<Proc> {
  * pinned like the gateway; resolves once every worker listens. Its primary's process tree (primary
  * + workers) is what the CPU column measures, as for the gateway.
  */
-export async function startFloor(upstreamPort: number, workers: number, cpus: string | null): Promise<Proc> {
+export async function startFloor(upstreamPort: number, workers: number, cpus: string | null, wrap: string[] = [], nodeArgs: string[] = [], readyMs = 30_000): Promise<Proc> {
   const child = spawnPinned(
     [
-      process.execPath, path.join(PACKAGE_ROOT, 'dist/bench/floor-proxy.js'),
+      ...wrap, process.execPath, ...nodeArgs, path.join(PACKAGE_ROOT, 'dist/bench/floor-proxy.js'),
       '--port', '0', '--upstream', `http://127.0.0.1:${upstreamPort}`, '--workers', String(workers),
     ],
     cpus,
@@ -208,7 +208,7 @@ export async function startFloor(upstreamPort: number, workers: number, cpus: st
   const stderr = tailOf(child)
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the floor proxy did not print "ready" in 30 s: ${stderr()}`)), 30_000)
+    timer = setTimeout(() => reject(new Error(`the floor proxy did not print "ready" in ${readyMs / 1000} s: ${stderr()}`)), readyMs)
   })
   try {
     const port = await Promise.race([readyPort(child, 'the floor proxy', stderr), timeout])
@@ -230,6 +230,12 @@ export interface GatewayOptions {
   nodeArgs?: string[]
   /** extra `bouncer start` arguments */
   args?: string[]
+  /** a command in front of `node` (bench/callgrind-pair.ts: valgrind and its options) */
+  wrap?: string[]
+  /** how long to wait for every worker to serve the config (default 60 s; valgrind needs longer) */
+  readyTimeoutMs?: number
+  /** run bin/bouncer.js of another built checkout (an A/B against a parent build); default this one */
+  root?: string
   /**
    * keep the config in a SQLite store (imported with `bouncer db import`) instead of DB-less
    * `--config`, so the Admin API can write it
@@ -257,8 +263,8 @@ export async function startGateway(o: GatewayOptions): Promise<Proc> {
   }
   const child = spawnPinned(
     [
-      process.execPath, ...(o.nodeArgs ?? []),
-      path.join(PACKAGE_ROOT, 'bin/bouncer.js'), 'start', ...source, '--workers', String(o.workers),
+      ...(o.wrap ?? []), process.execPath, ...(o.nodeArgs ?? []),
+      path.join(o.root ?? PACKAGE_ROOT, 'bin/bouncer.js'), 'start', ...source, '--workers', String(o.workers),
       '--proxy-listen', `127.0.0.1:${port}`, '--status-listen', `127.0.0.1:${statusPort}`,
       '--admin-listen', `127.0.0.1:${adminPort}`, '--log-level', 'warn', '--prefix', path.join(dir, 'prefix'), ...(o.args ?? []),
     ],
@@ -269,7 +275,8 @@ export async function startGateway(o: GatewayOptions): Promise<Proc> {
     await stopChild(child)
     rmSync(dir, { recursive: true, force: true })
   }
-  const deadline = Date.now() + 60_000
+  const readyMs = o.readyTimeoutMs ?? 60_000
+  const deadline = Date.now() + readyMs
   for (;;) {
     if (child.exitCode !== null) {
       rmSync(dir, { recursive: true, force: true })
@@ -284,7 +291,7 @@ export async function startGateway(o: GatewayOptions): Promise<Proc> {
     }
     if (Date.now() > deadline) {
       await stop()
-      throw new Error(`gateway did not become ready in 60 s: ${stderr()}`)
+      throw new Error(`gateway did not become ready in ${readyMs / 1000} s: ${stderr()}`)
     }
     await new Promise((r) => setTimeout(r, 100))
   }

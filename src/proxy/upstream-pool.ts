@@ -90,6 +90,13 @@ export interface UpstreamDispatch {
   path: string
   /** flat [name, value, …], Host included; the pool adds only framing (chunked, or a zero length) */
   headers: string[]
+  /**
+   * Header lines (`name: value\r\n` each) that the caller built from parts it already checked, sent
+   * after `headers` as they are: the pool neither checks nor scans them, so they must hold no
+   * Content-Length or Transfer-Encoding. The gateway's own forwarding headers go here when no plugin
+   * can edit them (src/server/forwarding.ts); '' or absent: none.
+   */
+  checkedLines?: string
   body: Buffer | AsyncIterator<Buffer> | null
   /** ms from the request fully written to the complete response head; 0 = none */
   headersTimeout: number
@@ -861,6 +868,7 @@ function buildHead(req: UpstreamDispatch): { head: string; chunked: boolean; con
     else if (len === 17 && name.toLowerCase() === 'transfer-encoding') hasTransferEncoding = true
     head += `${name}: ${value}\r\n`
   }
+  if (req.checkedLines !== undefined) head += req.checkedLines
   const body = req.body
   let chunked = false
   if (body === null) {

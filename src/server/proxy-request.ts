@@ -90,6 +90,8 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
   upstreamMethod: string | null = null
   /** flat [name, value, …] list for the upstream pool (no per-request object with dynamic keys) */
   readonly upHeaders: string[] = []
+  /** the gateway's own upstream header lines, already checked, when not in upHeaders (forwarding.ts setOwnLines) */
+  upLines = ''
   hostIndex = -1
   body: RequestBody | null = null
   current: UpstreamAttempt | null = null

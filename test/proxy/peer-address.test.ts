@@ -29,6 +29,20 @@ t.test('IPv4 peers read as dotted quads', async (t) => {
   t.equal(peerAddressText(bytes(10, 200, 0, 255)), '10.200.0.255')
 })
 
+t.test('the kept last IPv4 text never answers for another peer', async (t) => {
+  // the same peer twice, then others in turn, then back: each read is its own address
+  const seq: Array<[number, number, number, number]> = [[127, 0, 0, 1], [127, 0, 0, 1], [127, 0, 0, 2], [10, 0, 0, 1], [127, 0, 0, 1], [1, 127, 0, 0]]
+  for (const q of seq) t.equal(peerAddressText(bytes(...q)), q.join('.'))
+  t.equal(peerAddressText(v6('::1')), '::1', 'an IPv6 peer in between')
+  t.equal(peerAddressText(bytes(1, 127, 0, 0)), '1.127.0.0')
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)), { minLength: 1, maxLength: 20 }), (peers) => {
+      for (const q of peers) if (peerAddressText(bytes(...q)) !== q.join('.')) return false
+      return true
+    }),
+  )
+})
+
 t.test('an IPv4-mapped IPv6 peer (a dual-stack listener) reads as its IPv4 address', async (t) => {
   t.equal(peerAddressText(bytes(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 168, 1, 20)), '192.168.1.20')
 })
