@@ -68,6 +68,12 @@ export interface ConfigReloader {
   reload(trigger: string, behind?: number): Promise<ReloadOutcome>
 }
 
+interface QueuedReload {
+  triggers: string[]
+  behind: number | undefined
+  outcome: Promise<ReloadOutcome>
+}
+
 const short = (hash: string) => hash.slice(0, 12)
 const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`
 
@@ -76,6 +82,8 @@ export function createConfigReloader(opts: ConfigReloaderOptions): ConfigReloade
   let current: Snapshot | null = null
   let plugins = opts.plugins
   let chain: Promise<unknown> = Promise.resolve()
+  /** the reload waiting for its turn, which later calls join (see reload()) */
+  let queued: QueuedReload | null = null
   const stopping = opts.stopping ?? (() => false)
 
   return {
@@ -90,12 +98,26 @@ export function createConfigReloader(opts: ConfigReloaderOptions): ConfigReloade
     },
 
     reload(trigger, behind) {
-      const next = chain.then(() => {
-        if (behind !== undefined && current !== null && current.version >= behind) return { status: 'unchanged' as const, version: current.version, hash: current.hash }
-        return reloadOnce(trigger)
+      // A reload that is queued and not yet started reads the source only when its turn comes, so it
+      // also reads whatever made this call: the call joins it instead of queuing one more read and
+      // publish. Admin API writes arriving while a publish is in flight thus share the next one
+      // (test/cluster/config-reloader.test.ts "joins"). Its `behind` is the highest asked, and none
+      // when a caller asked for none (that caller needs the read).
+      if (queued !== null) {
+        queued.behind = behind === undefined || queued.behind === undefined ? undefined : Math.max(queued.behind, behind)
+        if (!queued.triggers.includes(trigger)) queued.triggers.push(trigger)
+        return queued.outcome
+      }
+      const entry: QueuedReload = { triggers: [trigger], behind, outcome: null as unknown as Promise<ReloadOutcome> }
+      entry.outcome = chain.then(() => {
+        if (queued === entry) queued = null
+        const b = entry.behind
+        if (b !== undefined && current !== null && current.version >= b) return { status: 'unchanged' as const, version: current.version, hash: current.hash }
+        return reloadOnce(entry.triggers.join(' + '))
       })
-      chain = next.catch(() => {})
-      return next
+      queued = entry
+      chain = entry.outcome.catch(() => {})
+      return entry.outcome
     },
   }
 

@@ -145,19 +145,68 @@ t.test('an invalid config is rejected with path-only issues, and the last good S
   t.equal(fixed.status === 'applied' ? fixed.version : 0, 2, 'a rejected read does not use up a version')
 })
 
-t.test('reloads run one at a time, in the order they were asked for', async (t) => {
+t.test('reloads run one at a time; calls made while one is queued join it', async (t) => {
   const { reloader, published, set } = setup(t)
   await reloader.initial()
   set(config(['/b']))
   const a = reloader.reload('one')
   set(config(['/c']))
   const b = reloader.reload('two')
-  const [oa, ob] = await Promise.all([a, b])
-  // the first read happens after both set() calls: it sees /c; the second then finds nothing new
+  t.equal(b, a, 'a call made before the queued reload started joins it')
+  const oa = await a
+  // the one read happens after both set() calls: it sees /c
   t.equal(oa.status, 'applied')
-  t.equal(ob.status, 'unchanged')
   t.same(published.map((s) => s.version), [2])
   t.same(published[0]!.routes[0]!.paths, ['/c'])
+})
+
+t.test('calls made while a publish is in flight share the next reload (joins): one read, one publish', async (t) => {
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  const { reloader, published, set } = setup(t, async (snapshot) => {
+    if (snapshot.version === 2) await gate
+    return { version: snapshot.version, acked: [1, 2], failed: [] }
+  })
+  await reloader.initial()
+  set(config(['/b']))
+  const first = reloader.reload('write 1')
+  while (published.length === 0) await new Promise((r) => setTimeout(r, 5))
+  // v2 is being published (its workers have not acknowledged): three more writes arrive
+  set(config(['/c']))
+  const second = reloader.reload('write 2')
+  set(config(['/d']))
+  const third = reloader.reload('write 3', 2)
+  const fourth = reloader.reload('write 4')
+  t.equal(third, second, 'joined')
+  t.equal(fourth, second, 'joined')
+  release()
+  const [o1, o2] = await Promise.all([first, second])
+  t.match(o1, { status: 'applied', version: 2 })
+  t.match(o2, { status: 'applied', version: 3 }, 'one reload for the three calls')
+  t.same(published.map((s) => s.version), [2, 3])
+  t.same(published[1]!.routes[0]!.paths, ['/d'], 'it read after the last of them')
+})
+
+t.test("a joined call's `behind` cannot make the reload skip a read another caller needs", async (t) => {
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  const { reloader, published, set } = setup(t, async (snapshot) => {
+    if (snapshot.version === 2) await gate
+    return { version: snapshot.version, acked: [1], failed: [] }
+  })
+  await reloader.initial()
+  set(config(['/b']))
+  const first = reloader.reload('write 1')
+  while (published.length === 0) await new Promise((r) => setTimeout(r, 5))
+  // a database check that v2 covers, then a write that needs a read: the queued reload must read
+  const check = reloader.reload('database check v2', 2)
+  set(config(['/c']))
+  const write = reloader.reload('write 2')
+  release()
+  await first
+  t.match(await write, { status: 'applied', version: 3 })
+  t.equal(await check, await write)
+  t.same(published.map((s) => s.version), [2, 3])
 })
 
 t.test('a plugin set that cannot be read rejects the reload with that line', async (t) => {
