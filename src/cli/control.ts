@@ -37,7 +37,8 @@ interface Io {
   err: (s: string) => void
 }
 
-interface StatusBody {
+/** what `/status` answers, as far as reload/stop/status read it */
+export interface StatusBody {
   status: string
   pid: number
   config: { version: number; hash: string; source: string }

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { runControlCommand } from '../../src/cli/control.js'
+import { runControlCommand, type StatusBody } from '../../src/cli/control.js'
 import { UsageError } from '../../src/cli/resolve-settings.js'
 import { loadConfigFile } from '../../src/config/load.js'
 import { createGatewayRegistry, readCustomPlugins } from '../../src/sandbox/definitions.js'
@@ -51,14 +51,7 @@ async function fakePrimary(t: Test, mode: 'exit' | 'second' | 'never'): Promise<
   return { child, hups: () => out.split('\n').filter((l) => l === 'hup').length }
 }
 
-interface FakeStatus {
-  status: string
-  pid: number
-  config: { version: number; hash: string; source: string }
-  workers_ready: number
-  workers_expected: number
-  converged: boolean
-}
+type FakeStatus = StatusBody
 
 /** /status served here: `body` is what it answers (a string goes out as is, not JSON) */
 async function statusServer(t: Test, body: { current: FakeStatus | string }): Promise<string> {

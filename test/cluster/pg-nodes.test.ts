@@ -13,7 +13,7 @@
  * Needs `npx tsc -p .` first (the gateways run dist/) and a Postgres (test/helpers/postgres.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs'
-import net from 'node:net'
+import { startRelay } from '../helpers/tcp-relay.js'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
@@ -30,37 +30,6 @@ interface DbStatus {
   served_version: number
   latest_version: number | null
   error: string | null
-}
-
-/** A TCP relay to Postgres that the test can cut (every connection dropped, port closed) and restore. */
-async function startRelay(target: { host: string; port: number }) {
-  const sockets = new Set<net.Socket>()
-  const server = net.createServer((client) => {
-    const upstream = net.connect(target.port, target.host)
-    for (const s of [client, upstream]) {
-      sockets.add(s)
-      s.on('close', () => sockets.delete(s))
-      s.on('error', () => {})
-    }
-    client.pipe(upstream).pipe(client)
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as net.AddressInfo).port
-  return {
-    port,
-    cut: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        for (const s of sockets) s.destroy()
-      }),
-    restore: () => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve)),
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy()
-        if (!server.listening) return resolve()
-        server.close(() => resolve())
-      }),
-  }
 }
 
 const db = await testDatabase(t)

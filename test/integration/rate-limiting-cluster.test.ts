@@ -15,7 +15,7 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
-import net from 'node:net'
+import { startRelay } from '../helpers/tcp-relay.js'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t, { type Test } from 'tap'
@@ -89,35 +89,6 @@ t.test('SQLite, one node × 2 workers: created through the Admin API, a burst ad
   const ok = replies.find((r) => r.status === 200)!
   t.equal(ok.headers['x-ratelimit-limit-hour'], '200')
 })
-
-/** A TCP relay to Postgres that the test can cut (every connection dropped, port closed) and restore. */
-async function startRelay(target: { host: string; port: number }) {
-  const sockets = new Set<net.Socket>()
-  const server = net.createServer((client) => {
-    const upstreamSocket = net.connect(target.port, target.host)
-    for (const s of [client, upstreamSocket]) {
-      sockets.add(s)
-      s.on('close', () => sockets.delete(s))
-      s.on('error', () => {})
-    }
-    client.pipe(upstreamSocket).pipe(client)
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as net.AddressInfo).port
-  return {
-    port,
-    cut: () => new Promise<void>((resolve) => {
-      server.close(() => resolve())
-      for (const s of sockets) s.destroy()
-    }),
-    restore: () => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve)),
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy()
-      if (!server.listening) return resolve()
-      server.close(() => resolve())
-    }),
-  }
-}
 
 if (db !== null) {
   t.test('Postgres, three nodes × 2 workers', async (t) => {
