@@ -75,6 +75,12 @@ export interface PluginRequestView {
    * (src/sandbox) copy into their isolate.
    */
   headers(): Readonly<Record<string, string | string[]>>
+  /**
+   * The client's headers as the flat [lower-cased name, value, …] list they arrived in (the same
+   * array for the whole request), where the view has one: the sandbox writes its JSON from it
+   * (src/sandbox/view-json.ts rawHeadersJson) without building headers()' record.
+   */
+  rawHeaders?(): readonly string[]
 }
 
 /** One per request; created by the server, walked by the chain. */

@@ -79,7 +79,8 @@ interface RuntimeRefs {
 interface PendingCall {
   resolve: ((json: string) => void) | null
   reject: ((err: SandboxFault) => void) | null
-  callouts: Set<number>
+  /** callouts in flight (null until the first: most calls make none, and a Set per call costs) */
+  callouts: Set<number> | null
   timer: NodeJS.Timeout | null
   settled: string | null
   /** a fault that arrived before anyone awaited the call */
@@ -238,7 +239,7 @@ export class PluginIsolate {
     let pending: PendingCall | undefined
     if (phase !== 'response') {
       // registered before the slice: settle() / startCallout() may be called from inside it
-      pending = { resolve: null, reject: null, callouts: new Set(), timer: null, settled: null, failed: null }
+      pending = { resolve: null, reject: null, callouts: null, timer: null, settled: null, failed: null }
       this.calls.set(callId, pending)
     }
     let json: string
@@ -287,7 +288,7 @@ export class PluginIsolate {
       call.resolve = res
       call.reject = rej
     })
-    if (call.callouts.size === 0) {
+    if (call.callouts === null || call.callouts.size === 0) {
       this.fail(callId, new SandboxFault('never-settles', `plugin ${this.name}: ${phase} returned a promise that can never settle (nothing it awaits is pending)`))
     } else {
       call.timer = setTimeout(() => this.fail(callId, new SandboxFault('deadline', `plugin ${this.name}: ${phase} did not finish within ${limits.wall_ms} ms`)), limits.wall_ms)
@@ -456,7 +457,7 @@ export class PluginIsolate {
     const call = this.calls.get(callId)
     if (call === undefined) return
     if (call.timer !== null) clearTimeout(call.timer)
-    for (const id of call.callouts) this.calloutOwner.delete(id)
+    if (call.callouts !== null) for (const id of call.callouts) this.calloutOwner.delete(id)
     this.calls.delete(callId)
   }
 
@@ -477,9 +478,9 @@ export class PluginIsolate {
     if (!limits.allow_hosts.includes(url.hostname.toLowerCase())) {
       throw new Error(`http.fetch: host '${url.hostname}' is not allow-listed for plugin ${this.name} (plugin_limits.${this.name}.allow_hosts)`)
     }
-    if (call.callouts.size >= 16) throw new Error('http.fetch: at most 16 callouts in flight per request')
+    if (call.callouts !== null && call.callouts.size >= 16) throw new Error('http.fetch: at most 16 callouts in flight per request')
     const id = ++calloutSeq
-    call.callouts.add(id)
+    ;(call.callouts ??= new Set()).add(id)
     this.calloutOwner.set(id, callId)
     const timeout = Math.min(limits.http_timeout_ms, req.timeoutMs > 0 ? req.timeoutMs : Infinity)
     void this.runCallout(id, url, req, timeout)
@@ -499,7 +500,7 @@ export class PluginIsolate {
     const answer = host(json)
     if (!(answer instanceof Promise)) return JSON.stringify({ v: answer.value })
     const id = ++calloutSeq
-    call.callouts.add(id)
+    ;(call.callouts ??= new Set()).add(id)
     this.calloutOwner.set(id, callId)
     answer.then(
       (value) => this.finishCallout(id, true, JSON.stringify(value)),
@@ -543,14 +544,14 @@ export class PluginIsolate {
     this.calloutOwner.delete(id)
     const call = this.calls.get(callId)
     if (call === undefined) return
-    call.callouts.delete(id)
+    call.callouts?.delete(id)
     try {
       this.sync(() => this.refs!.resume.applySync(undefined, [id, ok, payload], { timeout: this.options.limits.cpu_ms }))
     } catch (err) {
       this.fail(callId, err instanceof SandboxFault ? err : new SandboxFault('error', messageOf(err)))
       return
     }
-    if (this.calls.has(callId) && call.settled === null && call.callouts.size === 0) {
+    if (this.calls.has(callId) && call.settled === null && (call.callouts === null || call.callouts.size === 0)) {
       this.fail(callId, new SandboxFault('never-settles', `plugin ${this.name}: the handler is awaiting something that can never settle`))
     }
   }

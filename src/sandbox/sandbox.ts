@@ -30,7 +30,7 @@ import { readPluginBundle, type PluginBundle, type PluginManifest } from './mani
 import { PluginIsolate, SandboxFault, type FaultKind, type PluginIsolateOptions } from './plugin-isolate.js'
 import { createSandboxMetrics, type SandboxMetrics } from './sandbox-metrics.js'
 import { ResultError, validateResult, type SandboxResult } from './validate-result.js'
-import { headersJson, jsonString } from './view-json.js'
+import { headersJson, jsonString, rawHeadersJson } from './view-json.js'
 
 /** The part of a pino Logger the sandbox uses. */
 export interface SandboxLogger {
@@ -408,13 +408,30 @@ function entityView(e: { id: string; name: string | null } | null): string {
 }
 
 /**
- * The request's headers as JSON, for the last request seen: a request's header record is built once
- * (`headers()` returns the same object every time) and never changes, so a request that crosses
- * more than once (several sandboxed plugins, or access and response) writes it once. One entry, not
- * a WeakMap: an ephemeron per request cost more in GC than it saved (bench/sandbox-crossing.ts).
+ * The request's headers as JSON, for the last request seen: a request's header list (`rawHeaders()`,
+ * else the record `headers()` builds once) is the same object for the whole request and never
+ * changes, so a request that crosses more than once (several sandboxed plugins, or access and
+ * response) writes it once. One entry, not a WeakMap: an ephemeron per request cost more in GC than
+ * it saved (bench/sandbox-crossing.ts).
  */
 let lastHeaders: object | null = null
 let lastHeadersJson = ''
+
+function requestHeadersJson(r: PluginContext['request']): string {
+  const raw = r.rawHeaders?.()
+  if (raw !== undefined) {
+    if (raw === lastHeaders) return lastHeadersJson
+    lastHeadersJson = rawHeadersJson(raw) ?? headersJson(r.headers())
+    lastHeaders = raw
+    return lastHeadersJson
+  }
+  const headers = r.headers()
+  if (headers !== lastHeaders) {
+    lastHeadersJson = headersJson(headers)
+    lastHeaders = headers
+  }
+  return lastHeadersJson
+}
 
 /**
  * The request part of the view: the text JSON.stringify of a `WireRequest` (@bouncer/sdk/wire) would
@@ -425,12 +442,7 @@ function requestView(ctx: PluginContext): string {
   const consumer = ctx.consumer
   const credential = ctx.credential
   const q = JSON.stringify
-  const headers = r.headers()
-  if (headers !== lastHeaders) {
-    lastHeadersJson = headersJson(headers)
-    lastHeaders = headers
-  }
-  return `{"method":${jsonString(r.method)},"path":${jsonString(r.path)},"query":${jsonString(r.query)},"headers":${lastHeadersJson},"clientIp":${jsonString(r.clientIp)},"scheme":${jsonString(r.scheme)},"startTime":${Date.now()},"consumer":${consumer === null ? 'null' : q({ id: consumer.id, username: consumer.username, custom_id: consumer.custom_id })},"credential":${credential === null ? 'null' : q({ id: credential.id, identifier: credential.identifier })},"route":${entityView(ctx.route)},"service":${entityView(ctx.service)}}`
+  return `{"method":${jsonString(r.method)},"path":${jsonString(r.path)},"query":${jsonString(r.query)},"headers":${requestHeadersJson(r)},"clientIp":${jsonString(r.clientIp)},"scheme":${jsonString(r.scheme)},"startTime":${Date.now()},"consumer":${consumer === null ? 'null' : q({ id: consumer.id, username: consumer.username, custom_id: consumer.custom_id })},"credential":${credential === null ? 'null' : q({ id: credential.id, identifier: credential.identifier })},"route":${entityView(ctx.route)},"service":${entityView(ctx.service)}}`
 }
 
 /** The request view as JSON (the copy that crosses into the isolate). */

@@ -34,3 +34,28 @@ export function headersJson(h: Readonly<Record<string, string | string[]>>): str
   return `{${out}}`
 }
 
+
+/** above this many headers rawHeadersJson() leaves the record to headersJson() (its repeat check is a scan) */
+const RAW_SCAN_MAX = 64
+
+/**
+ * JSON text of the record a flat [lower-cased name, value, …] header list makes (a repeated name's
+ * values as a list, in order: RequestContext.headers()), written from the list without building the
+ * record: the null-prototype object a request's headers become costs more to build than its text
+ * (`headers` was ~8 % of a sandboxed no-op's added CPU, bench/README.md "Seventh session"). null when
+ * a name repeats, a name may be an integer-like property (a record puts those first) or the list is
+ * long: then the caller writes the record with headersJson(). test/sandbox/view-json.test.ts checks
+ * the text against JSON.stringify of the record.
+ */
+export function rawHeadersJson(raw: readonly string[]): string | null {
+  if (raw.length > RAW_SCAN_MAX * 2) return null
+  let out = ''
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!
+    const c = name.charCodeAt(0)
+    if (c >= 48 && c <= 57) return null
+    for (let j = 0; j < i; j += 2) if (raw[j] === name) return null
+    out = i === 0 ? `${jsonString(name)}:${jsonString(raw[i + 1]!)}` : `${out},${jsonString(name)}:${jsonString(raw[i + 1]!)}`
+  }
+  return `{${out}}`
+}

@@ -155,23 +155,16 @@ export function buildUpstreamHeaders(r: ProxyRequest, preservedHost: string | nu
     r.clientIp = clientIpFromChain(xff, peer, p.isTrusted)
     out.push('x-real-ip', xRealIp ?? r.clientIp)
     if (forwarded !== null) out.push('forwarded', forwarded)
-  } else if (r.route!.chain === null && setOwnLines(r, peer, strippedPrefix, via)) {
-    // the gateway's own headers went into r.upLines, checked once here rather than per header in
-    // the pool (bench/README.md, "Low-load cost: instruction counts")
-    r.clientIp = peer
-  } else {
-    out.push('x-forwarded-for', peer)
-    out.push('x-forwarded-proto', 'http')
-    out.push('x-forwarded-host', stripPort(r.host))
-    out.push('x-forwarded-port', String(r.port))
-    out.push('x-forwarded-path', r.path)
-    if (strippedPrefix !== null && strippedPrefix !== '/') out.push('x-forwarded-prefix', strippedPrefix)
-    out.push('x-real-ip', peer)
-    r.clientIp = peer
-  }
-  if (r.upLines === '') {
     out.push('via', via === null ? VIA_UPSTREAM : `${via}, ${VIA_UPSTREAM}`)
     out.push('x-bouncer-request-id', r.requestId)
+  } else if (setOwnLines(r, peer, strippedPrefix, via)) {
+    // the gateway's own headers went into r.upLines, checked once here rather than per header in
+    // the pool (bench/README.md, "Low-load cost: instruction counts"); a plugin that reads or edits
+    // one of them moves them into the list first (materializeOwnLines)
+    r.clientIp = peer
+  } else {
+    pushOwnHeaders(out, r, peer, strippedPrefix, via)
+    r.clientIp = peer
   }
   if (framing >= 0) out.push('content-length', String(framing))
   // Host last: a retry on another target rewrites this one slot (unless the client's is kept)
@@ -179,15 +172,63 @@ export function buildUpstreamHeaders(r: ProxyRequest, preservedHost: string | nu
   out.push('host', preservedHost ?? '')
 }
 
+/** The gateway's own upstream headers for a peer outside trusted_ips, as list entries (what setOwnLines writes as lines). */
+function pushOwnHeaders(out: string[], r: ProxyRequest, peer: string, strippedPrefix: string | null, via: string | null): void {
+  out.push('x-forwarded-for', peer)
+  out.push('x-forwarded-proto', 'http')
+  out.push('x-forwarded-host', stripPort(r.host))
+  out.push('x-forwarded-port', String(r.port))
+  out.push('x-forwarded-path', r.path)
+  if (strippedPrefix !== null && strippedPrefix !== '/') out.push('x-forwarded-prefix', strippedPrefix)
+  out.push('x-real-ip', peer)
+  out.push('via', via === null ? VIA_UPSTREAM : `${via}, ${VIA_UPSTREAM}`)
+  out.push('x-bouncer-request-id', r.requestId)
+}
+
+/** Names of the headers setOwnLines writes: a plugin touching one of them needs materializeOwnLines() first. */
+export const OWN_LINE_NAMES: ReadonlySet<string> = new Set([
+  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-path', 'x-forwarded-prefix',
+  'x-real-ip', 'via', 'x-bouncer-request-id',
+])
+
 /**
- * The gateway's own upstream headers for a peer outside trusted_ips on a route without plugins, as
+ * Move the gateway's own headers from r.upLines into the flat list plugins edit, before the
+ * gateway's Content-Length and Host entries (where the list would have had them from the start).
+ * Called by RequestContext before a plugin reads or edits one of OWN_LINE_NAMES; a no-op once done
+ * or when they were never lines. test/proxy/own-lines.test.ts.
+ */
+export function materializeOwnLines(r: ProxyRequest): void {
+  if (r.upLines === '') return
+  r.upLines = ''
+  const own: string[] = []
+  pushOwnHeaders(own, r, r.peer, r.ownPrefix, r.ownVia)
+  const list = r.upHeaders
+  // the gateway's Host entry (plugins cannot add one: 'host' is gateway-owned), and its
+  // Content-Length right before it
+  let at = list.length
+  for (let i = 0; i < list.length; i += 2) {
+    if (list[i] === 'host') {
+      at = i >= 2 && list[i - 2] === 'content-length' ? i - 2 : i
+      break
+    }
+  }
+  list.splice(at, 0, ...own)
+  if (r.hostIndex !== -1 && r.hostIndex > at) r.hostIndex += own.length
+}
+
+/**
+ * The gateway's own upstream headers for a peer outside trusted_ips, as
  * header lines the pool sends unchecked (UpstreamDispatch.checkedLines). Of the values only those
  * the client chose (Host, the path, its Via) are checked, three tests where the pool would make
  * eighteen (a name and a value test per header); the names are ours. The same headers, in the same
- * order, as the flat list that plugins can edit. False when a value cannot be sent: the flat list
- * then takes them, and the pool refuses the request as for any bad header (UPSTREAM_INVALID_REQUEST).
+ * order, as pushOwnHeaders puts in the flat list; on a route with plugins they move into that list
+ * only if a plugin reads or edits one of them (materializeOwnLines). False when a value cannot be
+ * sent: the flat list then takes them, and the pool refuses the request as for any bad header
+ * (UPSTREAM_INVALID_REQUEST).
  */
 function setOwnLines(r: ProxyRequest, peer: string, strippedPrefix: string | null, via: string | null): boolean {
+  r.ownPrefix = strippedPrefix
+  r.ownVia = via
   const host = stripPort(r.host)
   const path = r.path
   if (!isValidHeaderValue(host) || !isValidHeaderValue(path) || (via !== null && !isValidHeaderValue(via))) return false

@@ -95,7 +95,10 @@ export function answerPluginExit(r: ProxyRequest, exit: PluginExit): void {
         if (isValidHeaderName(name.toLowerCase()) && isValidHeaderValue(value)) res.writeHeader(name, value)
       }
     }
-    if (ctx !== null) for (const [n, v] of ctx.finalResponseHeaders()) res.writeHeader(n, v)
+    if (ctx !== null) {
+      const final = ctx.finalResponseHeaders()
+      for (let i = 0; i < final.length; i += 2) res.writeHeader(final[i]!, final[i + 1]!)
+    }
     writeIdentity(r, true)
     res.end(body, close)
   })

@@ -10,6 +10,7 @@
 import type { Consumer, Route, Service } from '../config/model.js'
 import type { AuthenticatedCredential, PluginContext, PluginRequestView } from '../plugins/types.js'
 import { isValidHeaderName, isValidHeaderValue } from '../proxy/headers.js'
+import { OWN_LINE_NAMES } from './forwarding.js'
 import type { RequestBody } from '../proxy/request-body.js'
 
 /** What the context needs from the request that owns it. */
@@ -27,6 +28,12 @@ export interface ContextOwner {
   readonly body?: RequestBody | null
   /** the method sent upstream when a plugin changed it, else null */
   upstreamMethod?: string | null
+  /**
+   * Some of the upstream headers (the gateway's X-Forwarded-*, X-Real-IP, Via, request id) may be
+   * kept outside upHeaders as checked lines: this moves them into it. Called before a plugin reads or
+   * edits one of OWN_LINE_NAMES (src/server/forwarding.ts).
+   */
+  materializeOwnLines?(): void
   /** the proxy listener's address and port */
   readonly serverAddr?: string
   readonly port?: number
@@ -38,12 +45,36 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 /** Headers a plugin may not set on the upstream request: the gateway owns the framing and routing. */
 const GATEWAY_OWNED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'x-bouncer-request-id'])
 
+/**
+ * Response header names a plugin set before, as spelled → lower-cased, kept only once the name passed
+ * isValidHeaderName. Plugins set the same few names on every request (rate-limiting five, cors up to
+ * four), mostly as constant strings whose hash V8 keeps: one Map lookup replaces a `toLowerCase()`
+ * (a new string for every name with a capital) and the token check, on set and again when the head
+ * is written (bench/README.md, "Seventh session"). Cleared when full.
+ */
+const CHECKED_NAMES = new Map<string, string>()
+const CHECKED_NAMES_MAX = 1024
+
+/** `name` lower-cased, after the token check (throws for an invalid name). */
+function checkedResponseName(name: string): string {
+  const known = CHECKED_NAMES.get(name)
+  if (known !== undefined) return known
+  const lower = name.toLowerCase()
+  if (!isValidHeaderName(lower)) throw new Error(`invalid header name ${JSON.stringify(name)}`)
+  if (CHECKED_NAMES.size >= CHECKED_NAMES_MAX) CHECKED_NAMES.clear()
+  CHECKED_NAMES.set(name, lower)
+  return lower
+}
+
+/** Above this many edits finalResponseHeaders() finds the last write per name with a Map, not by scanning. */
+const SCAN_EDITS_MAX = 16
+
 export class RequestContext implements PluginContext, PluginRequestView {
   consumer: Consumer | null = null
   credential: AuthenticatedCredential | null = null
   authenticatedGroups: string[] | null = null
   readonly shared: Record<string, unknown> = {}
-  /** flat [name, value|values|null, …] edits to the client response, in order; null = remove */
+  /** flat [name as set, lower-cased name, value|values|null, …] edits to the client response, in order; null = remove */
   responseEdits: Array<string | string[] | null> | null = null
   /** response body rewrites set in the response phase (response-transformer), in order */
   bodyTransforms: Array<(body: Buffer) => Buffer | null> | null = null
@@ -159,6 +190,10 @@ export class RequestContext implements PluginContext, PluginRequestView {
     return this.cookies.get(name)
   }
 
+  rawHeaders(): readonly string[] {
+    return this.owner.raw
+  }
+
   /** every client header by lower-cased name, a repeated one as an array (built once, for SDK plugins) */
   headers(): Readonly<Record<string, string | string[]>> {
     if (this.allHeaders !== null) return this.allHeaders
@@ -199,6 +234,7 @@ export class RequestContext implements PluginContext, PluginRequestView {
   }
 
   upstreamHeader(name: string): string | string[] | undefined {
+    this.ownLines(name.toLowerCase())
     const list = this.owner.upHeaders
     let found: string | string[] | undefined
     for (let i = 0; i < list.length; i += 2) {
@@ -215,6 +251,7 @@ export class RequestContext implements PluginContext, PluginRequestView {
     if (GATEWAY_OWNED.has(lower)) throw new Error(`plugins cannot set the upstream header '${name}'`)
     if (!isValidHeaderName(lower)) throw new Error(`invalid header name ${JSON.stringify(name)}`)
     if (value !== null && !isValidHeaderValue(value)) throw new Error(`invalid value for header '${name}'`)
+    this.ownLines(lower)
     const list = this.owner.upHeaders
     // Usually the name is not there yet (auth plugins set five identity headers per request, which the
     // data plane already stripped from the client's): find that out cheaply — a name of another length
@@ -251,6 +288,11 @@ export class RequestContext implements PluginContext, PluginRequestView {
     }
   }
 
+  /** the gateway's own header lines into the list before `lower`, one of them, is read or edited */
+  private ownLines(lower: string): void {
+    if (OWN_LINE_NAMES.has(lower)) this.owner.materializeOwnLines?.()
+  }
+
   clearUpstreamQueryArg(name: string): void {
     const path = this.owner.upstreamPath
     const q = path.indexOf('?')
@@ -263,15 +305,15 @@ export class RequestContext implements PluginContext, PluginRequestView {
   }
 
   setResponseHeader(name: string, value: string | null): void {
-    if (!isValidHeaderName(name.toLowerCase())) throw new Error(`invalid header name ${JSON.stringify(name)}`)
+    const lower = checkedResponseName(name)
     if (value !== null && !isValidHeaderValue(value)) throw new Error(`invalid value for header '${name}'`)
-    ;(this.responseEdits ??= []).push(name, value)
+    ;(this.responseEdits ??= []).push(name, lower, value)
   }
 
   setResponseHeaderValues(name: string, values: string[]): void {
-    if (!isValidHeaderName(name.toLowerCase())) throw new Error(`invalid header name ${JSON.stringify(name)}`)
+    const lower = checkedResponseName(name)
     for (const v of values) if (!isValidHeaderValue(v)) throw new Error(`invalid value for header '${name}'`)
-    ;(this.responseEdits ??= []).push(name, values.length === 0 ? null : [...values])
+    ;(this.responseEdits ??= []).push(name, lower, values.length === 0 ? null : [...values])
   }
 
   transformResponseBody(transform: (body: Buffer) => Buffer | null): void {
@@ -280,6 +322,7 @@ export class RequestContext implements PluginContext, PluginRequestView {
 
   upstreamHeaderValues(name: string): string[] {
     const lower = name.toLowerCase()
+    this.ownLines(lower)
     const list = this.owner.upHeaders
     const out: string[] = []
     for (let i = 0; i < list.length; i += 2) if (list[i]!.toLowerCase() === lower) out.push(list[i + 1]!)
@@ -291,6 +334,7 @@ export class RequestContext implements PluginContext, PluginRequestView {
     if (GATEWAY_OWNED.has(lower)) throw new Error(`plugins cannot set the upstream header '${name}'`)
     if (!isValidHeaderName(lower)) throw new Error(`invalid header name ${JSON.stringify(name)}`)
     if (!isValidHeaderValue(value)) throw new Error(`invalid value for header '${name}'`)
+    this.ownLines(lower)
     this.owner.upHeaders.push(name, value)
   }
 
@@ -318,24 +362,44 @@ export class RequestContext implements PluginContext, PluginRequestView {
     const e = this.responseEdits
     if (e === null) return null
     const s = new Set<string>()
-    for (let i = 0; i < e.length; i += 2) s.add((e[i] as string).toLowerCase())
+    for (let i = 1; i < e.length; i += 3) s.add(e[i] as string)
     return s
   }
 
-  /** the final value(s) per edited name (last write wins), one pair per header line, for writing */
-  finalResponseHeaders(): Array<[string, string]> {
+  /**
+   * The final value(s) per edited name, as a flat [name, value, …] list, one pair per header line:
+   * names in the order of their first edit, each with its last edit's spelling and value(s) (last
+   * write wins); a name whose last edit removed it is left out.
+   */
+  finalResponseHeaders(): string[] {
     const e = this.responseEdits
-    if (e === null) return []
-    const last = new Map<string, [string, string | string[] | null]>()
-    for (let i = 0; i < e.length; i += 2) last.set((e[i] as string).toLowerCase(), [e[i] as string, e[i + 1]!])
-    const out: Array<[string, string]> = []
-    for (const [n, v] of last.values()) {
-      if (v === null) continue
-      if (typeof v === 'string') out.push([n, v])
-      else for (const one of v) out.push([n, one])
+    const out: string[] = []
+    if (e === null) return out
+    if (e.length > SCAN_EDITS_MAX * 3) {
+      const last = new Map<string, number>()
+      for (let i = 0; i < e.length; i += 3) last.set(e[i + 1] as string, i)
+      for (const i of last.values()) pushEdit(out, e, i)
+      return out
+    }
+    // a few edits (the usual case): scan instead of building a Map per response
+    outer: for (let i = 0; i < e.length; i += 3) {
+      const lower = e[i + 1]
+      for (let j = 0; j < i; j += 3) if (e[j + 1] === lower) continue outer
+      let k = i
+      for (let j = i + 3; j < e.length; j += 3) if (e[j + 1] === lower) k = j
+      pushEdit(out, e, k)
     }
     return out
   }
+}
+
+/** Append edit `i` of `e` (name, lower, value|values|null) to a flat [name, value, …] list. */
+function pushEdit(out: string[], e: ReadonlyArray<string | string[] | null>, i: number): void {
+  const v = e[i + 2]!
+  if (v === null) return
+  const n = e[i] as string
+  if (typeof v === 'string') out.push(n, v)
+  else for (const one of v) out.push(n, one)
 }
 
 const HEX = /^[0-9a-fA-F]{2}$/

@@ -25,7 +25,7 @@ import type { IpMatcher } from '../proxy/trusted-ips.js'
 import { RequestBody, type BodyOwner } from '../proxy/request-body.js'
 import type { Settings } from '../settings.js'
 import type { Logger } from '../observability/logger.js'
-import { buildUpstreamHeaders, dispatch, type UpstreamAttempt } from './forwarding.js'
+import { buildUpstreamHeaders, dispatch, materializeOwnLines, type UpstreamAttempt } from './forwarding.js'
 import { ResponseRelay, type HeadBlock } from './response-relay.js'
 import { answerError, answerErrorAndClose, answerHttpsRequired, answerPluginExit, CANCELLED, JSON_CONTENT_TYPE, SERVER_TOKEN } from './gateway-answers.js'
 
@@ -92,6 +92,9 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
   readonly upHeaders: string[] = []
   /** the gateway's own upstream header lines, already checked, when not in upHeaders (forwarding.ts setOwnLines) */
   upLines = ''
+  /** what upLines were written from besides the request's own fields, to put them in upHeaders after all (forwarding.ts materializeOwnLines) */
+  ownPrefix: string | null = null
+  ownVia: string | null = null
   hostIndex = -1
   body: RequestBody | null = null
   current: UpstreamAttempt | null = null
@@ -116,6 +119,11 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
     super(res)
     this.compiled = plane.compiled
     this.port = plane.port
+  }
+
+  /** ContextOwner: the gateway's own header lines into upHeaders, before a plugin reads or edits one */
+  materializeOwnLines(): void {
+    materializeOwnLines(this)
   }
 
   /** the proxy listener's address (correlation-id's tracker) */
@@ -370,7 +378,8 @@ export class ProxyRequest extends ResponseRelay implements RouteRequest, BodyOwn
   /** The plugins' response headers, then Via and the X-Bouncer-* headers (unless settings turn them off). */
   addOwnHeaders(block: HeadBlock, via: string | null): void {
     if (this.headEdited !== null) {
-      for (const [hn, hv] of this.ctx!.finalResponseHeaders()) block.add(hn, hv)
+      const final = this.ctx!.finalResponseHeaders()
+      for (let i = 0; i < final.length; i += 2) block.add(final[i]!, final[i + 1]!)
     }
     if (this.plane.headersOn) {
       block

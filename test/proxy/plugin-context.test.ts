@@ -4,6 +4,7 @@
  * data plane rewrites on retries keeps pointing at the Host value.
  */
 import t from 'tap'
+import fc from 'fast-check'
 import { RequestContext, type ContextOwner } from '../../src/server/plugin-context.js'
 import type { Route } from '../../src/config/model.js'
 
@@ -52,4 +53,69 @@ t.test('gateway-owned and malformed headers are refused with the name', async (t
   t.throws(() => ctx.setUpstreamHeader('Host', 'evil'), /plugins cannot set the upstream header 'Host'/)
   t.throws(() => ctx.setUpstreamHeader('bad name', 'x'), /invalid header name "bad name"/)
   t.throws(() => ctx.setUpstreamHeader('X-Ok', 'a\r\nb'), /invalid value for header 'X-Ok'/)
+})
+
+/**
+ * Response header edits (setResponseHeader / setResponseHeaderValues): what the response head gets is
+ * the names in the order of their first edit, each with its last edit's spelling and value(s), a name
+ * last removed left out. finalResponseHeaders() scans a few edits and uses a Map above 16; both are
+ * checked here against a plain model of that rule.
+ */
+type Edit = [name: string, value: string | string[] | null]
+
+function model(edits: Edit[]): string[] {
+  const last = new Map<string, Edit>()
+  for (const e of edits) last.set(e[0].toLowerCase(), e)
+  const out: string[] = []
+  for (const [n, v] of last.values()) {
+    if (v === null) continue
+    for (const one of typeof v === 'string' ? [v] : v) out.push(n, one)
+  }
+  return out
+}
+
+function applyEdits(edits: Edit[]): RequestContext {
+  const ctx = ctxFor(owner(['host', 'up:80']))
+  for (const [n, v] of edits) {
+    if (Array.isArray(v)) ctx.setResponseHeaderValues(n, v)
+    else ctx.setResponseHeader(n, v)
+  }
+  return ctx
+}
+
+t.test('response edits: order of first edit, last write wins, a removal drops the name', async (t) => {
+  const edits: Edit[] = [
+    ['X-RateLimit-Limit-Second', '10'],
+    ['Vary', 'Origin'],
+    ['x-ratelimit-limit-second', '20'],
+    ['X-Gone', 'a'],
+    ['Set-Cookie', ['a=1', 'b=2']],
+    ['x-gone', null],
+  ]
+  const ctx = applyEdits(edits)
+  t.same(ctx.finalResponseHeaders(), ['x-ratelimit-limit-second', '20', 'Vary', 'Origin', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2'])
+  t.same([...ctx.editedResponseNames()!].sort(), ['set-cookie', 'vary', 'x-gone', 'x-ratelimit-limit-second'])
+  t.same(ctxFor(owner([])).finalResponseHeaders(), [], 'no edits, no headers')
+  t.equal(ctxFor(owner([])).editedResponseNames(), null)
+})
+
+t.test('response edits: the scan (≤ 16 edits) and the Map (more) agree with the model', async (t) => {
+  const names = ['X-A', 'x-a', 'X-B', 'Vary', 'vary', 'Set-Cookie', 'X-RateLimit-Remaining-Hour']
+  const edit = fc.tuple(fc.constantFrom(...names), fc.oneof(fc.constant(null), fc.constantFrom('1', 'v', ''), fc.array(fc.constantFrom('p', 'q'), { maxLength: 2 })))
+  fc.assert(
+    fc.property(fc.array(edit, { maxLength: 40 }), (edits) => {
+      t.same(applyEdits(edits as Edit[]).finalResponseHeaders(), model(edits as Edit[]))
+    }),
+    { numRuns: 300 },
+  )
+})
+
+t.test('response edits: an invalid name or value is refused, also after a valid name was seen', async (t) => {
+  const ctx = ctxFor(owner([]))
+  ctx.setResponseHeader('X-Ok', '1')
+  t.throws(() => ctx.setResponseHeader('bad name', '1'), /invalid header name "bad name"/)
+  t.throws(() => ctx.setResponseHeader('X-Ok', 'a\r\nb'), /invalid value for header 'X-Ok'/)
+  t.throws(() => ctx.setResponseHeaderValues('X-Ok', ['fine', 'a\nb']), /invalid value for header 'X-Ok'/)
+  t.throws(() => ctx.setResponseHeader('bad name', '1'), /invalid header name "bad name"/, 'an invalid name is never remembered as checked')
+  t.same(ctx.finalResponseHeaders(), ['X-Ok', '1'], 'refused edits leave nothing behind')
 })

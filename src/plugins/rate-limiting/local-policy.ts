@@ -21,6 +21,9 @@ import type { Outcome, PeriodLimit, RateLimitPolicy } from './policy.js'
 /** the counter key of one period, as the store names it: `<identity>:<period>` (the store adds the window start) */
 const keyOf = (identity: string, limit: PeriodLimit) => `${identity}:${limit.period}`
 
+/** identities whose per-period keys a policy keeps (see keysOf) */
+const KEY_CACHE_MAX = 10_000
+
 export function createLocalPolicy(limits: readonly PeriodLimit[], counters: Pick<CounterService, 'take' | 'give'>, sliding: boolean): RateLimitPolicy {
   const n = limits.length
   /** sliding: each period's previous window, cached per current window */
@@ -34,25 +37,41 @@ export function createLocalPolicy(limits: readonly PeriodLimit[], counters: Pick
     }
     return p.prev
   }
+  /**
+   * Each period's counter key for an identity, kept: an identity recurs (the handler hands the same
+   * string for the same client or consumer), and a kept key is a string whose hash V8 already has
+   * for the lease lookup (src/cluster/plugin-services-client.ts). Cleared when full.
+   */
+  const keys = new Map<string, string[]>()
+  const keysOf = (identity: string): string[] => {
+    let k = keys.get(identity)
+    if (k === undefined) {
+      if (keys.size >= KEY_CACHE_MAX) keys.clear()
+      k = limits.map((l) => keyOf(identity, l))
+      keys.set(identity, k)
+    }
+    return k
+  }
   return {
     check(identity, now) {
+      const k = keysOf(identity)
       let results: Array<ReturnType<CounterService['take']>> | null = null
       let sync = true
       for (let i = 0; i < n; i++) {
         const l = limits[i]!
         const w = l.windowAt(now)
         const r = sliding
-          ? counters.take(keyOf(identity, l), l.units, w.end - w.start, 1, w.start, previous(i, w))
-          : counters.take(keyOf(identity, l), l.units, w.end - w.start, 1, w.start)
+          ? counters.take(k[i]!, l.units, w.end - w.start, 1, w.start, previous(i, w))
+          : counters.take(k[i]!, l.units, w.end - w.start, 1, w.start)
         ;(results ??= new Array(n))[i] = r
         if (r instanceof Promise) sync = false
       }
-      if (sync) return settle(identity, now, results as Array<{ allowed: boolean; remaining: number }>)
-      return Promise.all(results!).then((all) => settle(identity, now, all))
+      if (sync) return settle(k, now, results as Array<{ allowed: boolean; remaining: number }>)
+      return Promise.all(results!).then((all) => settle(k, now, all))
     },
   }
 
-  function settle(identity: string, now: number, results: ReadonlyArray<{ allowed: boolean; remaining: number }>): Outcome {
+  function settle(k: readonly string[], now: number, results: ReadonlyArray<{ allowed: boolean; remaining: number }>): Outcome {
     let stop = -1
     for (let i = 0; i < n; i++) if (!results[i]!.allowed) stop = i
     const remaining = new Array<number>(n)
@@ -67,7 +86,7 @@ export function createLocalPolicy(limits: readonly PeriodLimit[], counters: Pick
       if (stop >= 0) {
         // refused by another period: not counted here either (Kong counts only admitted requests)
         const w = l.windowAt(now)
-        counters.give(keyOf(identity, l), w.end - w.start, 1, w.start)
+        counters.give(k[i]!, w.end - w.start, 1, w.start)
         left += 1
       }
       // a fractional limit: Kong says limit - usage
