@@ -357,13 +357,17 @@ export class RequestContext implements PluginContext, PluginRequestView {
     return q === -1 ? '' : path.slice(q + 1)
   }
 
-  /** lower-cased names the plugins set or removed on the response (the upstream's copies are dropped) */
-  editedResponseNames(): Set<string> | null {
+  /**
+   * Lower-cased names the plugins set or removed on the response (the upstream's copies are
+   * dropped), as a list the relay checks with includes(): a few names, so no Set per response. A name
+   * edited twice is listed twice.
+   */
+  editedResponseNames(): string[] | null {
     const e = this.responseEdits
     if (e === null) return null
-    const s = new Set<string>()
-    for (let i = 1; i < e.length; i += 3) s.add(e[i] as string)
-    return s
+    const names = new Array<string>(e.length / 3)
+    for (let i = 1, j = 0; i < e.length; i += 3, j++) names[j] = e[i] as string
+    return names
   }
 
   /**

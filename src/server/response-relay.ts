@@ -102,7 +102,7 @@ export abstract class ResponseRelay {
   private headOrig: string[] | null = null
   private headListed: string[] | null = null
   /** names whose upstream copies are replaced by the subclass's own (plugins' response headers) */
-  headEdited: Set<string> | null = null
+  headEdited: readonly string[] | null = null
   /** a length-delimited chunk uWS could not take whole, and the write offset it started at */
   private pending: Buffer | null = null
   private pendingOffset = 0
@@ -219,7 +219,7 @@ export abstract class ResponseRelay {
       const action = RESPONSE_HEADER_ACTION.get(name)
       if (action === RES_DROP) continue
       if (listed !== null && listed.includes(name)) continue
-      if (edited !== null && edited.has(name)) continue
+      if (edited !== null && edited.includes(name)) continue
       const value = raw[i + 1]!
       // llhttp already refuses CR/LF from upstreams; checked again because uWS checks nothing
       if (!isValidHeaderValue(value)) continue

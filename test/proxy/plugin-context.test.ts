@@ -94,7 +94,7 @@ t.test('response edits: order of first edit, last write wins, a removal drops th
   ]
   const ctx = applyEdits(edits)
   t.same(ctx.finalResponseHeaders(), ['x-ratelimit-limit-second', '20', 'Vary', 'Origin', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2'])
-  t.same([...ctx.editedResponseNames()!].sort(), ['set-cookie', 'vary', 'x-gone', 'x-ratelimit-limit-second'])
+  t.same([...new Set(ctx.editedResponseNames())].sort(), ['set-cookie', 'vary', 'x-gone', 'x-ratelimit-limit-second'])
   t.same(ctxFor(owner([])).finalResponseHeaders(), [], 'no edits, no headers')
   t.equal(ctxFor(owner([])).editedResponseNames(), null)
 })

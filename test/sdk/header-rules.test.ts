@@ -5,6 +5,7 @@
  * the built-in plugins' context and the upstream pool.
  */
 import t from 'tap'
+import fc from 'fast-check'
 import { definePlugin, Type } from '@bouncer/sdk'
 import { HEADER_NAME_PATTERN, isHeaderName, isHeaderValue } from '@bouncer/sdk/header-rules'
 import { testPlugin } from '@bouncer/sdk/testing'
@@ -136,4 +137,36 @@ t.test('header edits: one function for the gateway and the harness; add on a mis
   const h = testPlugin(plugin)
   t.same((await h.access({ headers: { 'x-old': 'a' } })).upstream.headers, { 'x-new': 'n', 'x-old': 'a, o' })
   t.same(h.response({}, { status: 200 }).responseHeaders, { 'x-new': 'n' })
+})
+
+t.test('header edits: all-distinct `set`s (written without a Map) give what the general rule gives', async (t) => {
+  const { applyHeaderOps } = await import('@bouncer/sdk/header-rules')
+  type Op = ['set' | 'add' | 'clear', string, string]
+  // the rule as documented: per name, in first-edit order, the final value (or null)
+  const model = (ops: Op[], current: (n: string) => string | undefined): Array<[string, string | null]> => {
+    const now = new Map<string, string | null>()
+    for (const [op, n, v] of ops) {
+      if (op === 'set') now.set(n, v)
+      else if (op === 'clear') now.set(n, null)
+      else {
+        const prev = now.has(n) ? now.get(n) : current(n)
+        now.set(n, prev === null || prev === undefined ? v : `${prev}, ${v}`)
+      }
+    }
+    return [...now]
+  }
+  const current = (n: string) => (n === 'present' ? 'p' : undefined)
+  const op = fc.tuple(fc.constantFrom<Op[0]>('set', 'set', 'set', 'add', 'clear'), fc.constantFrom('a', 'b', 'c', 'present', 'x-frame-options'), fc.constantFrom('1', 'v', ''))
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 20 }), (ops) => {
+      const written: Array<[string, string | null]> = []
+      applyHeaderOps(ops as Op[], current, (n, v) => void written.push([n, v]))
+      t.same(written, model(ops as Op[], current))
+    }),
+    { numRuns: 300 },
+  )
+  const sets: Op[] = [['set', 'x-a', '1'], ['set', 'x-b', '2'], ['set', 'x-c', '3']]
+  const written: Array<[string, string | null]> = []
+  applyHeaderOps(sets, () => 'ignored', (n, v) => void written.push([n, v]))
+  t.same(written, [['x-a', '1'], ['x-b', '2'], ['x-c', '3']], 'distinct sets: each once, in order, current() not consulted')
 })
