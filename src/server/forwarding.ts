@@ -195,7 +195,7 @@ export const OWN_LINE_NAMES: ReadonlySet<string> = new Set([
  * Move the gateway's own headers from r.upLines into the flat list plugins edit, before the
  * gateway's Content-Length and Host entries (where the list would have had them from the start).
  * Called by RequestContext before a plugin reads or edits one of OWN_LINE_NAMES; a no-op once done
- * or when they were never lines. test/proxy/own-lines.test.ts.
+ * or when they were never lines. test/integration/own-lines.test.ts.
  */
 export function materializeOwnLines(r: ProxyRequest): void {
   if (r.upLines === '') return
