@@ -30,7 +30,9 @@
  *
  * Usage: `npx tsc -p tsconfig.json && node dist/bench/callgrind-pair.js [--requests 20000]
  * [--warmup 40000] [--only floor|bouncer] [--top 30] [--out DIR] [--bouncer-root DIR]
- * [--node-arg=--max-semi-space-size=32 ...]`. Needs valgrind on PATH.
+ * [--node-arg=--max-semi-space-size=32 ...] [--scenario NAME]`. Needs valgrind on PATH. `--scenario`
+ * serves another bench scenario's route (its config, `bouncer start` arguments and request headers;
+ * default no-plugins), e.g. sandbox-noop for what a sandboxed plugin's crossing costs at low load.
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -40,7 +42,7 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { responseEnd } from './lib/conn-client.js'
 import { findBinary, startFloor, startGateway, startUpstream, type Proc } from './lib/processes.js'
-import { benchConfig } from './scenarios/service.js'
+import { SCENARIOS } from './scenarios/index.js'
 
 interface Options {
   requests: number
@@ -53,6 +55,8 @@ interface Options {
   bouncerRoot: string | null
   /** extra node flags for both proxies (V8 settings to try, e.g. --max-semi-space-size=32) */
   nodeArgs: string[]
+  /** the bench scenario whose route Bouncer serves (its config, arguments and request headers) */
+  scenario: string
 }
 
 function parseOptions(argv: string[]): Options {
@@ -67,6 +71,7 @@ function parseOptions(argv: string[]): Options {
       out: { type: 'string' },
       'bouncer-root': { type: 'string' },
       'node-arg': { type: 'string', multiple: true },
+      scenario: { type: 'string' },
     },
     strict: true,
   })
@@ -88,7 +93,19 @@ function parseOptions(argv: string[]): Options {
     out: v.out ?? mkdtempSync(path.join(os.tmpdir(), 'callgrind-pair-')),
     bouncerRoot: v['bouncer-root'] ?? null,
     nodeArgs: v['node-arg'] ?? [],
+    scenario: scenarioOption(v.scenario),
   }
+}
+
+/** A bench scenario that runs through Bouncer (bench/scenarios), by name. */
+function scenarioOption(name: string | undefined): string {
+  if (name === undefined) return 'no-plugins'
+  const sc = SCENARIOS.find((s) => s.name === name)
+  if (sc === undefined || sc.via !== 'bouncer' || sc.name === 'admin-writes' || sc.name.startsWith('rate-limit-') && sc.name !== 'rate-limit-local') {
+    const names = SCENARIOS.filter((s) => s.via === 'bouncer').map((s) => s.name)
+    throw new Error(`--scenario must be a scenario through Bouncer without another server (${names.join(', ')}), got "${name}"`)
+  }
+  return name
 }
 
 // ------------------------------------------------------------------------------------------ client
@@ -304,13 +321,29 @@ async function measure(
   const nodeArgs = ['--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${dir}/v8.log`, ...o.nodeArgs]
   let proc: Proc
   let head: string
+  let cleanup: (() => void) | null = null
   const workerPids: number[] = []
   if (what === 'floor') {
     proc = await startFloor(upstreamPort, 1, null, wrap, nodeArgs, 300_000)
     head = 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
   } else {
-    proc = await startGateway({ config: benchConfig(upstreamPort), workers: 1, cpus: null, wrap, nodeArgs, readyTimeoutMs: 300_000, ...(o.bouncerRoot !== null ? { root: o.bouncerRoot } : {}) })
-    head = 'GET /bench HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
+    const prep = await SCENARIOS.find((s) => s.name === o.scenario)!.prepare(upstreamPort)
+    cleanup = prep.cleanup ?? null
+    const args = prep.args ?? []
+    if (args.includes('--custom-plugins')) {
+      // valgrind runs one thread at a time and ~50x slower: the sandbox's 20 ms CPU budget per slice
+      // and its watchdog (another thread) would stop slices that are only slow under valgrind
+      const limits = path.join(dir, 'plugin-limits.json')
+      writeFileSync(limits, JSON.stringify({ '*': { cpu_ms: 60_000, wall_ms: 600_000, startup_ms: 60_000 } }))
+      args.push('--plugin-limits', limits)
+    }
+    proc = await startGateway({
+      config: prep.config!, workers: 1, cpus: null, wrap, nodeArgs, args, readyTimeoutMs: 300_000,
+      ...(o.bouncerRoot !== null ? { root: o.bouncerRoot } : {}),
+    })
+    head = `GET ${prep.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n`
+    for (const [k, v] of Object.entries(prep.headers ?? {})) head += `${k}: ${v}\r\n`
+    head += '\r\n'
   }
   try {
     const workers = childrenOf(proc.child.pid!)
@@ -350,6 +383,7 @@ async function measure(
     return { profile, perRequest: profile.total / o.requests, file: main }
   } finally {
     await proc.stop()
+    cleanup?.()
     // the perf maps of this run's node processes (primary and worker), once read
     for (const pid of [proc.child.pid, ...workerPids]) if (pid !== undefined) rmSync(`/tmp/perf-${pid}.map`, { force: true })
   }

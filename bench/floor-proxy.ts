@@ -35,9 +35,10 @@ import { UpstreamPool, type UpstreamHandler } from '../src/proxy/upstream-pool.j
 import { ResponseRelay, type HeadBlock } from '../src/server/response-relay.js'
 import { uws, type HttpRequest, type HttpResponse } from '../src/server/uws.js'
 import { DEFAULT_SETTINGS } from '../src/settings.js'
+import { PipelinedUpstream } from './lib/pipelined-upstream.js'
 import { freePort } from './lib/processes.js'
 
-const USAGE = 'usage: floor-proxy --upstream http://HOST:PORT [--port N] [--workers N]'
+const USAGE = 'usage: floor-proxy --upstream http://HOST:PORT [--port N] [--workers N] [--pipeline N]'
 const LISTEN_HOST = '127.0.0.1'
 /** Kong's default connect/read timeout for a service, which the bench's gateway services keep. */
 const SERVICE_TIMEOUT_MS = 60_000
@@ -49,6 +50,8 @@ interface FloorOptions {
   port: number
   upstream: URL
   workers: number
+  /** an experiment: N pipelined upstream connections per worker instead of the pool (bench/lib/pipelined-upstream.ts); 0 = the pool */
+  pipeline: number
   /** internal: this process is a worker forked by the primary */
   worker: boolean
 }
@@ -60,7 +63,7 @@ function parseFloorArgs(argv: string[]): FloorOptions {
   try {
     v = parseArgs({
       args: argv,
-      options: { port: { type: 'string' }, upstream: { type: 'string' }, workers: { type: 'string' }, worker: { type: 'boolean' } },
+      options: { port: { type: 'string' }, upstream: { type: 'string' }, workers: { type: 'string' }, pipeline: { type: 'string' }, worker: { type: 'boolean' } },
       strict: true,
       allowPositionals: false,
     }).values
@@ -81,7 +84,10 @@ function parseFloorArgs(argv: string[]): FloorOptions {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new FloorUsageError(`--port must be 0..65535, got "${v.port}"`)
   const workers = v.workers === undefined ? 1 : Number(v.workers)
   if (!Number.isInteger(workers) || workers < 1) throw new FloorUsageError(`--workers must be a positive integer, got "${v.workers}"`)
-  return { port, upstream, workers, worker: v.worker ?? false }
+  const pipeline = v.pipeline === undefined ? 0 : Number(v.pipeline)
+  if (!Number.isInteger(pipeline) || pipeline < 0 || pipeline > 64) throw new FloorUsageError(`--pipeline must be 0..64 connections, got "${v.pipeline}"`)
+  if (pipeline > 0 && upstream.protocol !== 'http:') throw new FloorUsageError('--pipeline works with an http:// upstream only')
+  return { port, upstream, workers, pipeline, worker: v.worker ?? false }
 }
 
 // ------------------------------------------------------------------------------------------ worker
@@ -220,6 +226,7 @@ function runWorker(o: FloorOptions): void {
     rejectUnauthorized: true,
   })
   const hostHeader = o.upstream.host
+  const pipelined = o.pipeline > 0 ? new PipelinedUpstream(o.upstream.hostname, Number(o.upstream.port || 80), o.pipeline) : null
 
   const onRequest = (res: HttpResponse, req: HttpRequest): void => {
     const method = req.getCaseSensitiveMethod()
@@ -244,6 +251,7 @@ function runWorker(o: FloorOptions): void {
       if (listed !== null) headers = withoutListed(headers, listed)
     }
     headers.push('host', hostHeader)
+    if (pipelined !== null) return pipelined.dispatch(method, query ? `${url}?${query}` : url, headers, r)
     pool.dispatch(
       { method, path: query ? `${url}?${query}` : url, headers, body: null, headersTimeout: SERVICE_TIMEOUT_MS, bodyTimeout: SERVICE_TIMEOUT_MS },
       r,
@@ -288,7 +296,7 @@ async function runPrimary(o: FloorOptions): Promise<void> {
   process.on('SIGINT', () => void stop(0))
 
   const ready = Array.from({ length: o.workers }, () => {
-    const w = fork(self, ['--worker', '--port', String(port), '--upstream', o.upstream.href], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+    const w = fork(self, ['--worker', '--port', String(port), '--upstream', o.upstream.href, '--pipeline', String(o.pipeline)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
     workers.push(w)
     return new Promise<void>((resolve, reject) => {
       w.once('message', () => resolve())

@@ -92,7 +92,7 @@ export type OptionalTarget = (typeof OPTIONAL_TARGETS)[number]
 /** The chosen scenarios plus what their ratios need (baselines, and references when they can run), in run order. */
 export function selectScenarios(names: string[] | null, optional: Readonly<Record<OptionalTarget, boolean>>): Scenario[] {
   const runnable = (s: Scenario) => (s.via === 'nginx' || s.via === 'haproxy' || s.via === 'floor' ? optional[s.via] : true)
-  if (names === null) return SCENARIOS.filter(runnable)
+  if (names === null) return SCENARIOS.filter((s) => runnable(s) && s.onlyWhenNamed !== true)
   for (const n of names) {
     if (!SCENARIOS.some((s) => s.name === n)) throw new BenchUsageError(`unknown scenario "${n}" (scenarios: ${SCENARIOS.map((s) => s.name).join(', ')})`)
   }

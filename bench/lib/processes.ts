@@ -197,11 +197,11 @@ export async function startUpstream(cpus: string | null): Promise<Proc> {
  * pinned like the gateway; resolves once every worker listens. Its primary's process tree (primary
  * + workers) is what the CPU column measures, as for the gateway.
  */
-export async function startFloor(upstreamPort: number, workers: number, cpus: string | null, wrap: string[] = [], nodeArgs: string[] = [], readyMs = 30_000): Promise<Proc> {
+export async function startFloor(upstreamPort: number, workers: number, cpus: string | null, wrap: string[] = [], nodeArgs: string[] = [], readyMs = 30_000, floorArgs: string[] = []): Promise<Proc> {
   const child = spawnPinned(
     [
       ...wrap, process.execPath, ...nodeArgs, path.join(PACKAGE_ROOT, 'dist/bench/floor-proxy.js'),
-      '--port', '0', '--upstream', `http://127.0.0.1:${upstreamPort}`, '--workers', String(workers),
+      '--port', '0', '--upstream', `http://127.0.0.1:${upstreamPort}`, '--workers', String(workers), ...floorArgs,
     ],
     cpus,
   )

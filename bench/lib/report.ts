@@ -60,7 +60,39 @@ export function renderMarkdown(run: BenchResults): string {
   if (targets) lines.push('', targets)
   const overFloor = renderOverFloor(run)
   if (overFloor.length > 0) lines.push('', ...overFloor)
+  const pipelined = renderPipelinedFloor(run)
+  if (pipelined !== null) lines.push('', pipelined)
   return lines.join('\n') + '\n'
+}
+
+/** The median over rounds of `a`'s req/s ÷ `b`'s req/s in the same round, or undefined. */
+function roundRatio(a: ScenarioResult, b: ScenarioResult): number | undefined {
+  const ratios: number[] = []
+  for (const x of a.runs) {
+    const y = b.runs.find((s) => s.round === x.round)
+    if (y && y.saturation.rps > 0) ratios.push(x.saturation.rps / y.saturation.rps)
+  }
+  return ratios.length > 0 ? median(ratios) : undefined
+}
+
+/**
+ * The pipelining experiment (issue 12, design (e); bench/scenarios/floor.ts floor-pipelined): CPU per
+ * request against the floor, req/s against the floor and nginx within each round. Informational.
+ */
+export function renderPipelinedFloor(run: BenchResults): string | null {
+  const pl = run.results.find((r) => r.name === 'floor-pipelined')
+  const fl = run.results.find((r) => r.name === 'floor')
+  if (!pl || !fl) return null
+  const ng = run.results.find((r) => r.name === 'nginx')
+  const x = pl.metrics.cpu_us
+  const y = fl.metrics.cpu_us
+  const z = x !== undefined && y !== undefined ? x - y : undefined
+  const sign = z !== undefined && z >= 0 ? '+' : ''
+  return (
+    `The floor with pipelined upstream connections (an experiment, bench/lib/pipelined-upstream.ts): ${f(x, 1)} µs CPU/req vs the floor's ${f(y, 1)} µs ` +
+    `(${z === undefined ? '—' : `${sign}${z.toFixed(1)}`} µs); req/s ${f(roundRatio(pl, fl), 2)}× the floor` +
+    `${ng ? `, ${f(roundRatio(pl, ng), 2)}× nginx` : ''} (same round medians). Informational, not a target.`
+  )
 }
 
 /** Pairs of (Bouncer scenario, floor scenario) compared in "Bouncer over the floor". */

@@ -181,7 +181,7 @@ export async function runSuite(o: BenchOptions): Promise<SuiteOutput> {
             })
             port = target.port
           } else if (sc.via === 'floor') {
-            target = await startFloor(upstream.port, o.workers, pin.gw)
+            target = await startFloor(upstream.port, o.workers, pin.gw, [], [], 30_000, prep.args ?? [])
             port = target.port
           }
           const url = `http://127.0.0.1:${port}${prep.path}`

@@ -20,3 +20,18 @@ export const floor16k: Scenario = {
   baseline: 'direct-16k',
   prepare: () => ({ path: '/16k' }),
 }
+
+/**
+ * An experiment (issue 12, design (e)): the floor with its upstream requests pipelined, 4 connections
+ * per worker, the requests of one event-loop turn written together (bench/lib/pipelined-upstream.ts).
+ * floor-pipelined − floor is what batching the upstream side's syscalls could buy the stack. Runs
+ * only when named: `npm run bench -- --scenarios nginx,floor,floor-pipelined,no-plugins`.
+ */
+export const floorPipelined: Scenario = {
+  name: 'floor-pipelined',
+  description: 'through the floor proxy with pipelined upstream connections (4 per worker; an experiment), small JSON body',
+  via: 'floor',
+  baseline: 'direct',
+  onlyWhenNamed: true,
+  prepare: () => ({ path: '/', args: ['--pipeline', '4'] }),
+}

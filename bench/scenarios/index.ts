@@ -4,7 +4,7 @@
  */
 import { adminWrites } from './admin-writes.js'
 import { direct, direct16k } from './direct.js'
-import { floor, floor16k } from './floor.js'
+import { floor, floor16k, floorPipelined } from './floor.js'
 import { haproxy, haproxy16k, haproxyJwt } from './haproxy.js'
 import { fullChain } from './full-chain.js'
 import { jwtAcl } from './jwt-acl.js'
@@ -24,7 +24,7 @@ import { sandboxNoop } from './sandbox-noop.js'
 import type { Scenario } from './types.js'
 
 export const SCENARIOS: Scenario[] = [
-  direct, nginx, haproxy, haproxyJwt, floor, noPlugins, jwtHs256, jwtRs256, keyAuth, jwtAcl, sandboxNoop, sandboxExample, fullChain, routes10k,
+  direct, nginx, haproxy, haproxyJwt, floor, floorPipelined, noPlugins, jwtHs256, jwtRs256, keyAuth, jwtAcl, sandboxNoop, sandboxExample, fullChain, routes10k,
   rateLimitLocal, rateLimitRedis, rateLimitRedisBatch, rateLimitCluster, adminWrites,
   direct16k, nginx16k, haproxy16k, floor16k, noPlugins16k,
 ]

@@ -6,7 +6,7 @@ export interface Prepared {
   headers?: Record<string, string>
   /** the kong.yml (as a plain object) for 'bouncer' scenarios */
   config?: object
-  /** extra `bouncer start` arguments (e.g. --custom-plugins DIR) */
+  /** extra `bouncer start` arguments (e.g. --custom-plugins DIR); for 'floor' scenarios, extra floor-proxy arguments */
   args?: string[]
   /** for 'haproxy' scenarios: verify an HS256 bearer token with this secret in HAProxy itself */
   haproxyJwtSecret?: string
@@ -42,6 +42,8 @@ export interface Scenario {
    * floor and HAProxy, jwt-hs256 with HAProxy's jwt
    */
   peers?: string[]
+  /** an experiment: runs only when named in `--scenarios`, never by default or through `--with` */
+  onlyWhenNamed?: boolean
   /** build the request and config for an upstream on `upstreamPort`; called once per run */
   prepare(upstreamPort: number): Prepared | Promise<Prepared>
 }

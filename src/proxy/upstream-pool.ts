@@ -32,7 +32,7 @@ import { isHeaderName, isHeaderValue } from '#sdk/header-rules'
 
 // ------------------------------------------------------------------------------------------ parser
 
-interface LlhttpParser {
+export interface LlhttpParser {
   initialize(type: number, resource: object, maxHeaderSize?: number, lenient?: number): void
   execute(data: Buffer): number | Error
   finish(): number | Error | undefined
@@ -52,7 +52,8 @@ interface LlhttpParserClass {
   kLenientNone: number
 }
 
-const HTTPParser = loadParser()
+/** Node's llhttp binding (also used by bench/lib/pipelined-upstream.ts, the pipelining experiment) */
+export const HTTPParser = loadParser()
 
 function loadParser(): LlhttpParserClass {
   const require = createRequire(import.meta.url)

@@ -16,7 +16,7 @@ import { nginxConf } from '../../bench/lib/nginx.js'
 import { findHaproxy, haproxyConf } from '../../bench/lib/haproxy.js'
 import { parseWrkOutput, wrkArgs } from '../../bench/lib/measure.js'
 import { findBinary } from '../../bench/lib/processes.js'
-import { renderMarkdown, renderOverFloor, targets } from '../../bench/lib/report.js'
+import { renderMarkdown, renderOverFloor, renderPipelinedFloor, targets } from '../../bench/lib/report.js'
 import type { BenchResults, RunSample, ScenarioResult } from '../../bench/lib/results.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -188,6 +188,9 @@ t.test('--with floor adds the floor scenarios; --with takes a list or repeats; a
   const named = parseOptions(['--scenarios', 'floor'], 'out')
   t.ok(named.withFloor, 'naming a floor scenario implies --with floor')
   t.same(named.scenarios.map((s) => s.name), ['direct', 'floor'], 'with its baseline')
+  t.notOk(floor.includes('floor-pipelined'), 'the pipelining experiment is not part of --with floor')
+  t.notOk(names([]).includes('floor-pipelined'), 'nor of the default run')
+  t.same(names(['--scenarios', 'floor-pipelined']), ['direct', 'floor-pipelined'], 'it runs when named, with its baseline')
   t.throws(() => parseOptions(['--with', 'bogus'], 'out'), /^--with knows "nginx", "haproxy", "floor", got "bogus"$/)
   t.throws(() => parseOptions(['--with', 'nginx,bogus'], 'out'), /got "bogus"/, 'a bad value inside a list too')
 })
@@ -217,6 +220,30 @@ t.test('Bouncer over the floor: CPU difference, req/s ratio within the round, bo
   const both = renderOverFloor(run([np, fl, np16, fl16]))
   t.equal(both.length, 3, 'a paragraph per pair (blank line between)')
   t.match(both[2], /^Bouncer over the floor \(same round medians\): no-plugins-16k 29\.0 µs CPU\/req vs floor-16k 22\.0 µs/)
+})
+
+t.test('the pipelining experiment: CPU against the floor, req/s against the floor and nginx within each round', async (t) => {
+  const result = (name: string, via: ScenarioResult['via'], rounds: { rps: number; cpu: number }[]): ScenarioResult => ({
+    name, description: '', via, baseline: 'direct', reference: null,
+    rps: rounds[0]!.rps, rps_ratio: null, added_us: null, reference_rps_ratio: null, reference_added_us: null,
+    latency: { target_rps: 2000, achieved_rps: 2000, requests: 1, errors: 0, non2xx: 0, p50: 1, p90: 1, p99: 1, p999: 1, max: 1, mean: 1 },
+    metrics: { cpu_us: rounds.map((r) => r.cpu).sort((a, b) => a - b)[rounds.length >> 1]! },
+    noise: null, errors: 0,
+    runs: rounds.map((r, i) => ({ round: i + 1, saturation: { rps: r.rps } as ScenarioResult['runs'][number]['saturation'], latency: {} as ScenarioResult['runs'][number]['latency'], rps_ratio: null, added_us: null, reference_rps_ratio: null, reference_added_us: null })),
+  })
+  const run = (results: ScenarioResult[]): BenchResults => ({ schema: 'bouncer-bench/1', env: {} as BenchResults['env'], results, skipped: [] })
+  // within each round: 100/70, 90/60, 120/80 → 1.43, 1.5, 1.5 → 1.5 the floor; 100/90, 90/80, 120/100 → 1.11, 1.13, 1.2 → 1.13 nginx
+  const pl = result('floor-pipelined', 'floor', [{ rps: 100_000, cpu: 11 }, { rps: 90_000, cpu: 12 }, { rps: 120_000, cpu: 10 }])
+  const fl = result('floor', 'floor', [{ rps: 70_000, cpu: 17 }, { rps: 60_000, cpu: 16 }, { rps: 80_000, cpu: 18 }])
+  const ng = result('nginx', 'nginx', [{ rps: 90_000, cpu: 10 }, { rps: 80_000, cpu: 9 }, { rps: 100_000, cpu: 11 }])
+  t.equal(
+    renderPipelinedFloor(run([ng, fl, pl])),
+    'The floor with pipelined upstream connections (an experiment, bench/lib/pipelined-upstream.ts): 11.0 µs CPU/req vs the floor\'s 17.0 µs ' +
+      '(-6.0 µs); req/s 1.50× the floor, 1.13× nginx (same round medians). Informational, not a target.',
+  )
+  t.match(renderPipelinedFloor(run([fl, pl])), /1\.50× the floor \(same round medians\)/, 'without nginx, no nginx ratio')
+  t.equal(renderPipelinedFloor(run([ng, fl])), null, 'nothing without the experiment')
+  t.equal(renderPipelinedFloor(run([ng, pl])), null, 'nothing without the floor')
 })
 
 t.test('the bench runs the floor proxy end to end: a floor row with req/s, CPU per request and no errors', async (t) => {

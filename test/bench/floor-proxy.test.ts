@@ -29,13 +29,15 @@ interface Seen {
   method: string
   url: string
   headers: http.IncomingHttpHeaders
+  /** the upstream connection's client port (which connection carried it) */
+  remotePort: number
 }
 
 /** A tiny upstream: /echo answers what it received, /16k and /big patterned bodies, /chunked a chunked one. */
 async function startUpstream(): Promise<{ port: number; seen: Seen[]; close(): Promise<void> }> {
   const seen: Seen[] = []
   const server = http.createServer((req, res) => {
-    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers })
+    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, remotePort: req.socket.remotePort ?? 0 })
     const url = req.url ?? ''
     if (url.startsWith('/echo')) {
       const body = JSON.stringify({ url, headers: req.headers })
@@ -84,8 +86,8 @@ interface Floor {
   stderr: () => string
 }
 
-async function startFloor(upstreamPort: number, workers = 1): Promise<Floor> {
-  const child = spawn(process.execPath, [FLOOR, '--port', '0', '--upstream', `http://127.0.0.1:${upstreamPort}`, '--workers', String(workers)], {
+async function startFloor(upstreamPort: number, workers = 1, extra: string[] = []): Promise<Floor> {
+  const child = spawn(process.execPath, [FLOOR, '--port', '0', '--upstream', `http://127.0.0.1:${upstreamPort}`, '--workers', String(workers), ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''
@@ -250,6 +252,38 @@ t.test('the floor proxy answers 502 when the upstream is down and 501 for a requ
   t.equal(up.seen.length, 0, 'neither reached the upstream')
 })
 
+t.test('--pipeline N (an experiment): many requests share N upstream connections, and each answer reaches its own request', async (t) => {
+  const up = await startUpstream()
+  t.teardown(() => up.close())
+  const floor = await startFloor(up.port, 1, ['--pipeline', '2'])
+  t.teardown(() => stop(floor.child))
+
+  // 40 clients at once, each on its own connection: the floor's worker reads them in a few loop turns
+  // and writes them on its 2 upstream connections, several per write; answers come back in order
+  const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => request(floor.port, `/echo?i=${i}`)))
+  for (const [i, r] of replies.entries()) {
+    if (r.status !== 203 || (JSON.parse(r.body.toString()) as { url: string }).url !== `/echo?i=${i}`) {
+      t.fail(`request ${i} got another request's answer or none: ${r.status} ${r.body.toString().slice(0, 80)}`)
+    }
+  }
+  t.equal(replies.filter((r) => r.status === 203).length, 40, 'every request answered 203')
+  t.equal(new Set(up.seen.map((s) => s.remotePort)).size, 2, 'over exactly 2 upstream connections')
+
+  // a HEAD answer has a Content-Length and no body: the answers behind it must still line up
+  const mixed = await Promise.all([
+    request(floor.port, '/16k', { method: 'HEAD' }),
+    request(floor.port, '/16k'),
+    request(floor.port, '/16k', { method: 'HEAD' }),
+    request(floor.port, '/echo?after=head'),
+    request(floor.port, '/chunked'),
+  ])
+  t.same(mixed.map((r) => r.status), [200, 200, 200, 203, 200])
+  t.equal(mixed[0]!.body.length, 0, 'HEAD: no body')
+  t.ok(mixed[1]!.body.equals(BODY_16K), '16 KiB intact beside HEADs')
+  t.equal((JSON.parse(mixed[3]!.body.toString()) as { url: string }).url, '/echo?after=head', 'the answer after two HEADs is its own')
+  t.equal(mixed[4]!.body.toString(), 'one,two', 'a chunked answer whole')
+})
+
 t.test('SIGTERM stops the floor proxy and every worker; a dying worker stops the proxy', { skip: process.platform !== 'linux' && 'needs /proc' }, async (t) => {
   const up = await startUpstream()
   t.teardown(() => up.close())
@@ -288,6 +322,8 @@ t.test('bad arguments are one line and exit status 2', async (t) => {
     [['--upstream', 'http://127.0.0.1:1', '--workers', '0'], /^floor-proxy: --workers must be a positive integer, got "0"/],
     [['--upstream', 'http://127.0.0.1:1', '--port', '70000'], /^floor-proxy: --port must be 0\.\.65535, got "70000"/],
     [['--upstream', 'http://127.0.0.1:1', '--bogus'], /^floor-proxy: Unknown option '--bogus'/],
+    [['--upstream', 'http://127.0.0.1:1', '--pipeline', '65'], /^floor-proxy: --pipeline must be 0\.\.64 connections, got "65"/],
+    [['--upstream', 'https://127.0.0.1:1', '--pipeline', '2'], /^floor-proxy: --pipeline works with an http:\/\/ upstream only/],
   ]
   for (const [args, msg] of cases) {
     const r = await run(args)
