@@ -21,6 +21,10 @@
  * forwards requests without a body only. It is a measuring instrument, not something to put in
  * front of a service.
  *
+ * `--pipeline N` swaps the pool for an experiment (bench/lib/pipelined-upstream.ts): N pipelined
+ * upstream connections per worker, the requests of one loop turn written together (scenario
+ * floor-pipelined, bench/README.md "The floor").
+ *
  * `node dist/bench/floor-proxy.js --port 0 --upstream http://127.0.0.1:PORT --workers N`: the
  * primary picks a free port (for `--port 0`), forks N workers of this same file that each listen
  * there with uWS (SO_REUSEPORT, uWS's default, shares the port), prints `ready <port>` once every
@@ -36,7 +40,7 @@ import { ResponseRelay, type HeadBlock } from '../src/server/response-relay.js'
 import { uws, type HttpRequest, type HttpResponse } from '../src/server/uws.js'
 import { DEFAULT_SETTINGS } from '../src/settings.js'
 import { PipelinedUpstream } from './lib/pipelined-upstream.js'
-import { freePort } from './lib/processes.js'
+import { distinctPorts } from './lib/processes.js'
 
 const USAGE = 'usage: floor-proxy --upstream http://HOST:PORT [--port N] [--workers N] [--pipeline N]'
 const LISTEN_HOST = '127.0.0.1'
@@ -226,7 +230,8 @@ function runWorker(o: FloorOptions): void {
     rejectUnauthorized: true,
   })
   const hostHeader = o.upstream.host
-  const pipelined = o.pipeline > 0 ? new PipelinedUpstream(o.upstream.hostname, Number(o.upstream.port || 80), o.pipeline) : null
+  const upHost = o.upstream.hostname.startsWith('[') ? o.upstream.hostname.slice(1, -1) : o.upstream.hostname
+  const pipelined = o.pipeline > 0 ? new PipelinedUpstream(upHost, Number(o.upstream.port || 80), o.pipeline) : null
 
   const onRequest = (res: HttpResponse, req: HttpRequest): void => {
     const method = req.getCaseSensitiveMethod()
@@ -276,7 +281,7 @@ function runWorker(o: FloorOptions): void {
 // ------------------------------------------------------------------------------------------ primary
 
 async function runPrimary(o: FloorOptions): Promise<void> {
-  const port = o.port === 0 ? await freePort() : o.port
+  const port = o.port === 0 ? ((await distinctPorts(1)) as [number])[0] : o.port
   const self = fileURLToPath(import.meta.url)
   const workers: ChildProcess[] = []
   let stopping = false

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { findBinary, freePort, startReferenceProxy, type Proc } from './processes.js'
+import { distinctPorts, findBinary, startReferenceProxy, type Proc } from './processes.js'
 
 export const HAPROXY_INSTALL_HINT =
   '--with haproxy needs a `haproxy` binary (2.5 or later, for jwt_verify) on PATH. Debian/Ubuntu: ' +
@@ -79,7 +79,7 @@ export async function startHaproxy(
   o: { upstreamPort: number; threads: number; cpus: string | null; jwtSecret?: string; probe: { path: string; headers: Record<string, string> } },
 ): Promise<Proc> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bouncer-bench-haproxy-'))
-  const port = await freePort()
+  const [port] = (await distinctPorts(1)) as [number]
   const conf = path.join(dir, 'haproxy.cfg')
   writeFileSync(conf, haproxyConf({ dir, port, upstreamPort: o.upstreamPort, threads: o.threads, jwtSecret: o.jwtSecret }))
   // -db: stay in the foreground, no daemon (the bench owns the process and stops it)

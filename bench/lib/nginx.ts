@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { findBinary, freePort, startReferenceProxy, type Proc } from './processes.js'
+import { distinctPorts, findBinary, startReferenceProxy, type Proc } from './processes.js'
 
 export const NGINX_INSTALL_HINT =
   '--with nginx needs an `nginx` binary on PATH. Debian/Ubuntu: `sudo apt-get install nginx` (or nginx-light); ' +
@@ -87,7 +87,7 @@ export async function startNginx(
 ): Promise<Proc> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bouncer-bench-nginx-'))
   for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, sub))
-  const port = await freePort()
+  const [port] = (await distinctPorts(1)) as [number]
   const conf = path.join(dir, 'nginx.conf')
   writeFileSync(conf, nginxConf({ dir, port, upstreamPort, workers, ...more }))
   // -e: the error log before the config is read (else nginx opens the system one first)

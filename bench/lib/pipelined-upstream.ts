@@ -98,13 +98,16 @@ class PipelinedConnection {
     this.queue.length = 0
     this.heads.length = 0
     this.head = 0
+    this.out = ''
+    this.socket.destroy()
+    this.owner.forget(this)
     for (const h of waiting) if (h !== undefined) h.onError(err)
-    this.owner.replace(this)
   }
 }
 
 export class PipelinedUpstream {
-  private readonly conns: PipelinedConnection[] = []
+  /** a slot is null until its first request, and again after its connection failed (reopened by the next request, not at once) */
+  private readonly conns: Array<PipelinedConnection | null>
   private next = 0
   private readonly dirty: PipelinedConnection[] = []
   private scheduled = false
@@ -119,7 +122,7 @@ export class PipelinedUpstream {
     private readonly port: number,
     connections: number,
   ) {
-    for (let i = 0; i < connections; i++) this.conns.push(new PipelinedConnection(host, port, this))
+    this.conns = new Array<PipelinedConnection | null>(connections).fill(null)
   }
 
   /** A GET/HEAD without a body: `headers` flat [name, value, …], Host included. */
@@ -127,8 +130,9 @@ export class PipelinedUpstream {
     let head = `${method} ${path} HTTP/1.1\r\n`
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`
     head += '\r\n'
-    const c = this.conns[this.next]!
-    this.next = (this.next + 1) % this.conns.length
+    const i = this.next
+    this.next = (i + 1) % this.conns.length
+    const c = (this.conns[i] ??= new PipelinedConnection(this.host, this.port, this))
     c.send(head, method === 'HEAD', handler)
   }
 
@@ -140,8 +144,8 @@ export class PipelinedUpstream {
     }
   }
 
-  replace(c: PipelinedConnection): void {
+  forget(c: PipelinedConnection): void {
     const i = this.conns.indexOf(c)
-    if (i >= 0) this.conns[i] = new PipelinedConnection(this.host, this.port, this)
+    if (i >= 0) this.conns[i] = null
   }
 }

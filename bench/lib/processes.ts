@@ -248,9 +248,9 @@ export async function startGateway(o: GatewayOptions): Promise<Proc> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bouncer-bench-'))
   const file = path.join(dir, 'kong.json')
   writeFileSync(file, JSON.stringify(o.config))
-  const port = await freePort()
-  const statusPort = await freePort()
-  const adminPort = await freePort()
+  // below the ephemeral range: a bound-then-released port from there can be taken by any outgoing
+  // connection before the gateway binds it (bench-smoke once failed with "address in use")
+  const [port, statusPort, adminPort] = (await distinctPorts(3)) as [number, number, number]
   let source = ['--config', file]
   if (o.store) {
     const database = `sqlite:${path.join(dir, 'bench.db')}`

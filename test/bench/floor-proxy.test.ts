@@ -282,6 +282,13 @@ t.test('--pipeline N (an experiment): many requests share N upstream connections
   t.ok(mixed[1]!.body.equals(BODY_16K), '16 KiB intact beside HEADs')
   t.equal((JSON.parse(mixed[3]!.body.toString()) as { url: string }).url, '/echo?after=head', 'the answer after two HEADs is its own')
   t.equal(mixed[4]!.body.toString(), 'one,two', 'a chunked answer whole')
+
+  // an upstream that is down: 502, and no reconnect loop (a slot reopens on its next request)
+  const down = await startFloor(await closedPort(), 1, ['--pipeline', '2'])
+  t.teardown(() => stop(down.child))
+  const failed = await Promise.all([request(down.port, '/a'), request(down.port, '/b'), request(down.port, '/c')])
+  t.same(failed.map((r) => r.status), [502, 502, 502], 'upstream down: 502 for each')
+  t.match(failed[0]!.body.toString(), /^floor proxy: upstream failed: /)
 })
 
 t.test('SIGTERM stops the floor proxy and every worker; a dying worker stops the proxy', { skip: process.platform !== 'linux' && 'needs /proc' }, async (t) => {
