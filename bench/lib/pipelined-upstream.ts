@@ -75,10 +75,6 @@ class PipelinedConnection {
     this.socket.on('close', () => this.fail(new Error('upstream connection closed')))
   }
 
-  get inflight(): number {
-    return this.queue.length - this.head
-  }
-
   send(head: string, isHead: boolean, handler: UpstreamHandler): void {
     handler.onConnect(() => {}) // an aborted client's answer is still read (the FIFO keeps order)
     this.queue.push(handler)
