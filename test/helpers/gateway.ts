@@ -97,15 +97,28 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL')
 })
 
-/** A port that was free a moment ago (bind :0, read it, close). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
+/**
+ * A port that was free a moment ago (bind it, read it, close), chosen below the kernel's ephemeral
+ * range (32768 and up on Linux): a port from `bind(0)` comes from that range, and once released any
+ * outgoing connection on the machine may take it before the process under test binds it ("address
+ * in use"; seen in the bench tests, bench/lib/processes.ts distinctPorts). Falls back to `bind(0)`.
+ */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const port = await bindAndRelease(20_000 + Math.floor(Math.random() * 12_000), host).catch(() => null)
+    if (port !== null) return port
+  }
+  return bindAndRelease(0, host)
+}
+
+function bindAndRelease(port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer()
     server.once('error', reject)
-    server.listen(0, host, () => {
+    server.listen(port, host, () => {
       const addr = server.address()
-      const port = typeof addr === 'object' && addr ? addr.port : 0
-      server.close(() => resolve(port))
+      const bound = typeof addr === 'object' && addr ? addr.port : 0
+      server.close(() => resolve(bound))
     })
   })
 }
